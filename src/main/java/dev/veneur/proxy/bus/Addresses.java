@@ -1,0 +1,24 @@
+package dev.veneur.proxy.bus;
+
+/** Every event-bus address the proxy uses, in one place. All are local-only. */
+public final class Addresses {
+  private Addresses() {}
+
+  /** Discovery to ring: a {@link Membership}, the full member set (never a delta). */
+  public static final String RING_MEMBERS = "veneur.ring.members";
+  /** Ring to importers (publish): each new immutable {@link dev.veneur.proxy.ring.HashRing}. */
+  public static final String RING_SNAPSHOT = "veneur.ring.snapshot";
+  /** Request the current {@link dev.veneur.proxy.ring.HashRing}; used by importers when they start. */
+  public static final String RING_CURRENT = "veneur.ring.current";
+  /** Request a {@link RouteQuery}; the reply is the destination string, or a failure on an empty ring. */
+  public static final String RING_ROUTE = "veneur.ring.route";
+  /** A {@link MetricChunk} whose destination is gone or refused it: route it again on the current ring. */
+  public static final String RING_REROUTE = "veneur.ring.reroute";
+
+  private static final String FORWARD_PREFIX = "veneur.forward.";
+
+  /** Where the forwarder of one destination takes {@link MetricChunk}s. */
+  public static String forwarder(String destination) {
+    return FORWARD_PREFIX + destination;
+  }
+}

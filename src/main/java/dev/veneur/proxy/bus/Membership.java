@@ -1,0 +1,16 @@
+package dev.veneur.proxy.bus;
+
+import java.util.List;
+
+/**
+ * The complete set of ring members as a discovery source sees it now. Always the whole set, so a
+ * lost or reordered message cannot leave the ring wrong for longer than one refresh.
+ *
+ * @param source who says so ("static", "consul:&lt;service&gt;")
+ * @param members destinations as the Go ring names them, {@code http://host:port}
+ */
+public record Membership(String source, List<String> members) {
+  public Membership {
+    members = List.copyOf(members);
+  }
+}

@@ -1,0 +1,333 @@
+package dev.veneur.proxy.config;
+
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The proxy's settings, validated. Keys are the Go veneur-proxy's where it has one, so an existing
+ * {@code veneur-proxy.yaml} works unchanged; keys it lacks are ours and documented in
+ * {@code conf/proxy.yaml}. Instances are immutable so a reload can swap them atomically.
+ */
+public final class ProxyConfig {
+
+  /** Keys the Go proxy reads for features we do not have; accepted so old files load, with a warning. */
+  static final Set<String> UNSUPPORTED_KEYS = Set.of(
+      "consul_trace_service_name", "trace_address", "trace_api_address", "grpc_address",
+      "grpc_forward_address", "consul_forward_grpc_service_name", "ssf_destination_address");
+
+  static final Set<String> KNOWN_KEYS = Set.of(
+      "debug", "enable_profiling", "profiling_dir", "http_address", "http_instances",
+      "consul_refresh_interval", "consul_forward_service_name", "consul_address", "consul_token",
+      "consul_startup_timeout", "stats_address", "stats_interval", "sentry_dsn",
+      "forward_address", "forward_addresses", "forward_timeout", "idle_connection_timeout",
+      "max_idle_conns_per_host", "forward_compression_level", "batch_max_metrics",
+      "batch_max_bytes", "batch_linger", "max_body_bytes", "max_inflated_bytes",
+      "max_queued_bytes", "max_queued_bytes_per_destination", "shutdown_timeout");
+
+  public final boolean debug;
+  public final boolean enableProfiling;
+  public final String profilingDir;
+  public final String httpHost;
+  public final int httpPort;
+  public final int httpInstances;
+  public final List<String> forwardAddresses;
+  public final String consulForwardServiceName;
+  public final Duration consulRefreshInterval;
+  public final String consulAddress;
+  public final String consulToken;
+  public final Duration consulStartupTimeout;
+  public final String statsAddress;
+  public final Duration statsInterval;
+  public final String sentryDsn;
+  public final Duration forwardTimeout;
+  public final Duration idleConnectionTimeout;
+  public final int maxIdleConnsPerHost;
+  public final int forwardCompressionLevel;
+  public final int batchMaxMetrics;
+  public final long batchMaxBytes;
+  public final Duration batchLinger;
+  public final long maxBodyBytes;
+  public final long maxInflatedBytes;
+  public final long maxQueuedBytes;
+  public final long maxQueuedBytesPerDestination;
+  public final Duration shutdownTimeout;
+  /** Human-readable problems that did not stop loading (unknown or unsupported keys). */
+  public final List<String> warnings;
+  /** The validated values by key, for diffs on reload. */
+  private final Map<String, String> effective;
+
+  private ProxyConfig(JsonObject raw) {
+    List<String> warn = new ArrayList<>();
+    for (String key : raw.fieldNames()) {
+      if (UNSUPPORTED_KEYS.contains(key)) {
+        warn.add("config key '" + key + "' is accepted for compatibility but trace forwarding is not supported; ignored");
+      } else if (!KNOWN_KEYS.contains(key)) {
+        warn.add("unknown config key '" + key + "' ignored (a typo?)");
+      }
+    }
+    Reader r = new Reader(raw);
+    debug = r.bool("debug", false);
+    enableProfiling = r.bool("enable_profiling", false);
+    profilingDir = r.string("profiling_dir", "profiles");
+    String http = r.string("http_address", "127.0.0.1:8127");
+    int colon = http.lastIndexOf(':');
+    if (colon < 0) {
+      throw new ConfigException("http_address", http, "host:port, e.g. 0.0.0.0:8127");
+    }
+    httpHost = colon == 0 ? "0.0.0.0" : http.substring(0, colon);
+    httpPort = port("http_address", http, http.substring(colon + 1));
+    httpInstances = r.intIn("http_instances", 0, 0, 256);
+
+    LinkedHashSet<String> dests = new LinkedHashSet<>();
+    String single = r.string("forward_address", "");
+    if (!single.isBlank()) {
+      dests.add(destination("forward_address", single));
+    }
+    Object many = raw.getValue("forward_addresses");
+    if (many instanceof JsonArray) {
+      for (Object o : (JsonArray) many) {
+        if (!(o instanceof String) || ((String) o).isBlank()) {
+          throw new ConfigException("forward_addresses", o, "a list of URLs like http://host:port");
+        }
+        dests.add(destination("forward_addresses", (String) o));
+      }
+    } else if (many instanceof String && !((String) many).isBlank()) {
+      for (String s : ((String) many).split(",")) {
+        if (!s.isBlank()) dests.add(destination("forward_addresses", s.trim()));
+      }
+    } else if (many != null && !(many instanceof String)) {
+      throw new ConfigException("forward_addresses", many, "a list of URLs like http://host:port");
+    }
+    forwardAddresses = List.copyOf(dests);
+
+    consulForwardServiceName = r.string("consul_forward_service_name", "").trim();
+    consulRefreshInterval = r.positiveDuration("consul_refresh_interval", "30s");
+    consulAddress = r.string("consul_address", "").trim();
+    if (!consulAddress.isEmpty()) {
+      checkUrlOrHostPort("consul_address", consulAddress);
+    }
+    consulToken = r.string("consul_token", "");
+    consulStartupTimeout = r.positiveDuration("consul_startup_timeout", "30s");
+    if (consulForwardServiceName.isEmpty() && forwardAddresses.isEmpty()) {
+      throw new ConfigException("no destination: set forward_address, forward_addresses or "
+          + "consul_forward_service_name");
+    }
+    statsAddress = r.string("stats_address", "").trim();
+    if (!statsAddress.isEmpty()) {
+      checkHostPort("stats_address", statsAddress.replaceFirst("^udp://", ""));
+    }
+    statsInterval = r.positiveDuration("stats_interval", "10s");
+    sentryDsn = r.string("sentry_dsn", "").trim();
+    if (!sentryDsn.isEmpty()) {
+      checkUrl("sentry_dsn", sentryDsn);
+    }
+    forwardTimeout = r.positiveDuration("forward_timeout", "10s");
+    idleConnectionTimeout = r.positiveDuration("idle_connection_timeout", "90s");
+    maxIdleConnsPerHost = r.intIn("max_idle_conns_per_host", 8, 1, 1024);
+    forwardCompressionLevel = r.intIn("forward_compression_level", 1, 0, 9);
+    batchMaxMetrics = r.intIn("batch_max_metrics", 2000, 1, 1_000_000);
+    batchMaxBytes = r.bytes("batch_max_bytes", "1MiB", 1024);
+    batchLinger = r.positiveDuration("batch_linger", "50ms");
+    maxBodyBytes = r.bytes("max_body_bytes", "16MiB", 1024);
+    maxInflatedBytes = r.bytes("max_inflated_bytes", "64MiB", 1024);
+    if (maxInflatedBytes > Integer.MAX_VALUE - 16) {
+      throw new ConfigException("max_inflated_bytes", maxInflatedBytes, "at most 2GiB");
+    }
+    maxQueuedBytes = r.bytes("max_queued_bytes", "128MiB", 64 * 1024);
+    maxQueuedBytesPerDestination = r.bytes("max_queued_bytes_per_destination", "64MiB", 64 * 1024);
+    shutdownTimeout = r.positiveDuration("shutdown_timeout", "10s");
+    warnings = Collections.unmodifiableList(warn);
+    effective = Collections.unmodifiableMap(r.seen);
+  }
+
+  /** Validates a raw config object (as Vert.x Config produced it from YAML). */
+  public static ProxyConfig from(JsonObject raw) {
+    return new ProxyConfig(raw == null ? new JsonObject() : raw);
+  }
+
+  public int effectiveHttpInstances() {
+    return httpInstances > 0 ? httpInstances : Runtime.getRuntime().availableProcessors();
+  }
+
+  public boolean usesConsul() {
+    return !consulForwardServiceName.isEmpty();
+  }
+
+  /** Keys whose validated value differs, with old and new values, for the reload log. */
+  public Map<String, String> diff(ProxyConfig newer) {
+    Map<String, String> out = new LinkedHashMap<>();
+    Set<String> keys = new LinkedHashSet<>(effective.keySet());
+    keys.addAll(newer.effective.keySet());
+    for (String k : keys) {
+      String a = effective.get(k);
+      String b = newer.effective.get(k);
+      if (a == null ? b != null : !a.equals(b)) {
+        out.put(k, (k.contains("token") || k.contains("dsn") ? "(secret changed)" : a + " -> " + b));
+      }
+    }
+    return out;
+  }
+
+  static String destination(String key, String value) {
+    String v = value.trim();
+    if (!v.contains("://")) {
+      v = "http://" + v;
+    }
+    while (v.endsWith("/")) {
+      v = v.substring(0, v.length() - 1);
+    }
+    checkUrl(key, v);
+    URI u = URI.create(v);
+    if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme())) {
+      throw new ConfigException(key, value, "an http:// or https:// URL");
+    }
+    return v;
+  }
+
+  private static void checkUrl(String key, String value) {
+    try {
+      URI u = new URI(value);
+      if (u.getScheme() == null || u.getHost() == null) {
+        throw new ConfigException(key, value, "a URL with a scheme and a host, e.g. http://host:port");
+      }
+    } catch (java.net.URISyntaxException e) {
+      throw new ConfigException(key, value, "a URL (" + e.getReason() + ")");
+    }
+  }
+
+  private static void checkUrlOrHostPort(String key, String value) {
+    if (value.contains("://")) {
+      checkUrl(key, value);
+    } else {
+      checkHostPort(key, value);
+    }
+  }
+
+  static void checkHostPort(String key, String value) {
+    int colon = value.lastIndexOf(':');
+    if (colon <= 0) {
+      throw new ConfigException(key, value, "host:port");
+    }
+    port(key, value, value.substring(colon + 1));
+  }
+
+  private static int port(String key, String whole, String p) {
+    try {
+      int n = Integer.parseInt(p);
+      if (n < 0 || n > 65535) throw new NumberFormatException();
+      return n;
+    } catch (NumberFormatException e) {
+      throw new ConfigException(key, whole, "host:port with a port from 0 to 65535");
+    }
+  }
+
+  /** Typed reads that record each effective value and name the key in every error. */
+  private static final class Reader {
+    final JsonObject raw;
+    final Map<String, String> seen = new LinkedHashMap<>();
+
+    Reader(JsonObject raw) {
+      this.raw = raw;
+    }
+
+    boolean bool(String key, boolean def) {
+      Object v = raw.getValue(key);
+      boolean out;
+      if (v == null) out = def;
+      else if (v instanceof Boolean) out = (Boolean) v;
+      else if ("true".equalsIgnoreCase(v.toString()) || "false".equalsIgnoreCase(v.toString())) {
+        out = Boolean.parseBoolean(v.toString());
+      } else throw new ConfigException(key, v, "true or false");
+      seen.put(key, Boolean.toString(out));
+      return out;
+    }
+
+    String string(String key, String def) {
+      Object v = raw.getValue(key);
+      String out;
+      if (v == null) out = def;
+      else if (v instanceof String || v instanceof Number || v instanceof Boolean) out = v.toString();
+      else throw new ConfigException(key, v, "a string");
+      seen.put(key, out);
+      return out;
+    }
+
+    int intIn(String key, int def, int min, int max) {
+      Object v = raw.getValue(key);
+      int out;
+      if (v == null) out = def;
+      else {
+        try {
+          out = v instanceof Number && ((Number) v).doubleValue() == ((Number) v).intValue()
+              ? ((Number) v).intValue() : Integer.parseInt(v.toString().trim());
+        } catch (NumberFormatException e) {
+          throw new ConfigException(key, v, "a whole number from " + min + " to " + max);
+        }
+        if (out < min || out > max) {
+          throw new ConfigException(key, v, "a whole number from " + min + " to " + max);
+        }
+      }
+      seen.put(key, Integer.toString(out));
+      return out;
+    }
+
+    Duration positiveDuration(String key, String def) {
+      Object v = raw.getValue(key);
+      String text = v == null ? def : v.toString();
+      Duration d;
+      try {
+        d = GoDuration.parse(text);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(key, v, "a Go duration such as 10s, 1m30s or 500ms");
+      }
+      if (d.isZero() || d.isNegative()) {
+        throw new ConfigException(key, v, "a duration greater than zero");
+      }
+      seen.put(key, GoDuration.format(d));
+      return d;
+    }
+
+    long bytes(String key, String def, long min) {
+      Object v = raw.getValue(key);
+      long out;
+      try {
+        out = v instanceof Number ? ((Number) v).longValue() : parseBytes(v == null ? def : v.toString());
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(key, v, "a size in bytes, e.g. 1048576 or 16MiB");
+      }
+      if (out < min) {
+        throw new ConfigException(key, v, "at least " + min + " bytes");
+      }
+      seen.put(key, Long.toString(out));
+      return out;
+    }
+  }
+
+  static long parseBytes(String text) {
+    String s = text.trim().toUpperCase(Locale.ROOT);
+    long mult = 1;
+    String[][] units = {{"KIB", "1024"}, {"MIB", "1048576"}, {"GIB", "1073741824"},
+        {"KB", "1000"}, {"MB", "1000000"}, {"GB", "1000000000"}, {"K", "1024"}, {"M", "1048576"},
+        {"G", "1073741824"}, {"B", "1"}};
+    for (String[] u : units) {
+      if (s.endsWith(u[0])) {
+        mult = Long.parseLong(u[1]);
+        s = s.substring(0, s.length() - u[0].length()).trim();
+        break;
+      }
+    }
+    double n = Double.parseDouble(s);
+    if (n < 0 || Double.isNaN(n)) throw new IllegalArgumentException(text);
+    return (long) (n * mult);
+  }
+}

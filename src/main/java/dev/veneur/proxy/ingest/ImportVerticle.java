@@ -1,0 +1,207 @@
+package dev.veneur.proxy.ingest;
+
+import com.codahale.metrics.Counter;
+import com.codahale.metrics.Timer;
+import dev.veneur.proxy.ProxyContext;
+import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.forward.Dispatch;
+import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.telemetry.ProxyMetrics;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
+import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The HTTP front door: {@code POST /import} and {@code GET /healthcheck}. Decodes each body on its
+ * event loop (inflate once, scan once), routes every metric against the latest ring snapshot the
+ * ring verticle published, and puts one chunk per destination on the event bus. Answers 202 as
+ * soon as the body is decoded; forwarding happens after.
+ *
+ * <p>Routing against a published snapshot instead of asking the ring per request keeps the ring
+ * verticle the only writer while costing the hot path nothing but an array lookup.
+ */
+public final class ImportVerticle extends VerticleBase {
+  private static final Logger LOG = LoggerFactory.getLogger(ImportVerticle.class);
+
+  private final ProxyContext ctx;
+  private final ProxyMetrics metrics;
+  private BodyDecoder decoder;
+  private final ImportScanner scanner = new ImportScanner();
+  private HashRing ring = HashRing.empty();
+  private HttpServer server;
+  private Timer importTimer;
+  private Counter requests;
+
+  public ImportVerticle(ProxyContext ctx) {
+    this.ctx = ctx;
+    this.metrics = ctx.metrics();
+  }
+
+  @Override
+  public Future<?> start() {
+    ProxyConfig cfg = ctx.config();
+    decoder = new BodyDecoder(cfg.maxInflatedBytes);
+    importTimer = metrics.timer(ProxyMetrics.IMPORT_DURATION);
+    requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
+    vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
+
+    Router router = Router.router(vertx);
+    router.post("/import").handler(this::onImport);
+    router.get("/healthcheck").handler(rc -> rc.response()
+        .putHeader("Content-Type", "text/plain").end("ok\n"));
+
+    server = vertx.createHttpServer(new HttpServerOptions()
+        .setHost(cfg.httpHost)
+        .setPort(cfg.httpPort)
+        .setDecompressionSupported(false)
+        .setCompressionSupported(false)
+        .setIdleTimeout(120)
+        .setIdleTimeoutUnit(TimeUnit.SECONDS));
+    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
+        .onSuccess(m -> {
+          if (ring.isEmpty()) ring = m.body();
+        })
+        .compose(v -> server.requestHandler(router).listen());
+  }
+
+  private void onImport(RoutingContext rc) {
+    HttpServerRequest req = rc.request();
+    long started = System.nanoTime();
+    requests.inc();
+    ProxyConfig cfg = ctx.config();
+    if (ctx.stopping()) {
+      refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+      return;
+    }
+    if (ctx.budget().full()) {
+      refuse(req, new ImportRefusal(503, "overloaded",
+          "the proxy's queues are full (max_queued_bytes); retry later"));
+      return;
+    }
+    String cl = req.getHeader("Content-Length");
+    long declared = -1;
+    if (cl != null) {
+      try {
+        declared = Long.parseLong(cl.trim());
+      } catch (NumberFormatException e) {
+        declared = -1;
+      }
+    }
+    long max = cfg.maxBodyBytes;
+    if (declared > max) {
+      refuse(req, tooLarge(max));
+      return;
+    }
+    BodyAccumulator body = new BodyAccumulator(declared > 0 ? (int) declared : 16 * 1024, max);
+    req.handler(buf -> {
+      if (body.refused) return;
+      if (!body.append(buf)) {
+        body.refused = true;
+        refuse(req, tooLarge(max));
+      }
+    });
+    req.exceptionHandler(e -> body.refused = true);
+    req.endHandler(v -> {
+      if (body.refused) return;
+      process(req, body.bytes, body.length, started);
+    });
+    req.resume();
+  }
+
+  private void process(HttpServerRequest req, byte[] raw, int rawLength, long started) {
+    HashRing routing = ring;
+    try {
+      decoder.decode(req.getHeader("Content-Encoding"), raw, rawLength);
+      byte[] json = decoder.bytes();
+      int n = decoder.length();
+      if (routing.isEmpty()) {
+        throw new ImportRefusal(503, "no_destination", "no global Veneur is available yet; retry later");
+      }
+      int ways = routing.size();
+      ChunkBuilder[] parts = new ChunkBuilder[ways];
+      int guessBytes = n / ways + 256;
+      ImportScanner.Result result = scanner.scan(json, n, (start, end, hash) -> {
+        int owner = routing.ownerIndex(hash);
+        ChunkBuilder b = parts[owner];
+        if (b == null) b = parts[owner] = new ChunkBuilder(guessBytes, 64);
+        b.append(json, start, end, hash);
+      });
+      decoder.trim();
+      for (int d = 0; d < ways; d++) {
+        if (parts[d] != null && ctx.budget().wouldOverflow(routing.members().get(d), parts[d].metricBytes())) {
+          throw new ImportRefusal(503, "overloaded", "the queue for " + routing.members().get(d)
+              + " is full (max_queued_bytes_per_destination); retry later");
+        }
+      }
+      req.response().setStatusCode(202).end();
+      if (result.invalid > 0) metrics.rejectedOnArrival(result.invalid, "invalid_metric");
+      for (int d = 0; d < ways; d++) {
+        if (parts[d] == null) continue;
+        metrics.accepted(parts[d].count(), parts[d].metricBytes());
+        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), parts[d].build());
+      }
+    } catch (ImportRefusal r) {
+      decoder.trim();
+      refuse(req, r);
+    } finally {
+      importTimer.update(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+    }
+  }
+
+  private void refuse(HttpServerRequest req, ImportRefusal r) {
+    metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", r.cause).inc();
+    LOG.warn("refused /import from {}: {} {} ({})", req.remoteAddress(), r.status, r.reason(), r.cause);
+    HttpServerResponse resp = req.response();
+    if (resp.ended()) return;
+    resp.setStatusCode(r.status).putHeader("Content-Type", "text/plain; charset=utf-8");
+    if (r.status == 503) resp.putHeader("Retry-After", "1");
+    if (!req.isEnded()) {
+      // The rest of the body is unread; closing is cheaper than draining it.
+      resp.putHeader("Connection", "close");
+    }
+    resp.end(r.reason() + "\n");
+  }
+
+  private static ImportRefusal tooLarge(long max) {
+    return new ImportRefusal(413, "too_large", "request body exceeds max_body_bytes (" + max + " bytes)");
+  }
+
+  @Override
+  public Future<?> stop() {
+    return server == null ? Future.succeededFuture() : server.close();
+  }
+
+  /** A request body collected into one array, refusing to grow past the limit. */
+  private static final class BodyAccumulator {
+    byte[] bytes;
+    int length;
+    final long max;
+    boolean refused;
+
+    BodyAccumulator(int initial, long max) {
+      this.bytes = new byte[Math.max(1024, initial)];
+      this.max = max;
+    }
+
+    boolean append(io.vertx.core.buffer.Buffer buf) {
+      int n = buf.length();
+      if ((long) length + n > max) return false;
+      if (length + n > bytes.length) {
+        bytes = Arrays.copyOf(bytes, (int) Math.min(max, Math.max(length + n, (long) bytes.length * 2)));
+      }
+      buf.getBytes(0, n, bytes, length);
+      length += n;
+      return true;
+    }
+  }
+}

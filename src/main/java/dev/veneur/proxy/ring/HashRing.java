@@ -1,0 +1,115 @@
+package dev.veneur.proxy.ring;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.CRC32;
+
+/**
+ * An immutable consistent-hash ring that places keys exactly as {@code stathat.com/c/consistent}
+ * does in veneur-proxy v2, so that swapping the Go proxy for this one moves no series between
+ * globals: CRC-32 (IEEE) of the key, 20 virtual nodes per member hashed from the decimal replica
+ * index followed by the member string, and a key goes to the first virtual node whose hash is
+ * strictly greater than its own, wrapping to the first.
+ *
+ * <p>Only the ring verticle builds these; importers route against the snapshot they last received,
+ * which is why the class has no mutators.
+ */
+public final class HashRing {
+  public static final int REPLICAS = 20;
+  private static final HashRing EMPTY = new HashRing(List.of());
+
+  private final List<String> members;
+  /** Virtual-node hashes, as unsigned values, ascending. */
+  private final long[] points;
+  /** For each point, the index of its member in {@link #members}. */
+  private final int[] owners;
+
+  private HashRing(List<String> ordered) {
+    // On a hash collision the member added last wins, as in the Go map-backed circle.
+    Map<Long, Integer> circle = new HashMap<>();
+    for (int m = 0; m < ordered.size(); m++) {
+      for (int i = 0; i < REPLICAS; i++) {
+        circle.put(crc(i + ordered.get(m)), m);
+      }
+    }
+    long[] pts = new long[circle.size()];
+    int n = 0;
+    for (Long p : circle.keySet()) pts[n++] = p;
+    Arrays.sort(pts);
+    int[] own = new int[pts.length];
+    for (int i = 0; i < pts.length; i++) own[i] = circle.get(pts[i]);
+    this.members = List.copyOf(ordered);
+    this.points = pts;
+    this.owners = own;
+  }
+
+  /** A ring over the given members; duplicates collapse to their first occurrence. */
+  public static HashRing of(List<String> members) {
+    if (members.isEmpty()) return EMPTY;
+    return new HashRing(List.copyOf(new LinkedHashSet<>(members)));
+  }
+
+  public static HashRing empty() {
+    return EMPTY;
+  }
+
+  public List<String> members() {
+    return members;
+  }
+
+  public int size() {
+    return members.size();
+  }
+
+  public boolean isEmpty() {
+    return members.isEmpty();
+  }
+
+  /**
+   * Index into {@link #members()} of the owner of a key hash, or -1 on an empty ring.
+   *
+   * @param keyHash CRC-32 of the key, as returned by {@link #hashKey}
+   */
+  public int ownerIndex(int keyHash) {
+    if (points.length == 0) return -1;
+    long h = keyHash & 0xffffffffL;
+    int lo = 0;
+    int hi = points.length;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (points[mid] > h) hi = mid;
+      else lo = mid + 1;
+    }
+    return owners[lo == points.length ? 0 : lo];
+  }
+
+  /** The destination of a key hash, or null on an empty ring. */
+  public String owner(int keyHash) {
+    int i = ownerIndex(keyHash);
+    return i < 0 ? null : members.get(i);
+  }
+
+  /** The destination of {@code name + type + tagstring}, or null on an empty ring. */
+  public String route(String name, String type, String tagstring) {
+    return owner(hashKey(name + type + tagstring));
+  }
+
+  public static int hashKey(String key) {
+    return (int) crc(key);
+  }
+
+  private static long crc(String s) {
+    CRC32 c = new CRC32();
+    c.update(s.getBytes(StandardCharsets.UTF_8));
+    return c.getValue();
+  }
+
+  @Override
+  public String toString() {
+    return "HashRing" + members;
+  }
+}

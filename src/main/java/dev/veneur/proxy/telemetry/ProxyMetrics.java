@@ -1,0 +1,124 @@
+package dev.veneur.proxy.telemetry;
+
+import com.codahale.metrics.Counter;
+import com.codahale.metrics.Gauge;
+import com.codahale.metrics.MetricRegistry;
+import com.codahale.metrics.Timer;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The proxy's own metrics, in one Dropwizard registry shared by every verticle. Tags are part of a
+ * metric's registry name, after a {@code '#'} ({@code forward.error_total#cause:timeout}), so the
+ * StatsD reporter can emit them as DogStatsD tags while the registry stays plain Dropwizard.
+ *
+ * <p>The accounting identity {@code received = forwarded + dropped + queued} holds at every
+ * instant up to in-flight updates: a metric is counted received when its request is accepted,
+ * queued until a forwarder settles it, then forwarded or dropped with a cause.
+ */
+public final class ProxyMetrics {
+  public static final String RECEIVED = "metrics.received_total";
+  public static final String FORWARDED = "metrics.forwarded_total";
+  public static final String DROPPED = "metrics.dropped_total";
+  public static final String QUEUED = "metrics.queued";
+  public static final String QUEUED_BYTES = "metrics.queued_bytes";
+  public static final String IMPORT_ERRORS = "import.request_error_total";
+  public static final String IMPORT_REQUESTS = "import.request_total";
+  public static final String IMPORT_DURATION = "import.response_duration_ns";
+  public static final String FORWARD_ERRORS = "forward.error_total";
+  public static final String FORWARD_DURATION = "forward.duration_ns";
+  public static final String FORWARD_POSTS = "forward.post_total";
+  public static final String FORWARD_BYTES = "forward.content_length_bytes";
+  public static final String BY_DESTINATION = "metrics_by_destination";
+  public static final String PROXY_DURATION = "proxy.duration_ns";
+
+  private final MetricRegistry registry = new MetricRegistry();
+  private final Counter received = registry.counter(RECEIVED);
+  private final Counter forwarded = registry.counter(FORWARDED);
+  private final AtomicLong queued = new AtomicLong();
+  private final AtomicLong queuedBytes = new AtomicLong();
+  private final ConcurrentHashMap<String, Counter> dropped = new ConcurrentHashMap<>();
+
+  public ProxyMetrics() {
+    registry.register(QUEUED, (Gauge<Long>) queued::get);
+    registry.register(QUEUED_BYTES, (Gauge<Long>) queuedBytes::get);
+  }
+
+  public MetricRegistry registry() {
+    return registry;
+  }
+
+  public static String tagged(String name, String key, String value) {
+    return name + "#" + key + ":" + value;
+  }
+
+  public Counter counter(String name, String key, String value) {
+    return registry.counter(tagged(name, key, value));
+  }
+
+  public Timer timer(String name) {
+    return registry.timer(name);
+  }
+
+  /** Metrics accepted into the pipeline and now queued for a forwarder. */
+  public void accepted(int metrics, long bytes) {
+    received.inc(metrics);
+    queued.addAndGet(metrics);
+    queuedBytes.addAndGet(bytes);
+  }
+
+  /** Metrics the ingest counted as received but dropped before queueing (e.g. invalid objects). */
+  public void rejectedOnArrival(int metrics, String cause) {
+    received.inc(metrics);
+    droppedCounter(cause).inc(metrics);
+  }
+
+  public void delivered(int metrics, long bytes) {
+    forwarded.inc(metrics);
+    queued.addAndGet(-metrics);
+    queuedBytes.addAndGet(-bytes);
+  }
+
+  public void dropped(int metrics, long bytes, String cause) {
+    droppedCounter(cause).inc(metrics);
+    queued.addAndGet(-metrics);
+    queuedBytes.addAndGet(-bytes);
+  }
+
+  private Counter droppedCounter(String cause) {
+    return dropped.computeIfAbsent(cause, c -> registry.counter(tagged(DROPPED, "cause", c)));
+  }
+
+  public long received() {
+    return received.getCount();
+  }
+
+  public long forwarded() {
+    return forwarded.getCount();
+  }
+
+  public long queued() {
+    return queued.get();
+  }
+
+  public long queuedBytes() {
+    return queuedBytes.get();
+  }
+
+  public long dropped(String cause) {
+    Counter c = dropped.get(cause);
+    return c == null ? 0 : c.getCount();
+  }
+
+  public long droppedTotal() {
+    long n = 0;
+    for (Counter c : dropped.values()) n += c.getCount();
+    return n;
+  }
+
+  /** The count of a tagged counter, 0 if it was never touched. */
+  public long count(String name, String key, String value) {
+    Counter c = registry.getCounters().get(tagged(name, key, value));
+    return c == null ? 0 : c.getCount();
+  }
+}
