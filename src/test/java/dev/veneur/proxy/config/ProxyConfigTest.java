@@ -1,0 +1,102 @@
+package dev.veneur.proxy.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.junit5.VertxExtension;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+@ExtendWith(VertxExtension.class)
+class ProxyConfigTest {
+
+  private static JsonObject base() {
+    return new JsonObject().put("forward_address", "http://127.0.0.1:8128");
+  }
+
+  @Test
+  void goDurations() {
+    assertEquals(Duration.ofSeconds(90), GoDuration.parse("1m30s"));
+    assertEquals(Duration.ofMillis(500), GoDuration.parse("500ms"));
+    assertEquals(Duration.ofMinutes(90), GoDuration.parse("1.5h"));
+    assertEquals(Duration.ofNanos(1500), GoDuration.parse("1us500ns"));
+    assertEquals(Duration.ZERO, GoDuration.parse("0"));
+    for (String bad : List.of("", "10", "10 s", "s", "1m30", "ten seconds")) {
+      assertThrows(IllegalArgumentException.class, () -> GoDuration.parse(bad), bad);
+    }
+  }
+
+  @Test
+  void theGoProxysExampleFileLoadsWithWarningsForTraceKeys(Vertx vertx) throws Exception {
+    Path file = Path.of(getClass().getClassLoader().getResource("go-proxy-v2.yaml").toURI());
+    ProxyConfig cfg = ConfigLoader.load(vertx, file).await();
+    assertEquals(List.of("http://veneur.example.com"), cfg.forwardAddresses);
+    assertEquals("localhost", cfg.httpHost);
+    assertEquals(8127, cfg.httpPort);
+    assertEquals(Duration.ofSeconds(10), cfg.forwardTimeout);
+    assertTrue(cfg.debug);
+    assertTrue(cfg.warnings.stream().anyMatch(w -> w.contains("'trace_api_address'")), cfg.warnings.toString());
+    assertTrue(cfg.warnings.stream().anyMatch(w -> w.contains("'grpc_address'")), cfg.warnings.toString());
+  }
+
+  @Test
+  void unknownKeysAreWarnedByName() {
+    ProxyConfig cfg = ProxyConfig.from(base().put("forward_timout", "5s"));
+    assertEquals(List.of("unknown config key 'forward_timout' ignored (a typo?)"), cfg.warnings);
+  }
+
+  private static void assertRejected(String key, Object value) {
+    ConfigException e = assertThrows(ConfigException.class, () -> ProxyConfig.from(base().put(key, value)));
+    assertTrue(e.getMessage().contains("'" + key + "'"), e.getMessage());
+  }
+
+  @Test
+  void badValuesNameTheirKey() {
+    assertRejected("forward_timeout", "10");
+    assertRejected("consul_refresh_interval", "soon");
+    assertRejected("batch_linger", "0s");
+    assertRejected("http_address", "8127");
+    assertRejected("http_address", "localhost:99999");
+    assertRejected("forward_address", "ftp://x");
+    assertRejected("forward_addresses", new JsonArray().add(3));
+    assertRejected("max_idle_conns_per_host", "lots");
+    assertRejected("max_body_bytes", "big");
+    assertRejected("forward_compression_level", 12);
+    assertRejected("debug", "yes please");
+    assertRejected("stats_address", "nohostport");
+    assertRejected("sentry_dsn", "not a url");
+  }
+
+  @Test
+  void noDestinationAtAllIsAnError() {
+    ConfigException e = assertThrows(ConfigException.class, () -> ProxyConfig.from(new JsonObject()));
+    assertTrue(e.getMessage().contains("forward_address"), e.getMessage());
+  }
+
+  @Test
+  void addressesNormaliseAndCollapse() {
+    ProxyConfig cfg = ProxyConfig.from(new JsonObject()
+        .put("forward_address", "10.0.0.1:8000")
+        .put("forward_addresses", new JsonArray().add("http://10.0.0.1:8000/").add("http://10.0.0.2:8000")));
+    assertEquals(List.of("http://10.0.0.1:8000", "http://10.0.0.2:8000"), cfg.forwardAddresses);
+  }
+
+  @Test
+  void brokenYamlIsReportedWithTheFile(Vertx vertx, @TempDir Path dir) throws Exception {
+    Path f = dir.resolve("proxy.yaml");
+    Files.writeString(f, "forward_address: [unclosed\n");
+    Exception e = assertThrows(Exception.class, () -> ConfigLoader.load(vertx, f).await());
+    assertTrue(e.getMessage().contains("proxy.yaml"), e.getMessage());
+    Exception missing = assertThrows(Exception.class, () -> ConfigLoader.load(vertx, dir.resolve("nope.yaml")).await());
+    assertTrue(missing.getMessage().contains("does not exist"), missing.getMessage());
+  }
+}

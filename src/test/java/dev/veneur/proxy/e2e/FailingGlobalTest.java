@@ -1,0 +1,76 @@
+package dev.veneur.proxy.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.Bodies;
+import dev.veneur.proxy.support.TestGlobal;
+import dev.veneur.proxy.support.TestProxy;
+import dev.veneur.proxy.telemetry.ProxyMetrics;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.junit5.VertxExtension;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** A broken global costs only its own share; failures are counted, never mistaken for success. */
+@ExtendWith(VertxExtension.class)
+class FailingGlobalTest {
+
+  private static int expectedFor(HashRing ring, String url, JsonArray metrics) {
+    int n = 0;
+    for (Object o : metrics) {
+      if (ring.owner(HashRing.hashKey(Bodies.key((JsonObject) o))).equals(url)) n++;
+    }
+    return n;
+  }
+
+  @Test
+  void globalAnswering500IsCountedAndOthersUnaffected(Vertx vertx) {
+    TestGlobal good = TestGlobal.start(vertx);
+    TestGlobal bad = TestGlobal.start(vertx);
+    bad.status.set(500);
+    run(vertx, good, bad.url(), "http_5xx", () -> bad.refusedPosts.get() > 0);
+  }
+
+  @Test
+  void globalThatIsDownIsCountedAndOthersUnaffected(Vertx vertx) {
+    TestGlobal good = TestGlobal.start(vertx);
+    String down = "http://127.0.0.1:" + TestProxy.freePort();
+    run(vertx, good, down, "io", () -> true);
+  }
+
+  private void run(Vertx vertx, TestGlobal good, String badUrl, String cause,
+      java.util.function.BooleanSupplier badWasTried) {
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_addresses", new JsonArray().add(good.url()).add(badUrl)));
+    try {
+      HashRing ring = HashRing.of(List.of(good.url(), badUrl));
+      JsonArray metrics = Bodies.generate("fail", 2000, 7);
+      int forGood = expectedFor(ring, good.url(), metrics);
+      int forBad = metrics.size() - forGood;
+      assertTrue(forGood > 0 && forBad > 0, "both destinations own keys");
+
+      assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(metrics.encode())), "deflate").statusCode());
+      Await.until("good global got its share", () -> good.metrics.size() == forGood);
+      proxy.awaitSettled();
+      assertTrue(badWasTried.getAsBoolean());
+      ProxyMetrics m = proxy.metrics();
+      assertEquals(forGood, m.forwarded());
+      assertEquals(forBad, m.dropped("forward_failed"));
+      assertTrue(m.count(ProxyMetrics.FORWARD_ERRORS, "cause", cause) > 0,
+          "forward.error_total cause:" + cause + " counted");
+
+      // The proxy keeps serving: a second body still reaches the good global.
+      assertEquals(202, proxy.post(Bodies.utf8(metrics.encode()), null).statusCode());
+      Await.until("good global got its share again", () -> good.metrics.size() == 2 * forGood);
+      proxy.awaitSettled();
+    } finally {
+      proxy.stop();
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package dev.veneur.proxy.support;
+
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServer;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import java.io.ByteArrayOutputStream;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.zip.Inflater;
+
+/**
+ * A global Veneur double on a real socket: inflates each POST /import like a global would, keeps
+ * every metric it received, and answers with a status the test can change (or never answers).
+ */
+public final class TestGlobal {
+  public final List<JsonObject> metrics = new CopyOnWriteArrayList<>();
+  public final List<Post> posts = new CopyOnWriteArrayList<>();
+  public final AtomicInteger status = new AtomicInteger(202);
+  public final AtomicInteger refusedPosts = new AtomicInteger();
+  private HttpServer server;
+  private int port;
+
+  /** One received request as the proxy sent it. */
+  public record Post(String contentEncoding, String contentType, byte[] rawBody, String json) {}
+
+  public static TestGlobal start(Vertx vertx) {
+    TestGlobal g = new TestGlobal();
+    g.server = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(body -> {
+      if (!"/import".equals(req.path())) {
+        req.response().setStatusCode("/healthcheck".equals(req.path()) ? 200 : 404).end();
+        return;
+      }
+      int answer = g.status.get();
+      if (answer == 0) return; // hang: accept the body, never answer
+      if (answer / 100 != 2) {
+        g.refusedPosts.incrementAndGet();
+        req.response().setStatusCode(answer).end("refused by test");
+        return;
+      }
+      byte[] raw = body.getBytes();
+      String json = "deflate".equals(req.getHeader("Content-Encoding"))
+          ? inflate(raw) : new String(raw, java.nio.charset.StandardCharsets.UTF_8);
+      g.posts.add(new Post(req.getHeader("Content-Encoding"), req.getHeader("Content-Type"), raw, json));
+      for (Object o : new JsonArray(json)) g.metrics.add((JsonObject) o);
+      req.response().setStatusCode(answer).end();
+    }));
+    g.port = g.server.listen(0, "127.0.0.1").await().actualPort();
+    return g;
+  }
+
+  public String url() {
+    return "http://127.0.0.1:" + port;
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public void stop() {
+    server.close().await();
+  }
+
+  static String inflate(byte[] raw) {
+    Inflater inf = new Inflater();
+    try {
+      inf.setInput(raw);
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      byte[] buf = new byte[8192];
+      while (!inf.finished()) {
+        int n = inf.inflate(buf);
+        if (n == 0 && inf.needsInput()) throw new IllegalStateException("truncated deflate body");
+        out.write(buf, 0, n);
+      }
+      return out.toString(java.nio.charset.StandardCharsets.UTF_8);
+    } catch (java.util.zip.DataFormatException e) {
+      throw new IllegalStateException("proxy sent a body that is not zlib: " + e.getMessage(), e);
+    } finally {
+      inf.end();
+    }
+  }
+}

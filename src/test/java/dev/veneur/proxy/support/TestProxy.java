@@ -1,0 +1,91 @@
+package dev.veneur.proxy.support;
+
+import dev.veneur.proxy.ProxyApp;
+import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.telemetry.ProxyMetrics;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+/** A proxy running in the test's Vertx on a real port, and a plain JDK client to talk to it. */
+public final class TestProxy {
+  public final ProxyApp app;
+  public final int port;
+  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+  private TestProxy(ProxyApp app, int port) {
+    this.app = app;
+    this.port = port;
+  }
+
+  /** Starts a proxy; {@code overrides} are YAML keys as a JSON object. */
+  public static TestProxy start(Vertx vertx, JsonObject overrides) {
+    int port = freePort();
+    JsonObject cfg = new JsonObject()
+        .put("http_address", "127.0.0.1:" + port)
+        .put("batch_linger", "10ms")
+        .put("forward_timeout", "3s")
+        .mergeIn(overrides);
+    return new TestProxy(ProxyApp.start(vertx, ProxyConfig.from(cfg)).await(), port);
+  }
+
+  public ProxyMetrics metrics() {
+    return app.context().metrics();
+  }
+
+  public HttpResponse<String> post(byte[] body, String contentEncoding) {
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/import"))
+        .timeout(Duration.ofSeconds(20))
+        .POST(HttpRequest.BodyPublishers.ofByteArray(body));
+    if (contentEncoding != null) b.header("Content-Encoding", contentEncoding);
+    try {
+      return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    } catch (IOException e) {
+      throw new AssertionError("POST /import failed: " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  public HttpResponse<String> get(String path) {
+    try {
+      return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).build(),
+          HttpResponse.BodyHandlers.ofString());
+    } catch (IOException e) {
+      throw new AssertionError("GET " + path + " failed: " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  /** Waits until every accepted metric is settled, then checks received = forwarded + dropped. */
+  public void awaitSettled() {
+    ProxyMetrics m = metrics();
+    Await.until("queue empty (queued=" + m.queued() + ")", () -> m.queued() == 0);
+    if (m.received() != m.forwarded() + m.droppedTotal()) {
+      throw new AssertionError("accounting: received " + m.received() + " != forwarded "
+          + m.forwarded() + " + dropped " + m.droppedTotal());
+    }
+  }
+
+  public void stop() {
+    app.stop().await();
+  }
+
+  public static int freePort() {
+    try (ServerSocket s = new ServerSocket(0)) {
+      s.setReuseAddress(true);
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}
