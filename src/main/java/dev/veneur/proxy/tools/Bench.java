@@ -40,6 +40,7 @@ public final class Bench {
     String jar = "target/veneur-proxy.jar";
     String javaOpts = "-Xmx256m";
     String extraYaml = "";
+    String sample = "src/test/resources/fixtures/captured/large.json";
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--senders": senders = Integer.parseInt(args[++i]); break;
@@ -50,9 +51,11 @@ public final class Bench {
         case "--jar": jar = args[++i]; break;
         case "--java-opts": javaOpts = args[++i]; break;
         case "--yaml": extraYaml = args[++i]; break;
+        case "--sample": sample = args[++i]; break;
         default:
           System.err.println("usage: Bench [--senders 8] [--seconds 30] [--warmup 10] [--metrics-per-body 1000]"
-              + " [--globals 3] [--jar target/veneur-proxy.jar] [--java-opts -Xmx256m] [--yaml 'key: value']");
+              + " [--globals 3] [--jar target/veneur-proxy.jar] [--java-opts -Xmx256m] [--yaml 'key: value']"
+              + " [--sample captured.json | --sample random]");
           System.exit(2);
       }
     }
@@ -80,15 +83,18 @@ public final class Bench {
       System.out.printf(Locale.ROOT, "proxy pid %d (%s), %d globals, %d senders, %d metrics/body, %ds warm-up + %ds measured%n",
           proxy.pid(), javaOpts, globals, senders, perBody, warmup, seconds);
 
+      io.vertx.core.json.JsonArray captured = "random".equals(sample) ? null
+          : new io.vertx.core.json.JsonArray(Files.readString(Path.of(sample)));
       List<Buffer> bodies = new ArrayList<>();
       long rawBytes = 0;
       for (int i = 0; i < distinctBodies; i++) {
-        byte[] raw = SyntheticMetrics.body(perBody, i);
+        byte[] raw = captured == null ? SyntheticMetrics.body(perBody, i)
+            : SyntheticMetrics.fromSample(captured, perBody, i);
         rawBytes += raw.length;
         bodies.add(Buffer.buffer(SyntheticMetrics.deflate(raw)));
       }
-      System.out.printf(Locale.ROOT, "bodies: %d bytes of JSON per body on average, %d deflated%n",
-          rawBytes / distinctBodies, bodies.get(0).length());
+      System.out.printf(Locale.ROOT, "bodies: %s values, %d bytes of JSON per body on average, %d deflated%n",
+          captured == null ? "random" : "captured (" + sample + ")", rawBytes / distinctBodies, bodies.get(0).length());
 
       HttpClient client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
           new PoolOptions().setHttp1MaxSize(senders));

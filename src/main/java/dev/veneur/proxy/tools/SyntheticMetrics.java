@@ -47,6 +47,22 @@ public final class SyntheticMetrics {
     return sb.toString().getBytes(StandardCharsets.UTF_8);
   }
 
+  /**
+   * One JSON array of {@code n} metrics drawn from a captured /import body (types, tags and values
+   * exactly as a real local sent them), renamed per {@code seed} so each body carries its own
+   * series. Real t-digest values share long gob headers, so they compress like production data.
+   */
+  public static byte[] fromSample(io.vertx.core.json.JsonArray sample, int n, long seed) {
+    Random r = new Random(seed);
+    io.vertx.core.json.JsonArray out = new io.vertx.core.json.JsonArray();
+    for (int i = 0; i < n; i++) {
+      io.vertx.core.json.JsonObject m = sample.getJsonObject(r.nextInt(sample.size())).copy();
+      m.put("name", m.getString("name") + ".h" + seed + "." + i);
+      out.add(m);
+    }
+    return out.encode().getBytes(StandardCharsets.UTF_8);
+  }
+
   /** zlib at the default level, as Go's compress/zlib writes it for a local Veneur. */
   public static byte[] deflate(byte[] raw) {
     Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION);
