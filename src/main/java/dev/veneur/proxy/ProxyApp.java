@@ -3,6 +3,9 @@ package dev.veneur.proxy;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.LocalCodec;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.config.GoDuration;
+import dev.veneur.proxy.discovery.ConsulDiscoveryVerticle;
+import dev.veneur.proxy.discovery.ConsulEndpoint;
 import dev.veneur.proxy.discovery.StaticDiscoveryVerticle;
 import dev.veneur.proxy.ingest.ImportVerticle;
 import dev.veneur.proxy.ring.HashRing;
@@ -10,7 +13,10 @@ import dev.veneur.proxy.ring.RingVerticle;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
+import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
+import java.time.Duration;
+import java.util.Map;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -27,15 +33,22 @@ public final class ProxyApp {
   private final Vertx vertx;
   private final ProxyContext ctx;
   private final List<String> deployments = new ArrayList<>();
+  private final Map<String, String> env;
 
-  private ProxyApp(Vertx vertx, ProxyConfig config) {
+  private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     this.vertx = vertx;
+    this.env = Map.copyOf(env);
     this.ctx = new ProxyContext(config);
   }
 
   public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config) {
+    return start(vertx, config, System.getenv());
+  }
+
+  /** @param env where {@code CONSUL_HTTP_ADDR} and {@code CONSUL_HTTP_TOKEN} are read from */
+  public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     LocalCodec.registerAll(vertx);
-    ProxyApp app = new ProxyApp(vertx, config);
+    ProxyApp app = new ProxyApp(vertx, config, env);
     return app.deploy().map(app);
   }
 
@@ -44,7 +57,7 @@ public final class ProxyApp {
     for (String w : cfg.warnings) LOG.warn(w);
     return vertx.deployVerticle(new RingVerticle(ctx))
         .onSuccess(deployments::add)
-        .compose(id -> vertx.deployVerticle(new StaticDiscoveryVerticle(cfg.forwardAddresses)))
+        .compose(id -> vertx.deployVerticle(discoveryFor(cfg)))
         .onSuccess(deployments::add)
         .compose(id -> awaitRing(cfg))
         .compose(v -> vertx.deployVerticle(() -> new ImportVerticle(ctx),
@@ -55,21 +68,41 @@ public final class ProxyApp {
         .mapEmpty();
   }
 
+  /** Consul wins over static addresses when both are set, as in the Go proxy. */
+  private VerticleBase discoveryFor(ProxyConfig cfg) {
+    if (cfg.usesConsul()) {
+      if (!cfg.forwardAddresses.isEmpty()) {
+        LOG.warn("both consul_forward_service_name and forward_address(es) are set; using Consul");
+      }
+      return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env));
+    }
+    return new StaticDiscoveryVerticle(cfg.forwardAddresses);
+  }
+
+  /**
+   * Like the Go proxy, refuse to serve with zero destinations: wait (bounded) for discovery to
+   * put a first member in the ring.
+   */
   private Future<Void> awaitRing(ProxyConfig cfg) {
     Promise<Void> p = Promise.promise();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-    poll(p, deadline);
+    Duration limit = cfg.usesConsul() ? cfg.consulStartupTimeout : Duration.ofSeconds(30);
+    String what = cfg.usesConsul()
+        ? "no healthy instance of Consul service '" + cfg.consulForwardServiceName + "' at "
+            + ConsulEndpoint.resolve(cfg, env) + " within " + GoDuration.format(limit)
+            + " (consul_startup_timeout)"
+        : "no destination became available within " + GoDuration.format(limit);
+    poll(p, System.nanoTime() + limit.toNanos(), what);
     return p.future();
   }
 
-  private void poll(Promise<Void> p, long deadline) {
+  private void poll(Promise<Void> p, long deadline, String what) {
     vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).onComplete(ar -> {
       if (ar.succeeded() && !ar.result().body().isEmpty()) {
         p.complete();
       } else if (System.nanoTime() > deadline) {
-        p.fail("no destination became available");
+        p.fail(what);
       } else {
-        vertx.setTimer(20, t -> poll(p, deadline));
+        vertx.setTimer(20, t -> poll(p, deadline, what));
       }
     });
   }

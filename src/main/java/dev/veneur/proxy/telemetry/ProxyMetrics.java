@@ -38,6 +38,7 @@ public final class ProxyMetrics {
   private final AtomicLong queued = new AtomicLong();
   private final AtomicLong queuedBytes = new AtomicLong();
   private final ConcurrentHashMap<String, Counter> dropped = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicLong> gauges = new ConcurrentHashMap<>();
 
   public ProxyMetrics() {
     registry.register(QUEUED, (Gauge<Long>) queued::get);
@@ -54,6 +55,15 @@ public final class ProxyMetrics {
 
   public Counter counter(String name, String key, String value) {
     return registry.counter(tagged(name, key, value));
+  }
+
+  /** A gauge backed by a long that callers set; registered once per name, shared after. */
+  public AtomicLong gauge(String taggedName) {
+    return gauges.computeIfAbsent(taggedName, n -> {
+      AtomicLong v = new AtomicLong();
+      registry.register(n, (Gauge<Long>) v::get);
+      return v;
+    });
   }
 
   public Timer timer(String name) {

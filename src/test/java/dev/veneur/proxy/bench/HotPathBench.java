@@ -84,6 +84,10 @@ public class HotPathBench {
     ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
     vertx.deployVerticle(new RingVerticle(ctx)).await();
     vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("bench", ring.members())).await();
+    // Members are applied after the reply (forwarders deploy first); wait for the snapshot.
+    while (vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().isEmpty()) {
+      Thread.sleep(10);
+    }
   }
 
   @TearDown(Level.Trial)

@@ -1,6 +1,11 @@
 package dev.veneur.proxy.support;
 
 import dev.veneur.proxy.ProxyApp;
+import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.bus.RouteQuery;
+import dev.veneur.proxy.ring.HashRing;
+import java.util.List;
+import java.util.Map;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Vertx;
@@ -17,6 +22,7 @@ import java.time.Duration;
 public final class TestProxy {
   public final ProxyApp app;
   public final int port;
+  private Vertx vertx;
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
   private TestProxy(ProxyApp app, int port) {
@@ -26,13 +32,35 @@ public final class TestProxy {
 
   /** Starts a proxy; {@code overrides} are YAML keys as a JSON object. */
   public static TestProxy start(Vertx vertx, JsonObject overrides) {
+    return start(vertx, overrides, Map.of());
+  }
+
+  /** Starts a proxy with {@code env} standing in for the process environment. */
+  public static TestProxy start(Vertx vertx, JsonObject overrides, Map<String, String> env) {
     int port = freePort();
     JsonObject cfg = new JsonObject()
         .put("http_address", "127.0.0.1:" + port)
         .put("batch_linger", "10ms")
         .put("forward_timeout", "3s")
         .mergeIn(overrides);
-    return new TestProxy(ProxyApp.start(vertx, ProxyConfig.from(cfg)).await(), port);
+    TestProxy p = new TestProxy(ProxyApp.start(vertx, ProxyConfig.from(cfg), env).await(), port);
+    p.vertx = vertx;
+    return p;
+  }
+
+  /** The ring the ring verticle holds now, asked over the event bus. */
+  public HashRing ring() {
+    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body();
+  }
+
+  public List<String> ringMembers() {
+    return ring().members();
+  }
+
+  /** Where the ring verticle routes a key now. */
+  public String route(String name, String type, String tagstring) {
+    return vertx.eventBus().<String>request(Addresses.RING_ROUTE, new RouteQuery(name, type, tagstring))
+        .await().body();
   }
 
   public ProxyMetrics metrics() {

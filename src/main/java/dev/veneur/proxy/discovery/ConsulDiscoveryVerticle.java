@@ -1,0 +1,127 @@
+package dev.veneur.proxy.discovery;
+
+import dev.veneur.proxy.ProxyContext;
+import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.bus.Membership;
+import dev.veneur.proxy.telemetry.ProxyMetrics;
+import io.vertx.core.Future;
+import io.vertx.core.VerticleBase;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.consul.ConsulClient;
+import io.vertx.ext.consul.ConsulClientOptions;
+import io.vertx.servicediscovery.Record;
+import io.vertx.servicediscovery.ServiceDiscovery;
+import io.vertx.servicediscovery.ServiceDiscoveryOptions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Keeps the ring in step with Consul's healthy instances of {@code consul_forward_service_name}:
+ * a {@link ConsulHealthImporter} mirrors them into Vert.x Service Discovery, and after every
+ * Consul answer this verticle reads the imported records and sends the whole member set to the
+ * ring.
+ *
+ * <p>Bad days: a Consul error or an answer with no healthy instance leaves the ring as it was,
+ * counts {@code discoverer.errors}, and is logged at error level once per episode (not on every
+ * retry), with a note when Consul is good again.
+ */
+public final class ConsulDiscoveryVerticle extends VerticleBase {
+  private static final Logger LOG = LoggerFactory.getLogger(ConsulDiscoveryVerticle.class);
+
+  private final ProxyContext ctx;
+  private final String service;
+  private final Duration refresh;
+  private final ConsulEndpoint endpoint;
+  private final String importerId = UUID.randomUUID().toString();
+  private ServiceDiscovery discovery;
+  private ConsulClient client;
+  private boolean troubled;
+  private AtomicLong destinationNumber;
+
+  public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
+    this.ctx = ctx;
+    this.service = ctx.config().consulForwardServiceName;
+    this.refresh = ctx.config().consulRefreshInterval;
+    this.endpoint = endpoint;
+  }
+
+  @Override
+  public Future<?> start() {
+    // Consul holds a blocking query up to `wait` plus up to wait/16 of jitter; the HTTP timeout
+    // must outlast that or every quiet period would look like an error.
+    long waitMs = Math.min(refresh.toMillis(), TimeUnit.MINUTES.toMillis(10));
+    ConsulClientOptions opts = new ConsulClientOptions()
+        .setHost(endpoint.host()).setPort(endpoint.port()).setSsl(endpoint.ssl())
+        .setTimeout(waitMs + waitMs / 16 + 5_000);
+    if (!endpoint.token().isEmpty()) opts.setAclToken(endpoint.token());
+    client = ConsulClient.create(vertx, opts);
+    ProxyMetrics m = ctx.metrics();
+    destinationNumber = m.gauge(ProxyMetrics.tagged("discoverer.destination_number", "service", service));
+    // A private announce address: several proxies in one Vertx (tests) must not hear each other.
+    discovery = ServiceDiscovery.create(vertx, new ServiceDiscoveryOptions()
+        .setAnnounceAddress("veneur.discovery.announce." + importerId)
+        .setUsageAddress("veneur.discovery.usage." + importerId));
+    ConsulHealthImporter importer = new ConsulHealthImporter(client, service, Duration.ofMillis(waitMs),
+        importerId, new ConsulHealthImporter.Listener() {
+          @Override
+          public void synced(int healthy, long nanos) {
+            m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))
+                .update(nanos, TimeUnit.NANOSECONDS);
+            destinationNumber.set(healthy);
+            publishMembers();
+          }
+
+          @Override
+          public void failed(Throwable cause, long nanos) {
+            trouble("Consul query for service '" + service + "' at " + endpoint + " failed: "
+                + cause.getMessage());
+          }
+        });
+    LOG.info("discovering globals from Consul service '{}' at {} (blocking queries, wait {})",
+        service, endpoint, Duration.ofMillis(waitMs));
+    return discovery.registerServiceImporter(importer, new JsonObject());
+  }
+
+  private void publishMembers() {
+    discovery.getRecords(r -> importerId.equals(r.getMetadata().getString(ConsulHealthImporter.META_IMPORTER)))
+        .onSuccess(records -> {
+          List<String> members = new ArrayList<>();
+          for (Record r : records) members.add(r.getMetadata().getString("member"));
+          members.sort(null);
+          if (members.isEmpty()) {
+            trouble("Consul lists no healthy instance of service '" + service
+                + "'; keeping the last good ring");
+            return;
+          }
+          if (troubled) {
+            LOG.info("Consul service '{}' is healthy again: {} instance(s)", service, members.size());
+            troubled = false;
+          }
+          vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("consul:" + service, members));
+        })
+        .onFailure(e -> trouble("could not read imported records: " + e.getMessage()));
+  }
+
+  private void trouble(String message) {
+    ctx.metrics().counter("discoverer.errors", "service", service).inc();
+    if (!troubled) {
+      troubled = true;
+      LOG.error("{} (logged once until Consul recovers; discoverer.errors counts each failure)", message);
+    } else {
+      LOG.debug(message);
+    }
+  }
+
+  @Override
+  public Future<?> stop() {
+    if (discovery != null) discovery.close();
+    if (client != null) client.close();
+    return Future.succeededFuture();
+  }
+}
