@@ -3,17 +3,26 @@ package dev.veneur.proxy;
 import dev.veneur.proxy.config.ConfigException;
 import dev.veneur.proxy.config.ConfigLoader;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.telemetry.SentryBridge;
+import dev.veneur.proxy.telemetry.Version;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import sun.misc.Signal;
 
-/** {@code java -jar veneur-proxy.jar [-f conf/proxy.yaml]} */
+/**
+ * {@code java -jar veneur-proxy.jar [-f conf/proxy.yaml]}
+ *
+ * <p>Exit codes: 0 after a graceful stop (SIGTERM or SIGINT), 1 when it cannot start, 2 for an
+ * invalid config.
+ */
 public final class Main {
   private static final Logger LOG = LoggerFactory.getLogger(Main.class);
+  private static final AtomicBoolean STOPPING = new AtomicBoolean();
 
   private Main() {}
 
@@ -30,41 +39,65 @@ public final class Main {
         case "--help":
           usage(null);
           break;
+        case "-v":
+        case "--version":
+          System.out.println("veneur-proxy " + Version.get());
+          System.exit(0);
+          break;
         default:
           usage("unknown argument " + args[i]);
       }
     }
     Vertx vertx = Vertx.vertx();
+    JsonObject raw;
     ProxyConfig config;
     try {
-      config = ConfigLoader.load(vertx, file).await();
+      raw = ConfigLoader.loadRaw(vertx, file).await();
+      config = ProxyConfig.from(raw);
     } catch (ConfigException e) {
       System.err.println("veneur-proxy: " + e.getMessage());
       vertx.close();
       System.exit(2);
       return;
     }
-    AtomicReference<ProxyApp> app = new AtomicReference<>();
+    ProxyApp app;
     try {
-      app.set(ProxyApp.start(vertx, config).await());
+      LOG.info("veneur-proxy {} starting with {}", Version.get(), file.toAbsolutePath());
+      app = ProxyApp.start(vertx, config).await();
+      app.watch(file, raw).await();
     } catch (Exception e) {
       LOG.error("veneur-proxy failed to start: {}", e.getMessage(), e);
+      SentryBridge.flush();
       vertx.close();
       System.exit(1);
       return;
     }
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      LOG.info("stopping: refusing new imports, flushing forwarders");
+    // Handle the signals ourselves rather than only in a shutdown hook, so a graceful stop can
+    // exit 0 (a JVM killed by SIGTERM otherwise exits 143 even after its hooks ran).
+    Signal.handle(new Signal("TERM"), s -> stopThenExit(app, vertx, config, "SIGTERM"));
+    Signal.handle(new Signal("INT"), s -> stopThenExit(app, vertx, config, "SIGINT"));
+  }
+
+  private static void stopThenExit(ProxyApp app, Vertx vertx, ProxyConfig config, String why) {
+    if (!STOPPING.compareAndSet(false, true)) return;
+    Thread t = new Thread(() -> {
+      int code = 0;
+      LOG.info("{}: refusing new imports, delivering what is queued (up to {})", why,
+          app.context().config().shutdownTimeout);
       try {
-        app.get().stop().await(config.shutdownTimeout.toMillis() + 5000, TimeUnit.MILLISECONDS);
+        long budget = app.context().config().shutdownTimeout.toMillis() + 5000;
+        app.stop().await(budget, TimeUnit.MILLISECONDS);
         vertx.close().await(5, TimeUnit.SECONDS);
       } catch (Exception e) {
-        LOG.error("unclean stop: {}", e.getMessage());
+        LOG.error("unclean stop: {}", e.toString());
+        code = 1;
       }
-      LOG.info("stopped");
-      stopped.countDown();
-    }, "veneur-proxy-shutdown"));
+      var m = app.context().metrics();
+      LOG.info("stopped: received {}, forwarded {}, dropped {}", m.received(), m.forwarded(), m.droppedTotal());
+      SentryBridge.flush();
+      System.exit(code);
+    }, "veneur-proxy-stop");
+    t.start();
   }
 
   private static void usage(String problem) {

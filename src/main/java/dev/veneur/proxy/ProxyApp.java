@@ -1,39 +1,64 @@
 package dev.veneur.proxy;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.LocalCodec;
-import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.config.ConfigException;
+import dev.veneur.proxy.config.ConfigWatchVerticle;
 import dev.veneur.proxy.config.GoDuration;
+import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.discovery.ConsulDiscoveryVerticle;
 import dev.veneur.proxy.discovery.ConsulEndpoint;
 import dev.veneur.proxy.discovery.StaticDiscoveryVerticle;
 import dev.veneur.proxy.ingest.ImportVerticle;
 import dev.veneur.proxy.ring.HashRing;
 import dev.veneur.proxy.ring.RingVerticle;
+import dev.veneur.proxy.telemetry.Profiler;
+import dev.veneur.proxy.telemetry.SentryBridge;
+import dev.veneur.proxy.telemetry.StatsdReporter;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Map;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * One running proxy inside a Vertx: the ring verticle first (it owns forwarders), then discovery
- * (so the ring has members), then the HTTP verticles (so no request meets an empty ring).
+ * (so the ring has members), then the HTTP verticles (so no request meets an empty ring). Also
+ * applies reloaded configs: each part that a key affects is replaced live, in an order that never
+ * leaves the proxy without a listener or a ring.
  */
 public final class ProxyApp {
   private static final Logger LOG = LoggerFactory.getLogger(ProxyApp.class);
+  private static final Set<String> DISCOVERY_KEYS = Set.of("forward_address", "forward_addresses",
+      "consul_forward_service_name", "consul_refresh_interval", "consul_address", "consul_token",
+      "consul_startup_timeout");
+  private static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances",
+      "http_max_connections", "http_request_timeout");
+  private static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
+  /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
+  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host",
+      "idle_connection_timeout", "enable_profiling", "profiling_dir");
 
   private final Vertx vertx;
   private final ProxyContext ctx;
-  private final List<String> deployments = new ArrayList<>();
   private final Map<String, String> env;
+  private String ringId;
+  private String discoveryId;
+  private String httpId;
+  private String watchId;
+  private StatsdReporter reporter;
+  private boolean ownsSentry;
 
   private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     this.vertx = vertx;
@@ -48,6 +73,8 @@ public final class ProxyApp {
   /** @param env where {@code CONSUL_HTTP_ADDR} and {@code CONSUL_HTTP_TOKEN} are read from */
   public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     LocalCodec.registerAll(vertx);
+    // Exceptions that escape a handler on an event loop: log at ERROR so Sentry sees them.
+    vertx.exceptionHandler(t -> LOG.error("uncaught exception on an event loop: {}", t.toString(), t));
     ProxyApp app = new ProxyApp(vertx, config, env);
     return app.deploy().map(app);
   }
@@ -55,17 +82,28 @@ public final class ProxyApp {
   private Future<Void> deploy() {
     ProxyConfig cfg = ctx.config();
     for (String w : cfg.warnings) LOG.warn(w);
+    applyLogLevel(cfg);
+    if (!cfg.sentryDsn.isEmpty()) {
+      SentryBridge.configure(cfg.sentryDsn);
+      ownsSentry = true;
+    }
+    if (cfg.enableProfiling) ctx.profiler(Profiler.start(cfg.profilingDir));
+    startReporter(cfg);
     return vertx.deployVerticle(new RingVerticle(ctx))
-        .onSuccess(deployments::add)
+        .onSuccess(id -> ringId = id)
         .compose(id -> vertx.deployVerticle(discoveryFor(cfg)))
-        .onSuccess(deployments::add)
+        .onSuccess(id -> discoveryId = id)
         .compose(id -> awaitRing(cfg))
-        .compose(v -> vertx.deployVerticle(() -> new ImportVerticle(ctx),
-            new DeploymentOptions().setInstances(cfg.effectiveHttpInstances())))
-        .onSuccess(deployments::add)
+        .compose(v -> deployHttp(cfg))
+        .onSuccess(id -> httpId = id)
         .onSuccess(id -> LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles",
             cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances()))
         .mapEmpty();
+  }
+
+  private Future<String> deployHttp(ProxyConfig cfg) {
+    return vertx.deployVerticle(() -> new ImportVerticle(ctx),
+        new DeploymentOptions().setInstances(cfg.effectiveHttpInstances()));
   }
 
   /** Consul wins over static addresses when both are set, as in the Go proxy. */
@@ -107,19 +145,117 @@ public final class ProxyApp {
     });
   }
 
+  private void startReporter(ProxyConfig cfg) {
+    if (reporter != null) {
+      reporter.stop();
+      reporter = null;
+    }
+    if (cfg.statsAddress.isEmpty()) return;
+    reporter = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
+    reporter.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
+    LOG.info("self-metrics to {} every {}", reporter.target(), GoDuration.format(cfg.statsInterval));
+  }
+
+  private static void applyLogLevel(ProxyConfig cfg) {
+    LoggerContext logback = (LoggerContext) LoggerFactory.getILoggerFactory();
+    logback.getLogger("dev.veneur.proxy").setLevel(cfg.debug ? Level.DEBUG : null);
+  }
+
+  /** Watches the config files and applies valid changes live. */
+  public Future<Void> watch(Path file, JsonObject initialRaw) {
+    ProxyConfig cfg = ctx.config();
+    return vertx.deployVerticle(new ConfigWatchVerticle(file, initialRaw,
+            cfg.configScanInterval.toMillis(), this::reconfigure,
+            () -> ctx.metrics().registry().counter("config.reload_errors").inc()))
+        .onSuccess(id -> watchId = id)
+        .mapEmpty();
+  }
+
+  /**
+   * Applies a validated config. The listener moves first, because it is the only part that can
+   * fail (the new port may be taken); if it fails nothing else has changed and the whole reload is
+   * rejected. Then the config is swapped (batching, limits and timeouts are read per use), and
+   * discovery, self-metrics, Sentry and the log level are replaced as their keys changed.
+   */
+  public Future<Void> reconfigure(ProxyConfig next) {
+    ProxyConfig prev = ctx.config();
+    Map<String, String> diff = prev.diff(next);
+    if (diff.isEmpty()) return Future.succeededFuture();
+    for (String w : next.warnings) LOG.warn(w);
+    Future<Void> http = Future.succeededFuture();
+    if (changed(diff, HTTP_KEYS)) {
+      ProxyConfig staged = next;
+      // New verticles bind with the new config; the old ones keep serving until that worked.
+      ctx.config(staged);
+      http = deployHttp(staged)
+          .recover(e -> {
+            ctx.config(prev);
+            return Future.failedFuture(new ConfigException("http_address", staged.httpHost + ":"
+                + staged.httpPort, "an address this process can listen on (" + e.getMessage() + ")"));
+          })
+          .compose(newId -> {
+            String oldId = httpId;
+            httpId = newId;
+            return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
+          });
+    }
+    return http.compose(v -> {
+      ctx.config(next);
+      LOG.info("config reloaded: {}", diff);
+      for (String k : diff.keySet()) {
+        if (RESTART_KEYS.contains(k)) LOG.warn("config key '{}' changed; it takes effect on restart", k);
+      }
+      applyLogLevel(next);
+      if (changed(diff, STATS_KEYS)) startReporter(next);
+      if (diff.containsKey("sentry_dsn")) {
+        SentryBridge.configure(next.sentryDsn);
+        ownsSentry = !next.sentryDsn.isEmpty();
+      }
+      if (!changed(diff, DISCOVERY_KEYS)) return Future.succeededFuture();
+      // The new source sends a full member set; the ring keeps the old members until it does.
+      String oldId = discoveryId;
+      return vertx.deployVerticle(discoveryFor(next))
+          .compose(id -> {
+            discoveryId = id;
+            return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
+          })
+          .mapEmpty();
+    });
+  }
+
+  private static boolean changed(Map<String, String> diff, Set<String> keys) {
+    for (String k : diff.keySet()) if (keys.contains(k)) return true;
+    return false;
+  }
+
   public ProxyContext context() {
     return ctx;
   }
 
-  /** Stops taking imports, lets forwarders flush within shutdown_timeout, then undeploys all. */
+  /**
+   * Graceful stop: new imports get 503 at once; forwarders deliver what they hold within
+   * shutdown_timeout (undeploying the ring undeploys them); then the listener closes and the last
+   * self-metrics go out.
+   */
   public Future<Void> stop() {
     ctx.stopping(true);
     Future<Void> chain = Future.succeededFuture();
-    for (int i = deployments.size() - 1; i >= 0; i--) {
-      String id = deployments.get(i);
-      chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
+    for (String id : new String[] {watchId, discoveryId, ringId, httpId}) {
+      if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
     }
-    deployments.clear();
-    return chain;
+    watchId = discoveryId = ringId = httpId = null;
+    return chain.onComplete(v -> {
+      if (reporter != null) {
+        reporter.stop();
+        reporter = null;
+      }
+      if (ctx.profiler() != null) ctx.profiler().stop();
+      if (ownsSentry) SentryBridge.close();
+    });
+  }
+
+  /** Every part's deployment, for tests that check nothing is left behind. */
+  List<String> deployments() {
+    return List.of(String.valueOf(ringId), String.valueOf(discoveryId), String.valueOf(httpId));
   }
 }

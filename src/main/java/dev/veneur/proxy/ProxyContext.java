@@ -2,6 +2,7 @@ package dev.veneur.proxy;
 
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.forward.QueueBudget;
+import dev.veneur.proxy.telemetry.Profiler;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import java.util.concurrent.atomic.AtomicReference;
 
@@ -15,6 +16,8 @@ public final class ProxyContext {
   private final ProxyMetrics metrics = new ProxyMetrics();
   private final QueueBudget budget;
   private volatile boolean stopping;
+  private volatile Profiler profiler;
+  private final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
 
   public ProxyContext(ProxyConfig config) {
     this.config = new AtomicReference<>(config);
@@ -35,6 +38,20 @@ public final class ProxyContext {
 
   public QueueBudget budget() {
     return budget;
+  }
+
+  /** The JFR recording when {@code enable_profiling} is on, else null. */
+  public Profiler profiler() {
+    return profiler;
+  }
+
+  public void profiler(Profiler p) {
+    profiler = p;
+  }
+
+  /** Open HTTP connections across every HTTP verticle, against http_max_connections. */
+  public java.util.concurrent.atomic.AtomicInteger connections() {
+    return connections;
   }
 
   public boolean stopping() {

@@ -15,6 +15,9 @@ public final class Addresses {
   /** A {@link MetricChunk} whose destination is gone or refused it: route it again on the current ring. */
   public static final String RING_REROUTE = "veneur.ring.reroute";
 
+  /** Request the ring's state as JSON (members, ejected members) for {@code /debug/state}. */
+  public static final String RING_STATE = "veneur.ring.state";
+
   private static final String FORWARD_PREFIX = "veneur.forward.";
 
   /** Where the forwarder of one destination takes {@link MetricChunk}s. */

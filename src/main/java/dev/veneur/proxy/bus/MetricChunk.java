@@ -12,6 +12,8 @@ public final class MetricChunk {
   public final int[] starts;
   public final int[] hashes;
   public final int count;
+  /** When the chunk was cut from a request (or re-split); for {@code proxy.duration_ns}. */
+  public final long createdNanos = System.nanoTime();
 
   public MetricChunk(byte[] data, int length, int[] starts, int[] hashes, int count) {
     this.data = data;

@@ -5,42 +5,61 @@ import io.vertx.config.ConfigRetrieverOptions;
 import io.vertx.config.ConfigStoreOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Builds the Vert.x Config retriever that reads the proxy's YAML file. */
+/**
+ * Reads the proxy's YAML config with Vert.x Config. The file given by {@code -f} comes first;
+ * then every file beside it named like it with a dash, {@code <name>-*.yaml} (or {@code .yml}),
+ * in name order, each overriding the keys it sets: {@code proxy.yaml}, then
+ * {@code proxy-10-consul.yaml}, then {@code proxy-20-local.yaml}. Other YAML files in the
+ * directory (a local Veneur's {@code veneur.yaml}, say) are never read, so sharing
+ * {@code /etc/veneur} is safe.
+ */
 public final class ConfigLoader {
   private ConfigLoader() {}
 
   public static ConfigRetriever retriever(Vertx vertx, Path file, long scanPeriodMs) {
-    ConfigStoreOptions yaml = new ConfigStoreOptions()
-        .setType("file")
-        .setFormat("yaml")
-        .setConfig(new JsonObject().put("path", file.toAbsolutePath().toString()));
+    Path abs = file.toAbsolutePath().normalize();
+    String name = abs.getFileName().toString();
+    String base = name.replaceFirst("\\.ya?ml$", "");
+    JsonArray filesets = new JsonArray()
+        .add(new JsonObject().put("pattern", name).put("format", "yaml"))
+        .add(new JsonObject().put("pattern", base + "-*.yaml").put("format", "yaml"))
+        .add(new JsonObject().put("pattern", base + "-*.yml").put("format", "yaml"));
+    ConfigStoreOptions dir = new ConfigStoreOptions()
+        .setType("directory")
+        .setConfig(new JsonObject().put("path", abs.getParent().toString()).put("filesets", filesets));
     return ConfigRetriever.create(vertx, new ConfigRetrieverOptions()
         .setIncludeDefaultStores(false)
         .setScanPeriod(scanPeriodMs)
-        .addStore(yaml));
+        .addStore(dir));
   }
 
-  /** Reads and validates the file once. */
-  public static Future<ProxyConfig> load(Vertx vertx, Path file) {
+  /** Reads the files once, merged, without validating. */
+  public static Future<JsonObject> loadRaw(Vertx vertx, Path file) {
     if (!Files.isRegularFile(file)) {
       return Future.failedFuture(new ConfigException("config file " + file + " does not exist"));
     }
     ConfigRetriever r = retriever(vertx, file, 0);
     return r.getConfig()
         .recover(e -> Future.failedFuture(new ConfigException(
-            "config file " + file + " is not valid YAML: " + oneLine(e))))
-        .compose(json -> {
-          r.close();
-          try {
-            return Future.succeededFuture(ProxyConfig.from(json));
-          } catch (ConfigException e) {
-            return Future.failedFuture(e);
-          }
-        });
+            "config file " + file + " (or a " + file.getFileName().toString().replaceFirst("\\.ya?ml$", "")
+                + "-*.yaml beside it) is not valid YAML: " + oneLine(e))))
+        .onComplete(x -> r.close());
+  }
+
+  /** Reads and validates once. */
+  public static Future<ProxyConfig> load(Vertx vertx, Path file) {
+    return loadRaw(vertx, file).compose(json -> {
+      try {
+        return Future.succeededFuture(ProxyConfig.from(json));
+      } catch (ConfigException e) {
+        return Future.failedFuture(e);
+      }
+    });
   }
 
   static String oneLine(Throwable e) {

@@ -32,7 +32,10 @@ public final class ProxyConfig {
       "forward_address", "forward_addresses", "forward_timeout", "idle_connection_timeout",
       "max_idle_conns_per_host", "forward_compression_level", "batch_max_metrics",
       "batch_max_bytes", "batch_linger", "max_body_bytes", "max_inflated_bytes",
-      "max_queued_bytes", "max_queued_bytes_per_destination", "shutdown_timeout");
+      "max_queued_bytes", "max_queued_bytes_per_destination", "shutdown_timeout",
+      "config_scan_interval", "forward_retry_budget", "forward_retry_backoff",
+      "eject_after_failures", "eject_probe_interval", "http_request_timeout",
+      "http_max_connections");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -61,6 +64,13 @@ public final class ProxyConfig {
   public final long maxQueuedBytes;
   public final long maxQueuedBytesPerDestination;
   public final Duration shutdownTimeout;
+  public final Duration configScanInterval;
+  public final Duration forwardRetryBudget;
+  public final Duration forwardRetryBackoff;
+  public final int ejectAfterFailures;
+  public final Duration ejectProbeInterval;
+  public final Duration httpRequestTimeout;
+  public final int httpMaxConnections;
   /** Human-readable problems that did not stop loading (unknown or unsupported keys). */
   public final List<String> warnings;
   /** The validated values by key, for diffs on reload. */
@@ -146,6 +156,13 @@ public final class ProxyConfig {
     maxQueuedBytes = r.bytes("max_queued_bytes", "128MiB", 64 * 1024);
     maxQueuedBytesPerDestination = r.bytes("max_queued_bytes_per_destination", "64MiB", 64 * 1024);
     shutdownTimeout = r.positiveDuration("shutdown_timeout", "10s");
+    configScanInterval = r.positiveDuration("config_scan_interval", "3s");
+    forwardRetryBudget = r.duration("forward_retry_budget", "5s");
+    forwardRetryBackoff = r.positiveDuration("forward_retry_backoff", "100ms");
+    ejectAfterFailures = r.intIn("eject_after_failures", 3, 0, 1000);
+    ejectProbeInterval = r.positiveDuration("eject_probe_interval", "1s");
+    httpRequestTimeout = r.positiveDuration("http_request_timeout", "10s");
+    httpMaxConnections = r.intIn("http_max_connections", 4096, 1, 1_000_000);
     warnings = Collections.unmodifiableList(warn);
     effective = Collections.unmodifiableMap(r.seen);
   }
@@ -279,6 +296,23 @@ public final class ProxyConfig {
       }
       seen.put(key, Integer.toString(out));
       return out;
+    }
+
+    /** A duration that may be zero (zero turns the feature off). */
+    Duration duration(String key, String def) {
+      Object v = raw.getValue(key);
+      String text = v == null ? def : v.toString();
+      Duration d;
+      try {
+        d = GoDuration.parse(text);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(key, v, "a Go duration such as 10s, 1m30s or 500ms");
+      }
+      if (d.isNegative()) {
+        throw new ConfigException(key, v, "a duration of zero or more");
+      }
+      seen.put(key, GoDuration.format(d));
+      return d;
     }
 
     Duration positiveDuration(String key, String def) {

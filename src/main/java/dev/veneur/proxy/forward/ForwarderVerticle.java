@@ -155,6 +155,9 @@ public final class ForwarderVerticle extends VerticleBase {
     if (response != null && response.statusCode() / 100 == 2) {
       metrics.delivered(batch.metrics, batch.bytes);
       byDestination.inc(batch.metrics);
+      long oldest = Long.MAX_VALUE;
+      for (MetricChunk c : batch.chunks) oldest = Math.min(oldest, c.createdNanos);
+      metrics.timer(ProxyMetrics.PROXY_DURATION).update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
       return;
     }
     String cause = response != null ? "http_" + response.statusCode() / 100 + "xx"

@@ -37,6 +37,13 @@ public final class QueueBudget {
     perDestination.computeIfAbsent(destination, d -> new AtomicLong()).addAndGet(bytes);
   }
 
+  /** Bytes queued per destination, for {@code /debug/state}. */
+  public java.util.Map<String, Long> snapshot() {
+    java.util.Map<String, Long> out = new java.util.TreeMap<>();
+    perDestination.forEach((d, v) -> out.put(d, v.get()));
+    return out;
+  }
+
   public long queued(String destination) {
     AtomicLong q = perDestination.get(destination);
     return q == null ? 0 : q.get();

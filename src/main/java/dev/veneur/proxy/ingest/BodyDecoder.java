@@ -32,6 +32,10 @@ public final class BodyDecoder {
     return scratch;
   }
 
+  public long limit() {
+    return maxInflated;
+  }
+
   public int length() {
     return length;
   }

@@ -14,6 +14,7 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.util.Arrays;
@@ -59,6 +60,8 @@ public final class ImportVerticle extends VerticleBase {
     router.post("/import").handler(this::onImport);
     router.get("/healthcheck").handler(rc -> rc.response()
         .putHeader("Content-Type", "text/plain").end("ok\n"));
+    router.get("/debug/state").handler(this::onState);
+    router.post("/debug/profile").handler(this::onProfile);
 
     server = vertx.createHttpServer(new HttpServerOptions()
         .setHost(cfg.httpHost)
@@ -67,6 +70,15 @@ public final class ImportVerticle extends VerticleBase {
         .setCompressionSupported(false)
         .setIdleTimeout(120)
         .setIdleTimeoutUnit(TimeUnit.SECONDS));
+    // A cap on open connections across all HTTP verticles: past it, new ones are closed at once
+    // instead of each holding buffers and a slot on an event loop.
+    server.connectionHandler(conn -> {
+      if (ctx.connections().incrementAndGet() > ctx.config().httpMaxConnections) {
+        metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections").inc();
+        conn.close();
+      }
+      conn.closeHandler(v -> ctx.connections().decrementAndGet());
+    });
     return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
@@ -103,15 +115,27 @@ public final class ImportVerticle extends VerticleBase {
       return;
     }
     BodyAccumulator body = new BodyAccumulator(declared > 0 ? (int) declared : 16 * 1024, max);
+    // A sender that trickles its body would hold a buffer and a connection forever.
+    long slow = vertx.setTimer(cfg.httpRequestTimeout.toMillis(), t -> {
+      if (body.refused) return;
+      body.refused = true;
+      refuse(req, new ImportRefusal(408, "slow_body",
+          "the request body did not arrive within http_request_timeout (" + cfg.httpRequestTimeout + ")"));
+    });
     req.handler(buf -> {
       if (body.refused) return;
       if (!body.append(buf)) {
         body.refused = true;
+        vertx.cancelTimer(slow);
         refuse(req, tooLarge(max));
       }
     });
-    req.exceptionHandler(e -> body.refused = true);
+    req.exceptionHandler(e -> {
+      body.refused = true;
+      vertx.cancelTimer(slow);
+    });
     req.endHandler(v -> {
+      vertx.cancelTimer(slow);
       if (body.refused) return;
       process(req, body.bytes, body.length, started);
     });
@@ -120,6 +144,9 @@ public final class ImportVerticle extends VerticleBase {
 
   private void process(HttpServerRequest req, byte[] raw, int rawLength, long started) {
     HashRing routing = ring;
+    if (decoder.limit() != ctx.config().maxInflatedBytes) {
+      decoder = new BodyDecoder(ctx.config().maxInflatedBytes);
+    }
     try {
       decoder.decode(req.getHeader("Content-Encoding"), raw, rawLength);
       byte[] json = decoder.bytes();
@@ -156,6 +183,44 @@ public final class ImportVerticle extends VerticleBase {
     } finally {
       importTimer.update(System.nanoTime() - started, TimeUnit.NANOSECONDS);
     }
+  }
+
+  /** Ring members, ejections, queues and counters: everything needed to check the accounting. */
+  private void onState(RoutingContext rc) {
+    vertx.eventBus().<JsonObject>request(Addresses.RING_STATE, null).onComplete(ar -> {
+      JsonObject state = ar.succeeded() ? ar.result().body().copy() : new JsonObject().put("ring", "unavailable");
+      ProxyMetrics m = metrics;
+      JsonObject dropped = new JsonObject();
+      m.droppedByCause().forEach(dropped::put);
+      long received = m.received();
+      long forwarded = m.forwarded();
+      long droppedTotal = m.droppedTotal();
+      long queued = m.queued();
+      state.put("queued_bytes_by_destination", new JsonObject(new java.util.LinkedHashMap<>(ctx.budget().snapshot())));
+      state.put("counters", new JsonObject()
+          .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
+          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", m.queuedBytes()));
+      state.put("accounting", new JsonObject()
+          .put("received", received)
+          .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued)
+          .put("note", "equal once in-flight updates settle"));
+      state.put("stopping", ctx.stopping());
+      rc.response().putHeader("Content-Type", "application/json").end(state.encodePrettily());
+    });
+  }
+
+  /** Dumps the JFR recording (enable_profiling) and answers with the file's path. */
+  private void onProfile(RoutingContext rc) {
+    if (ctx.profiler() == null) {
+      rc.response().setStatusCode(404).end("profiling is off; set enable_profiling: true\n");
+      return;
+    }
+    vertx.executeBlocking(() -> ctx.profiler().dump("ondemand").toAbsolutePath().toString())
+        .onSuccess(path -> rc.response().putHeader("Content-Type", "text/plain").end(path + "\n"))
+        .onFailure(e -> {
+          LOG.error("JFR dump failed: {}", e.getMessage());
+          rc.response().setStatusCode(500).end("JFR dump failed: " + e.getMessage() + "\n");
+        });
   }
 
   private void refuse(HttpServerRequest req, ImportRefusal r) {

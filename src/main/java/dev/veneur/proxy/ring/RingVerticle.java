@@ -48,9 +48,15 @@ public final class RingVerticle extends VerticleBase {
       applyPending();
     });
     bus.<Object>consumer(Addresses.RING_CURRENT, m -> m.reply(ring));
+    bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<MetricChunk>consumer(Addresses.RING_REROUTE, this::reroute);
     return Future.succeededFuture();
+  }
+
+  private io.vertx.core.json.JsonObject state() {
+    return new io.vertx.core.json.JsonObject()
+        .put("members", new io.vertx.core.json.JsonArray(new ArrayList<>(ring.members())));
   }
 
   private void route(Message<RouteQuery> m) {

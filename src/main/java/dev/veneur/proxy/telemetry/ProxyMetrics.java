@@ -120,6 +120,12 @@ public final class ProxyMetrics {
     return c == null ? 0 : c.getCount();
   }
 
+  public java.util.Map<String, Long> droppedByCause() {
+    java.util.Map<String, Long> out = new java.util.TreeMap<>();
+    dropped.forEach((c, n) -> out.put(c, n.getCount()));
+    return out;
+  }
+
   public long droppedTotal() {
     long n = 0;
     for (Counter c : dropped.values()) n += c.getCount();

@@ -1,0 +1,165 @@
+package dev.veneur.proxy.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import dev.veneur.proxy.ProxyApp;
+import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.Bodies;
+import dev.veneur.proxy.support.TestGlobal;
+import dev.veneur.proxy.support.TestProxy;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import io.vertx.junit5.VertxExtension;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
+
+/** Edits to the conf directory take effect without a restart; broken edits change nothing. */
+@ExtendWith(VertxExtension.class)
+class HotReloadTest {
+  @TempDir Path dir;
+  private Vertx vertx;
+  private ProxyApp app;
+  private int port;
+  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
+  private final HttpClient http = HttpClient.newHttpClient();
+  private int seq;
+
+  @BeforeEach
+  void captureLog(Vertx vertx) {
+    this.vertx = vertx;
+    log.start();
+    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).addAppender(log);
+  }
+
+  @AfterEach
+  void stop() {
+    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).detachAppender(log);
+    if (app != null) app.stop().await();
+  }
+
+  private Path write(String name, String... lines) throws Exception {
+    Path f = dir.resolve(name);
+    Path tmp = dir.resolve("." + name + ".tmp");
+    Files.writeString(tmp, String.join("\n", lines) + "\n");
+    // Rename, as editors and config managers do, so a scan never sees half a file.
+    Files.move(tmp, f, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    return f;
+  }
+
+  private String base(int httpPort) {
+    return "http_address: \"127.0.0.1:" + httpPort + "\"\nconfig_scan_interval: \"100ms\"\nbatch_linger: \"10ms\"";
+  }
+
+  private void startFrom(Path file) {
+    JsonObject raw = ConfigLoader.loadRaw(vertx, file).await();
+    app = ProxyApp.start(vertx, ProxyConfig.from(raw)).await();
+    app.watch(file, raw).await();
+  }
+
+  private int post(int toPort) throws Exception {
+    byte[] body = Bodies.utf8(Bodies.generate("reload" + (seq++), 50, seq).encode());
+    return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + toPort + "/import"))
+        .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString())
+        .statusCode();
+  }
+
+  private long reloadErrors() {
+    return app.context().metrics().registry().counter("config.reload_errors").getCount();
+  }
+
+  @Test
+  void forwardAddressMovesLiveAndBrokenEditsAreRejectedWhole() throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    TestGlobal b = TestGlobal.start(vertx);
+    TestGlobal c = TestGlobal.start(vertx);
+    port = TestProxy.freePort();
+    Path file = write("proxy.yaml", base(port), "forward_address: \"" + a.url() + "\"");
+    startFrom(file);
+    assertEquals(202, post(port));
+    Await.until("first body at a", () -> a.metrics.size() == 50);
+
+    write("proxy.yaml", base(port), "forward_address: \"" + b.url() + "\"");
+    Await.equal("ring moved to b", List.of(b.url()), () -> app.context().config().forwardAddresses);
+    Await.until("post lands on b", () -> {
+      try {
+        post(port);
+      } catch (Exception e) {
+        throw new AssertionError(e);
+      }
+      return b.metrics.size() >= 50;
+    });
+    int atA = a.metrics.size();
+
+    // Broken YAML: rejected whole, logged at ERROR, counted; traffic stays on b.
+    write("proxy.yaml", base(port), "forward_address: [\"" + c.url() + "\"", "batch_linger: {");
+    Await.until("broken YAML counted", () -> reloadErrors() == 1);
+    int atB = b.metrics.size();
+    assertEquals(202, post(port));
+    Await.until("still delivered to b", () -> b.metrics.size() == atB + 50);
+    assertEquals(atA, a.metrics.size());
+    assertEquals(0, c.metrics.size());
+    assertTrue(log.list.stream().anyMatch(e -> e.getLevel() == Level.ERROR
+        && e.getFormattedMessage().contains("config reload rejected")), "logged at ERROR");
+
+    // Valid YAML, invalid value: the message names the key; the running config stays.
+    write("proxy.yaml", base(port), "forward_address: \"" + c.url() + "\"", "forward_timeout: \"ten seconds\"");
+    Await.until("bad value counted", () -> reloadErrors() == 2);
+    assertTrue(log.list.stream().anyMatch(e -> e.getFormattedMessage().contains("forward_timeout")));
+    assertEquals(List.of(b.url()), app.context().config().forwardAddresses);
+
+    // Fixed, plus a second file beside it that overrides one key: both apply.
+    write("proxy.yaml", base(port), "forward_address: \"" + b.url() + "\"");
+    write("proxy-50-override.yaml", "forward_address: \"" + c.url() + "\"");
+    Await.equal("override file wins", List.of(c.url()), () -> app.context().config().forwardAddresses);
+    int atC = c.metrics.size();
+    assertEquals(202, post(port));
+    Await.until("delivered to c", () -> c.metrics.size() == atC + 50);
+    assertEquals(2, reloadErrors());
+    app.context().metrics();
+  }
+
+  @Test
+  void aChangedHttpAddressMovesTheListener() throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    port = TestProxy.freePort();
+    Path file = write("proxy.yaml", base(port), "forward_address: \"" + a.url() + "\"");
+    startFrom(file);
+    int next = TestProxy.freePort();
+    write("proxy.yaml", base(next), "forward_address: \"" + a.url() + "\"", "debug: true");
+    Await.until("listening on the new port", () -> {
+      try {
+        return post(next) == 202;
+      } catch (Exception e) {
+        return false;
+      }
+    });
+    Await.until("the old port is closed", () -> {
+      try {
+        post(port);
+        return false;
+      } catch (Exception e) {
+        return true;
+      }
+    });
+    assertEquals(Level.DEBUG, ((Logger) LoggerFactory.getLogger("dev.veneur.proxy")).getLevel(), "debug applied live");
+    write("proxy.yaml", base(next), "forward_address: \"" + a.url() + "\"");
+    Await.until("debug off again", () -> ((Logger) LoggerFactory.getLogger("dev.veneur.proxy")).getLevel() == null);
+  }
+}

@@ -1,0 +1,79 @@
+package dev.veneur.proxy.support;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+
+/** The proxy as a separate JVM (its Main, on the test classpath), with its output captured. */
+public final class ProxyProcess {
+  public final Process process;
+  public final List<String> output = new CopyOnWriteArrayList<>();
+
+  private ProxyProcess(Process p) {
+    this.process = p;
+    Thread t = new Thread(() -> {
+      try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = r.readLine()) != null) output.add(line);
+      } catch (IOException e) {
+        output.add("(output closed: " + e + ")");
+      }
+    }, "proxy-output");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  public static ProxyProcess start(Path yaml, Map<String, String> env, String... jvmArgs) throws IOException {
+    List<String> cmd = new java.util.ArrayList<>();
+    cmd.add(System.getProperty("java.home") + File.separator + "bin" + File.separator + "java");
+    cmd.addAll(List.of(jvmArgs));
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.veneur.proxy.Main", "-f", yaml.toString()));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    pb.environment().putAll(env);
+    return new ProxyProcess(pb.start());
+  }
+
+  public String log() {
+    return String.join("\n", output);
+  }
+
+  public boolean logged(String fragment) {
+    return output.stream().anyMatch(l -> l.contains(fragment));
+  }
+
+  /**
+   * Sends SIGTERM and waits for the exit code. Through the process handle, because
+   * {@link Process#destroy} also closes our end of its output, losing its last words.
+   */
+  public int terminate() throws InterruptedException {
+    process.toHandle().destroy();
+    if (!process.waitFor(60, TimeUnit.SECONDS)) {
+      process.destroyForcibly();
+      throw new AssertionError("the proxy did not exit within 60s of SIGTERM:\n" + log());
+    }
+    return process.exitValue();
+  }
+
+  /** Resident set size in KiB, from /proc (Linux). */
+  public long rssKib() {
+    try {
+      for (String l : java.nio.file.Files.readAllLines(Path.of("/proc/" + process.pid() + "/status"))) {
+        if (l.startsWith("VmRSS:")) return Long.parseLong(l.replaceAll("[^0-9]", ""));
+      }
+    } catch (IOException e) {
+      return -1;
+    }
+    return -1;
+  }
+
+  public void kill() {
+    process.destroyForcibly();
+  }
+}
