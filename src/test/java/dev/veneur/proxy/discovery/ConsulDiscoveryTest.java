@@ -251,7 +251,10 @@ class ConsulDiscoveryTest {
     consul.setInstances(List.of(node("node-a", a)));
     startProxy("5m");
     awaitMembers(urls(a));
-    // A snapshot restore: the index drops below what the proxy holds, then the members change.
+    // A snapshot restore while the proxy's query is held open: the index drops below what the
+    // proxy holds, then the members change. (A query arriving after the drop would, as in real
+    // Consul, wait out its whole `wait` before seeing the lower index.)
+    Await.until("the proxy's query is held open", () -> consul.blockedNow() > 0);
     consul.setIndex(0);
     consul.setInstances(List.of(node("node-a", a), node("node-b", b)));
     awaitMembers(urls(a, b));

@@ -216,6 +216,11 @@ public final class ConsulDouble {
     });
   }
 
+  /** Queries held open right now. */
+  public int blockedNow() {
+    return run(blocked::size);
+  }
+
   public void mode(Mode m) {
     run(() -> {
       mode = m;
