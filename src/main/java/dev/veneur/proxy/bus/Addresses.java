@@ -18,7 +18,16 @@ public final class Addresses {
   /** Request the ring's state as JSON (members, ejected members) for {@code /debug/state}. */
   public static final String RING_STATE = "veneur.ring.state";
 
+  /** Forwarder to ring: a {@link Health} report; the reply is an {@link Exclusion}. */
+  public static final String RING_HEALTH = "veneur.ring.health";
+
   private static final String FORWARD_PREFIX = "veneur.forward.";
+  private static final String CONTROL_PREFIX = "veneur.forward.control.";
+
+  /** Ring to one forwarder: {@link Exclusion} updates. */
+  public static String forwarderControl(String destination) {
+    return CONTROL_PREFIX + destination;
+  }
 
   /** Where the forwarder of one destination takes {@link MetricChunk}s. */
   public static String forwarder(String destination) {

@@ -47,6 +47,8 @@ public final class LocalCodec<T> implements MessageCodec<T, T> {
     register(bus, MetricChunk.class);
     register(bus, Membership.class);
     register(bus, RouteQuery.class);
+    register(bus, Health.class);
+    register(bus, Exclusion.class);
     register(bus, dev.veneur.proxy.ring.HashRing.class);
   }
 

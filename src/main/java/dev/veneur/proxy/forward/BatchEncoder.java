@@ -13,6 +13,7 @@ import java.util.zip.Deflater;
  * <p>Not thread-safe: one per forwarder.
  */
 public final class BatchEncoder {
+  private final int level;
   private static final byte[] OPEN = {'['};
   private static final byte[] CLOSE = {']'};
   private static final byte[] COMMA = {','};
@@ -22,6 +23,7 @@ public final class BatchEncoder {
   private int pos;
 
   public BatchEncoder(int level) {
+    this.level = level;
     deflater = new Deflater(level);
   }
 
@@ -40,6 +42,10 @@ public final class BatchEncoder {
     feed(CLOSE, 0, 1);
     deflater.finish();
     while (!deflater.finished()) drain();
+  }
+
+  public int level() {
+    return level;
   }
 
   public byte[] bytes() {

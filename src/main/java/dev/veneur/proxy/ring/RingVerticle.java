@@ -2,6 +2,8 @@ package dev.veneur.proxy.ring;
 
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.bus.Exclusion;
+import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.Membership;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
@@ -12,23 +14,35 @@ import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
 import io.vertx.core.eventbus.Message;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Owns the hash ring: the only writer of ring state. Takes member sets from discovery, deploys a
- * forwarder for each new member before any importer can route to it, publishes the new immutable
- * ring to the importers, then retires forwarders of members that left (they hand their queued
- * metrics back here to be routed again). Also answers routing queries for tools and tests.
+ * Owns the hash ring: the only writer of ring state. Two inputs shape it: member sets from
+ * discovery (the authority on who exists) and health reports from forwarders (a layer on top that
+ * ejects failing members). The routing ring is the members minus the ejected ones, or all members
+ * when every one is ejected: the ring is never empty once it had members.
+ *
+ * <p>For each new member a forwarder is deployed before any importer can route to it; then the new
+ * immutable ring is published to the importers; then forwarders of members that left are retired
+ * (they hand their queued metrics back here to be routed again). Also answers routing queries.
  */
 public final class RingVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(RingVerticle.class);
 
   private final ProxyContext ctx;
+  /** Who discovery says exists. */
+  private List<String> members = List.of();
+  /** Members taken out of routing for failing; never more than all of them. */
+  private final TreeSet<String> ejected = new TreeSet<>();
+  /** What importers route on. */
   private HashRing ring = HashRing.empty();
   private final Map<String, String> forwarders = new HashMap<>();
   /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
@@ -51,12 +65,15 @@ public final class RingVerticle extends VerticleBase {
     bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<MetricChunk>consumer(Addresses.RING_REROUTE, this::reroute);
+    bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
     return Future.succeededFuture();
   }
 
-  private io.vertx.core.json.JsonObject state() {
-    return new io.vertx.core.json.JsonObject()
-        .put("members", new io.vertx.core.json.JsonArray(new ArrayList<>(ring.members())));
+  private JsonObject state() {
+    return new JsonObject()
+        .put("members", new JsonArray(new ArrayList<>(members)))
+        .put("ejected", new JsonArray(new ArrayList<>(ejected)))
+        .put("routing", new JsonArray(new ArrayList<>(ring.members())));
   }
 
   private void route(Message<RouteQuery> m) {
@@ -65,34 +82,82 @@ public final class RingVerticle extends VerticleBase {
     else m.reply(dest);
   }
 
+  private void health(Message<Health> m) {
+    Health h = m.body();
+    String dest = h.destination();
+    if (!members.contains(dest)) {
+      m.reply(new Exclusion(false));
+      return;
+    }
+    boolean changed = h.healthy() ? ejected.remove(dest) : ejected.add(dest);
+    if (changed) {
+      String tag = dest;
+      if (h.healthy()) {
+        ctx.metrics().counter("forward.readmissions", "destination", tag).inc();
+        LOG.info("re-admitted {} to the ring: it answers again", dest);
+      } else {
+        ctx.metrics().counter("forward.ejections", "destination", tag).inc();
+        LOG.warn("ejected {} from the ring after repeated failed forwards; its keys go to the others "
+            + "until it answers /healthcheck", dest);
+      }
+      publish();
+    }
+    m.reply(new Exclusion(isExcluded(dest)));
+  }
+
+  private boolean isExcluded(String dest) {
+    return ejected.contains(dest) && !ring.members().contains(dest);
+  }
+
+  /** Recomputes the routing ring, publishes it, and tells every forwarder whether it is in. */
+  private void publish() {
+    List<String> routing = new ArrayList<>();
+    for (String m : members) {
+      if (!ejected.contains(m) && forwarders.containsKey(m)) routing.add(m);
+    }
+    if (routing.isEmpty()) {
+      if (!ejected.isEmpty() && !members.isEmpty()) {
+        LOG.error("every member is ejected; routing to all of them rather than to none");
+      }
+      for (String m : members) if (forwarders.containsKey(m)) routing.add(m);
+    }
+    HashRing next = HashRing.of(routing);
+    if (next.members().equals(ring.members())) return;
+    ring = next;
+    vertx.eventBus().publish(Addresses.RING_SNAPSHOT, ring);
+    for (String m : forwarders.keySet()) {
+      vertx.eventBus().send(Addresses.forwarderControl(m), new Exclusion(!ring.members().contains(m)));
+    }
+  }
+
   private void applyPending() {
     if (applying || pending == null) return;
     Membership next = pending;
     pending = null;
     if (next.members().isEmpty()) {
       // Discovery never means "drop everything"; keep the last good ring.
-      LOG.warn("ignoring an empty member set from {}; keeping {}", next.source(), ring.members());
+      LOG.warn("ignoring an empty member set from {}; keeping {}", next.source(), members);
       return;
     }
-    HashRing nextRing = HashRing.of(next.members());
-    if (nextRing.members().equals(ring.members())) return;
+    List<String> nextMembers = HashRing.of(next.members()).members();
+    if (nextMembers.equals(members)) return;
     applying = true;
     List<Future<?>> deployments = new ArrayList<>();
-    for (String member : nextRing.members()) {
+    for (String member : nextMembers) {
       if (!forwarders.containsKey(member)) {
         deployments.add(vertx.deployVerticle(new ForwarderVerticle(ctx, member))
-            .onSuccess(id -> forwarders.put(member, id)));
+            .onSuccess(id -> forwarders.put(member, id))
+            .onFailure(e -> LOG.error("could not start a forwarder for {}: {}", member, e.getMessage())));
       }
     }
     Future.join(deployments).onComplete(done -> {
-      HashRing previous = ring;
-      List<String> live = new ArrayList<>();
-      for (String m : nextRing.members()) if (forwarders.containsKey(m)) live.add(m);
-      ring = HashRing.of(live);
-      LOG.info("ring members from {}: {} (was {})", next.source(), ring.members(), previous.members());
-      vertx.eventBus().publish(Addresses.RING_SNAPSHOT, ring);
-      for (String old : previous.members()) {
-        if (!ring.members().contains(old)) {
+      List<String> previous = members;
+      members = nextMembers;
+      ejected.retainAll(members);
+      LOG.info("ring members from {}: {} (was {})", next.source(), members, previous);
+      publish();
+      for (String old : previous) {
+        if (!members.contains(old)) {
           String id = forwarders.remove(old);
           if (id != null) {
             vertx.undeploy(id).onFailure(e -> LOG.error("could not retire forwarder for {}", old, e));

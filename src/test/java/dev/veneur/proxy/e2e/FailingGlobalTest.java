@@ -44,10 +44,30 @@ class FailingGlobalTest {
     run(vertx, good, down, "io", () -> true);
   }
 
+  @Test
+  void a4xxIsFinalAndNotRetried(Vertx vertx) {
+    TestGlobal picky = TestGlobal.start(vertx);
+    picky.status.set(400);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject().put("forward_address", picky.url()));
+    try {
+      assertEquals(202, proxy.post(Bodies.utf8(Bodies.generate("bad", 100, 3).encode()), null).statusCode());
+      proxy.awaitSettled();
+      assertEquals(100, proxy.metrics().dropped("rejected"));
+      assertEquals(1, picky.refusedPosts.get(), "one POST, no retries");
+    } finally {
+      proxy.stop();
+    }
+  }
+
   private void run(Vertx vertx, TestGlobal good, String badUrl, String cause,
       java.util.function.BooleanSupplier badWasTried) {
+    // Ejection off and a short retry budget: the Go proxy's one-destination-per-key behaviour,
+    // where a failing global's share is retried, then dropped and counted.
     TestProxy proxy = TestProxy.start(vertx, new JsonObject()
-        .put("forward_addresses", new JsonArray().add(good.url()).add(badUrl)));
+        .put("forward_addresses", new JsonArray().add(good.url()).add(badUrl))
+        .put("eject_after_failures", 0)
+        .put("forward_retry_budget", "400ms")
+        .put("forward_retry_backoff", "20ms"));
     try {
       HashRing ring = HashRing.of(List.of(good.url(), badUrl));
       JsonArray metrics = Bodies.generate("fail", 2000, 7);
@@ -61,7 +81,7 @@ class FailingGlobalTest {
       assertTrue(badWasTried.getAsBoolean());
       ProxyMetrics m = proxy.metrics();
       assertEquals(forGood, m.forwarded());
-      assertEquals(forBad, m.dropped("forward_failed"));
+      assertEquals(forBad, m.dropped("retries_exhausted"));
       assertTrue(m.count(ProxyMetrics.FORWARD_ERRORS, "cause", cause) > 0,
           "forward.error_total cause:" + cause + " counted");
 
