@@ -19,6 +19,8 @@ public final class TestGlobal {
   public final List<Post> posts = new CopyOnWriteArrayList<>();
   public final AtomicInteger status = new AtomicInteger(202);
   public final AtomicInteger refusedPosts = new AtomicInteger();
+  /** Milliseconds to wait before answering an accepted POST: a slow global with finite capacity. */
+  public final AtomicInteger delayMs = new AtomicInteger();
   private HttpServer server;
   private int port;
 
@@ -28,11 +30,16 @@ public final class TestGlobal {
   public static TestGlobal start(Vertx vertx) {
     TestGlobal g = new TestGlobal();
     g.server = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(body -> {
-      if (!"/import".equals(req.path())) {
-        req.response().setStatusCode("/healthcheck".equals(req.path()) ? 200 : 404).end();
+      int answer = g.status.get();
+      if ("/healthcheck".equals(req.path())) {
+        // Healthy exactly when imports would succeed; hangs when they hang.
+        if (answer != 0) req.response().setStatusCode(answer / 100 == 2 ? 200 : answer).end();
         return;
       }
-      int answer = g.status.get();
+      if (!"/import".equals(req.path())) {
+        req.response().setStatusCode(404).end();
+        return;
+      }
       if (answer == 0) return; // hang: accept the body, never answer
       if (answer / 100 != 2) {
         g.refusedPosts.incrementAndGet();
@@ -44,7 +51,9 @@ public final class TestGlobal {
           ? inflate(raw) : new String(raw, java.nio.charset.StandardCharsets.UTF_8);
       g.posts.add(new Post(req.getHeader("Content-Encoding"), req.getHeader("Content-Type"), raw, json));
       for (Object o : new JsonArray(json)) g.metrics.add((JsonObject) o);
-      req.response().setStatusCode(answer).end();
+      int delay = g.delayMs.get();
+      if (delay > 0) vertx.setTimer(delay, t -> req.response().setStatusCode(answer).end());
+      else req.response().setStatusCode(answer).end();
     }));
     g.port = g.server.listen(0, "127.0.0.1").await().actualPort();
     return g;
