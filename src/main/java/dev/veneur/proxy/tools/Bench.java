@@ -216,7 +216,7 @@ public final class Bench {
     return sorted[(int) Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1e6;
   }
 
-  private static long delivered(List<StandInGlobal> gs) {
+  static long delivered(List<StandInGlobal> gs) {
     long n = 0;
     for (StandInGlobal g : gs) n += g.metrics();
     return n;
@@ -241,7 +241,7 @@ public final class Bench {
     while ((left = nanoDeadline - System.nanoTime()) > 0) Thread.sleep(Math.min(500, left / 1_000_000 + 1));
   }
 
-  private static long cpuTicks(long pid) throws IOException {
+  static long cpuTicks(long pid) throws IOException {
     String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
     String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
     return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime + stime
@@ -254,7 +254,7 @@ public final class Bench {
     return -1;
   }
 
-  private static void awaitHealthy(int port, Process proxy, Path log) throws Exception {
+  static void awaitHealthy(int port, Process proxy, Path log) throws Exception {
     long deadline = System.nanoTime() + 30_000_000_000L;
     while (System.nanoTime() < deadline) {
       if (!proxy.isAlive()) {
@@ -271,7 +271,7 @@ public final class Bench {
     throw new IllegalStateException("proxy did not become healthy; log at " + log);
   }
 
-  private static int freePort() throws IOException {
+  static int freePort() throws IOException {
     try (ServerSocket s = new ServerSocket(0)) {
       return s.getLocalPort();
     }
