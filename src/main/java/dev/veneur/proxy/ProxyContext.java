@@ -22,6 +22,7 @@ public final class ProxyContext {
   public ProxyContext(ProxyConfig config) {
     this.config = new AtomicReference<>(config);
     this.budget = new QueueBudget(metrics, this::config);
+    metrics.registry().register("http.connections", (com.codahale.metrics.Gauge<Integer>) connections::get);
   }
 
   public ProxyConfig config() {

@@ -43,6 +43,15 @@ public final class ProxyMetrics {
   public ProxyMetrics() {
     registry.register(QUEUED, (Gauge<Long>) queued::get);
     registry.register(QUEUED_BYTES, (Gauge<Long>) queuedBytes::get);
+    // A few JVM figures that explain most memory questions, for the price of three gauges.
+    java.lang.management.MemoryMXBean mem = java.lang.management.ManagementFactory.getMemoryMXBean();
+    registry.register("jvm.heap_used_bytes", (Gauge<Long>) () -> mem.getHeapMemoryUsage().getUsed());
+    registry.register("jvm.heap_max_bytes", (Gauge<Long>) () -> mem.getHeapMemoryUsage().getMax());
+    registry.register("jvm.gc_pause_ms_total", (Gauge<Long>) () -> {
+      long t = 0;
+      for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) t += Math.max(0, gc.getCollectionTime());
+      return t;
+    });
   }
 
   public MetricRegistry registry() {
