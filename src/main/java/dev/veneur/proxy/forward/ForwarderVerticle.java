@@ -242,7 +242,11 @@ public final class ForwarderVerticle extends VerticleBase {
     long base = ctx.config().forwardRetryBackoff.toMillis() << Math.min(batch.attempts - 1, 16);
     long cap = Math.min(base, MAX_RETRY_BACKOFF_MS);
     long delay = cap / 2 + ThreadLocalRandom.current().nextLong(cap / 2 + 1);
-    if (System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) > batch.deadlineNanos) {
+    // Every batch gets at least one retry, even when a single attempt (a forward_timeout longer
+    // than the budget) used the whole budget: that is what lets a hanging global's first batches
+    // wait for its ejection and go elsewhere instead of being dropped.
+    boolean retriesOff = ctx.config().forwardRetryBudget.isZero();
+    if (retriesOff || batch.attempts >= 2 && System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) > batch.deadlineNanos) {
       LOG.warn("dropped {} metrics for {} after {} attempts within forward_retry_budget; last error: {}",
           batch.metrics, url, batch.attempts, lastError);
       settle(batch, "retries_exhausted");
