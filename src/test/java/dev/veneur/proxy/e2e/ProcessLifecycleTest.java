@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
 import dev.veneur.proxy.support.ProxyProcess;
+import dev.veneur.proxy.support.SentryStandIn;
 import dev.veneur.proxy.support.TestGlobal;
 import dev.veneur.proxy.support.TestProxy;
 import io.vertx.core.Vertx;
@@ -59,6 +60,29 @@ class ProcessLifecycleTest {
       assertEquals(0, p.terminate(), p.log());
     } finally {
       p.kill();
+    }
+  }
+
+  @Test
+  void aStartupFailureExitsOneAndReachesSentry(Vertx vertx, @TempDir Path dir) throws Exception {
+    SentryStandIn sentry = SentryStandIn.start(vertx);
+    try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 50, java.net.InetAddress.getByName("127.0.0.1"))) {
+      Path yaml = dir.resolve("proxy.yaml");
+      Files.writeString(yaml, String.join("\n",
+          "http_address: \"127.0.0.1:" + taken.getLocalPort() + "\"",
+          "forward_address: \"http://127.0.0.1:9\"",
+          "sentry_dsn: \"" + sentry.dsn() + "\"", ""));
+      ProxyProcess p = ProxyProcess.start(yaml, Map.of());
+      try {
+        assertTrue(p.process.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "exits by itself");
+        assertEquals(1, p.process.exitValue(), p.log());
+        assertTrue(p.logged("veneur-proxy failed to start"), p.log());
+        assertTrue(sentry.envelopes.stream().anyMatch(e -> e.contains("failed to start")),
+            "the start-up failure reached Sentry: " + sentry.envelopes);
+      } finally {
+        p.kill();
+        sentry.close();
+      }
     }
   }
 
