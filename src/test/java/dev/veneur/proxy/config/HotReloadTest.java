@@ -136,6 +136,25 @@ class HotReloadTest {
   }
 
   @Test
+  void selfMetricsFollowANewStatsAddress() throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    dev.veneur.proxy.support.StatsdSink first = dev.veneur.proxy.support.StatsdSink.start(vertx);
+    dev.veneur.proxy.support.StatsdSink second = dev.veneur.proxy.support.StatsdSink.start(vertx);
+    port = TestProxy.freePort();
+    String common = base(port) + "\nforward_address: \"" + a.url() + "\"\nstats_interval: \"100ms\"";
+    Path file = write("proxy.yaml", common, "stats_address: \"" + first.address() + "\"");
+    startFrom(file);
+    Await.until("reports reach the first agent", () -> first.seen("veneur_proxy.metrics.queued"));
+    write("proxy.yaml", common, "stats_address: \"" + second.address() + "\"");
+    Await.until("reports reach the second agent", () -> second.seen("veneur_proxy.metrics.queued"));
+    assertEquals(202, post(port));
+    Await.until("new traffic reported to the second agent",
+        () -> second.counterSum("veneur_proxy.metrics.received_total", "") == 50);
+    first.close();
+    second.close();
+  }
+
+  @Test
   void aChangedHttpAddressMovesTheListener() throws Exception {
     TestGlobal a = TestGlobal.start(vertx);
     port = TestProxy.freePort();
