@@ -100,14 +100,15 @@ public final class Bench {
           new PoolOptions().setHttp1MaxSize(senders));
       Load load = new Load(client, proxyPort, bodies, perBody);
       long warmEnd = System.nanoTime() + warmup * 1_000_000_000L;
-      load.run(senders, warmEnd);
+      // Senders run until the very end from the start: a deadline moved at the end of warm-up
+      // would race with senders finishing a request just then, and stop them for good.
+      load.run(senders, warmEnd + seconds * 1_000_000_000L);
       waitFor(warmEnd);
       load.resetLatencies();
       long cpu0 = cpuTicks(proxy.pid());
       long delivered0 = delivered(gs);
       long t0 = System.nanoTime();
       long end = t0 + seconds * 1_000_000_000L;
-      load.extend(end);
       waitFor(end);
       long delivered1 = delivered(gs);
       long cpu1 = cpuTicks(proxy.pid());
@@ -163,10 +164,6 @@ public final class Bench {
         running.add(done.future());
         loop(done);
       }
-    }
-
-    void extend(long until) {
-      deadline = until;
     }
 
     synchronized void resetLatencies() {
