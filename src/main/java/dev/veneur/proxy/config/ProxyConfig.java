@@ -300,22 +300,14 @@ public final class ProxyConfig {
 
     /** A duration that may be zero (zero turns the feature off). */
     Duration duration(String key, String def) {
-      Object v = raw.getValue(key);
-      String text = v == null ? def : v.toString();
-      Duration d;
-      try {
-        d = GoDuration.parse(text);
-      } catch (IllegalArgumentException e) {
-        throw new ConfigException(key, v, "a Go duration such as 10s, 1m30s or 500ms");
-      }
-      if (d.isNegative()) {
-        throw new ConfigException(key, v, "a duration of zero or more");
-      }
-      seen.put(key, GoDuration.format(d));
-      return d;
+      return durationAtLeast(key, def, false);
     }
 
     Duration positiveDuration(String key, String def) {
+      return durationAtLeast(key, def, true);
+    }
+
+    private Duration durationAtLeast(String key, String def, boolean positive) {
       Object v = raw.getValue(key);
       String text = v == null ? def : v.toString();
       Duration d;
@@ -324,8 +316,8 @@ public final class ProxyConfig {
       } catch (IllegalArgumentException e) {
         throw new ConfigException(key, v, "a Go duration such as 10s, 1m30s or 500ms");
       }
-      if (d.isZero() || d.isNegative()) {
-        throw new ConfigException(key, v, "a duration greater than zero");
+      if (d.isNegative() || positive && d.isZero()) {
+        throw new ConfigException(key, v, positive ? "a duration greater than zero" : "a duration of zero or more");
       }
       seen.put(key, GoDuration.format(d));
       return d;
