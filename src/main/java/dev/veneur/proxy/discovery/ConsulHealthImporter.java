@@ -106,6 +106,8 @@ public final class ConsulHealthImporter implements ServiceImporter {
         return;
       }
       errorBackoffMs = 0;
+      // The update is timed from Consul's answer: the blocking wait before it is not work.
+      long answered = System.nanoTime();
       ServiceEntryList answer = ar.result();
       long next = answer.getIndex();
       if (next < index) {
@@ -116,10 +118,10 @@ public final class ConsulHealthImporter implements ServiceImporter {
       }
       index = Math.max(next, 0);
       apply(answer.getList()).onComplete(done -> {
-        long took = System.nanoTime() - t0;
+        long took = System.nanoTime() - answered;
         if (done.succeeded()) listener.synced(done.result(), took);
         else listener.failed(done.cause(), took);
-        long gap = MIN_QUERY_GAP_MS - took / 1_000_000;
+        long gap = MIN_QUERY_GAP_MS - (System.nanoTime() - t0) / 1_000_000;
         if (gap > 0) vertx.setTimer(gap, t -> query());
         else query();
       });

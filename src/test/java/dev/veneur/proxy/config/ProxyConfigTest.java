@@ -74,6 +74,18 @@ class ProxyConfigTest {
     assertRejected("debug", "yes please");
     assertRejected("stats_address", "nohostport");
     assertRejected("sentry_dsn", "not a url");
+    assertRejected("forward_retry_budget", "-1s");
+    assertRejected("eject_after_failures", -1);
+    assertRejected("http_request_timeout", "0");
+    assertRejected("config_scan_interval", "fast");
+    assertRejected("consul_address", "consul:port");
+  }
+
+  @Test
+  void zeroTurnsRetriesAndEjectionOff() {
+    ProxyConfig c = ProxyConfig.from(base().put("forward_retry_budget", 0).put("eject_after_failures", 0));
+    assertTrue(c.forwardRetryBudget.isZero());
+    assertEquals(0, c.ejectAfterFailures);
   }
 
   @Test
