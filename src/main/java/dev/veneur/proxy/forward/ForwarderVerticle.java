@@ -412,6 +412,12 @@ public final class ForwarderVerticle extends VerticleBase {
         int lost = 0;
         for (Batch b : left) {
           if (b.settled) continue;
+          if (leaving) {
+            // The member left and its global is still silent: give the metrics to the new owners
+            // (a late 2xx from the old one would be ignored, so this can duplicate, never lose).
+            handBack(b);
+            continue;
+          }
           lost += b.metrics;
           settle(b, "shutdown");
         }
