@@ -50,7 +50,8 @@ class SelfMetricsTest {
           () -> sink.counterSum(p + "import.request_error_total", "cause:unknown_content_encoding") == 1);
       Await.until("queue gauge back at 0", () -> sink.lastGauge(p + "metrics.queued", "") == 0);
       for (String name : new String[] {"import.response_duration_ns.p99", "forward.duration_ns.p50",
-          "proxy.duration_ns.max", "forward.content_length_bytes.p99", "forward.post_total"}) {
+          "proxy.duration_ns.max", "forward.content_length_bytes.p99", "forward.post_total", "event_loop.lag_ms.max", "jvm.heap_used_bytes",
+          "http.connections"}) {
         Await.until(name + " reported", () -> sink.seen(p + name));
       }
       // The identity, from the outside: received = forwarded + dropped + queued.
