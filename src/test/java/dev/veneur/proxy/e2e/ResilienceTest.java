@@ -67,7 +67,10 @@ class ResilienceTest {
   void aGlobalFailingForTwoSecondsLosesAndDuplicatesNothing(Vertx vertx) {
     TestGlobal a = TestGlobal.start(vertx);
     TestGlobal flaky = TestGlobal.start(vertx);
-    TestProxy proxy = TestProxy.start(vertx, faultConfig(a, flaky).put("eject_after_failures", 0));
+    // A budget well past the 2 s outage plus one maximal backoff (2 s), so no retry schedule can
+    // run out of budget before the global is back.
+    TestProxy proxy = TestProxy.start(vertx, faultConfig(a, flaky).put("eject_after_failures", 0)
+        .put("forward_retry_budget", "8s"));
     try {
       flaky.status.set(500);
       vertx.setTimer(2000, t -> flaky.status.set(202));
