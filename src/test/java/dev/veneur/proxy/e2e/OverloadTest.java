@@ -49,8 +49,8 @@ class OverloadTest {
         "max_idle_conns_per_host: 2",
         "batch_max_metrics: 1000",
         "batch_linger: \"20ms\"",
-        "max_queued_bytes: \"8MiB\"",
-        "max_queued_bytes_per_destination: \"8MiB\"", ""));
+        "max_queued_bytes: \"4MiB\"",
+        "max_queued_bytes_per_destination: \"4MiB\"", ""));
     ProxyProcess p = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
     HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
     try {
