@@ -136,6 +136,30 @@ class HotReloadTest {
   }
 
   @Test
+  void switchingFromStaticAddressesToConsulMovesTheRing() throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    TestGlobal b = TestGlobal.start(vertx);
+    dev.veneur.proxy.support.ConsulDouble consul = dev.veneur.proxy.support.ConsulDouble.start(vertx, "globals");
+    consul.setInstances(List.of(dev.veneur.proxy.support.ConsulDouble.Instance.passing("n1", "127.0.0.1", b.port())));
+    port = TestProxy.freePort();
+    Path file = write("proxy.yaml", base(port), "forward_address: \"" + a.url() + "\"");
+    startFrom(file);
+    assertEquals(202, post(port));
+    Await.until("static destination first", () -> a.metrics.size() == 50);
+    write("proxy.yaml", base(port), "forward_address: \"" + a.url() + "\"",
+        "consul_forward_service_name: \"globals\"", "consul_address: \"" + consul.address() + "\"");
+    Await.until("Consul's instance is the ring", () -> {
+      var r = app.context().config();
+      return r.usesConsul() && vertx.eventBus().<dev.veneur.proxy.ring.HashRing>request(
+          dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().members().equals(List.of(b.url()));
+    });
+    assertEquals(202, post(port));
+    Await.until("traffic follows Consul", () -> b.metrics.size() == 50);
+    assertEquals(50, a.metrics.size());
+    consul.close();
+  }
+
+  @Test
   void selfMetricsFollowANewStatsAddress() throws Exception {
     TestGlobal a = TestGlobal.start(vertx);
     dev.veneur.proxy.support.StatsdSink first = dev.veneur.proxy.support.StatsdSink.start(vertx);
