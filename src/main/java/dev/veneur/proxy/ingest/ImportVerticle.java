@@ -4,6 +4,7 @@ import com.codahale.metrics.Counter;
 import com.codahale.metrics.Timer;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.forward.Dispatch;
 import dev.veneur.proxy.ring.HashRing;
@@ -38,6 +39,7 @@ public final class ImportVerticle extends VerticleBase {
   private final ProxyMetrics metrics;
   private BodyDecoder decoder;
   private final ImportScanner scanner = new ImportScanner();
+  private final RequestSplitter splitter = new RequestSplitter();
   private HashRing ring = HashRing.empty();
   private HttpServer server;
   private Timer importTimer;
@@ -169,27 +171,24 @@ public final class ImportVerticle extends VerticleBase {
         throw new ImportRefusal(503, "no_destination", "no global Veneur is available yet; retry later");
       }
       int ways = routing.size();
-      ChunkBuilder[] parts = new ChunkBuilder[ways];
-      int guessBytes = n / ways + 256;
-      ImportScanner.Result result = scanner.scan(json, n, (start, end, hash) -> {
-        int owner = routing.ownerIndex(hash);
-        ChunkBuilder b = parts[owner];
-        if (b == null) b = parts[owner] = new ChunkBuilder(guessBytes, 64);
-        b.append(json, start, end, hash);
-      });
-      decoder.trim();
+      splitter.reset(ways);
+      ImportScanner.Result result = scanner.scan(json, n,
+          (start, end, hash) -> splitter.add(start, end, hash, routing.ownerIndex(hash)));
       for (int d = 0; d < ways; d++) {
-        if (parts[d] != null && ctx.budget().wouldOverflow(routing.members().get(d), parts[d].metricBytes())) {
+        if (splitter.count(d) > 0
+            && ctx.budget().wouldOverflow(routing.members().get(d), splitter.metricBytes(d))) {
           throw new ImportRefusal(503, "overloaded", "the queue for " + routing.members().get(d)
               + " is full (max_queued_bytes_per_destination); retry later");
         }
       }
+      MetricChunk[] chunks = splitter.build(json);
+      decoder.trim();
       req.response().setStatusCode(202).end();
       if (result.invalid > 0) metrics.rejectedOnArrival(result.invalid, "invalid_metric");
       for (int d = 0; d < ways; d++) {
-        if (parts[d] == null) continue;
-        metrics.accepted(parts[d].count(), parts[d].metricBytes());
-        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), parts[d].build());
+        if (chunks[d] == null) continue;
+        metrics.accepted(chunks[d].count, chunks[d].metricBytes());
+        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), chunks[d]);
       }
     } catch (ImportRefusal r) {
       decoder.trim();

@@ -11,6 +11,7 @@ import dev.veneur.proxy.forward.BatchEncoder;
 import dev.veneur.proxy.ingest.BodyDecoder;
 import dev.veneur.proxy.ingest.ChunkBuilder;
 import dev.veneur.proxy.ingest.ImportScanner;
+import dev.veneur.proxy.ingest.RequestSplitter;
 import dev.veneur.proxy.ring.HashRing;
 import dev.veneur.proxy.ring.RingVerticle;
 import dev.veneur.proxy.tools.SyntheticMetrics;
@@ -55,6 +56,7 @@ public class HotPathBench {
   private byte[] deflated;
   private BodyDecoder decoder;
   private ImportScanner scanner;
+  private final RequestSplitter splitter = new RequestSplitter();
   private HashRing ring;
   private List<MetricChunk> batch;
   private BatchEncoder encoder;
@@ -108,18 +110,14 @@ public class HotPathBench {
     return scanner.scan(json, json.length, (s, e, h) -> {}).metrics;
   }
 
-  /** The whole ingest of one body: inflate, scan, route against the snapshot, copy into chunks. */
+  /** The whole ingest of one body: inflate, scan, route against the snapshot, split into chunks. */
   @Benchmark
   public void ingestBody(Blackhole bh) {
     decoder.decode("deflate", deflated, deflated.length);
     byte[] src = decoder.bytes();
-    ChunkBuilder[] parts = new ChunkBuilder[ring.size()];
-    scanner.scan(src, decoder.length(), (s, e, h) -> {
-      int o = ring.ownerIndex(h);
-      if (parts[o] == null) parts[o] = new ChunkBuilder(decoder.length() / 3 + 256, 64);
-      parts[o].append(src, s, e, h);
-    });
-    for (ChunkBuilder p : parts) if (p != null) bh.consume(p.build());
+    splitter.reset(ring.size());
+    scanner.scan(src, decoder.length(), (s, e, h) -> splitter.add(s, e, h, ring.ownerIndex(h)));
+    bh.consume(splitter.build(src));
   }
 
   /** Deflate a 2000-metric forward batch. */
