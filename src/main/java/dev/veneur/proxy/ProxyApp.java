@@ -25,7 +25,6 @@ import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -252,10 +251,5 @@ public final class ProxyApp {
       if (ctx.profiler() != null) ctx.profiler().stop();
       if (ownsSentry) SentryBridge.close();
     });
-  }
-
-  /** Every part's deployment, for tests that check nothing is left behind. */
-  List<String> deployments() {
-    return List.of(String.valueOf(ringId), String.valueOf(discoveryId), String.valueOf(httpId));
   }
 }

@@ -1,6 +1,7 @@
 package dev.veneur.proxy.forward;
 
 import com.codahale.metrics.Counter;
+import com.codahale.metrics.Histogram;
 import com.codahale.metrics.Timer;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
@@ -85,6 +86,9 @@ public final class ForwarderVerticle extends VerticleBase {
   private long probeDelayMs;
   private Promise<Void> drained;
   private Timer postTimer;
+  private Timer proxyTimer;
+  private Histogram bodyBytes;
+  private Counter posts;
   private Counter byDestination;
 
   private static final class Batch {
@@ -125,6 +129,9 @@ public final class ForwarderVerticle extends VerticleBase {
         new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
     encoder = new BatchEncoder(cfg.forwardCompressionLevel);
     postTimer = metrics.timer(ProxyMetrics.FORWARD_DURATION);
+    proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
+    bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
+    posts = metrics.registry().counter(ProxyMetrics.FORWARD_POSTS);
     byDestination = metrics.counter(ProxyMetrics.BY_DESTINATION, "destination", destination);
     control = vertx.eventBus().consumer(Addresses.forwarderControl(destination),
         m -> applyExclusion(m.body().excluded()));
@@ -188,11 +195,11 @@ public final class ForwarderVerticle extends VerticleBase {
       // Kept for retries: the same bytes go out again, never re-encoded.
       batch.body = Buffer.buffer(java.util.Arrays.copyOf(encoder.bytes(), encoder.length()));
       batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
-      metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES).update(batch.body.length());
+      bodyBytes.update(batch.body.length());
     }
     batch.attempts++;
     inflight.add(batch);
-    metrics.registry().counter(ProxyMetrics.FORWARD_POSTS).inc();
+    posts.inc();
     long started = System.nanoTime();
     client.postAbs(url)
         .putHeader(HttpHeaders.CONTENT_TYPE.toString(), "application/json")
@@ -269,7 +276,7 @@ public final class ForwarderVerticle extends VerticleBase {
       byDestination.inc(batch.metrics);
       long oldest = Long.MAX_VALUE;
       for (MetricChunk c : batch.chunks) oldest = Math.min(oldest, c.createdNanos);
-      metrics.timer(ProxyMetrics.PROXY_DURATION).update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
+      proxyTimer.update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
     } else {
       metrics.dropped(batch.metrics, batch.bytes, dropCause);
     }
@@ -405,7 +412,7 @@ public final class ForwarderVerticle extends VerticleBase {
         left.addAll(waiting.keySet());
         left.addAll(held);
         left.addAll(inflight);
-        waiting.keySet().forEach(b -> vertx.cancelTimer(waiting.get(b)));
+        waiting.values().forEach(vertx::cancelTimer);
         ready.clear();
         waiting.clear();
         held.clear();

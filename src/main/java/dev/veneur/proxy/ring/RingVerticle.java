@@ -9,7 +9,7 @@ import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
 import dev.veneur.proxy.forward.Dispatch;
 import dev.veneur.proxy.forward.ForwarderVerticle;
-import dev.veneur.proxy.ingest.ChunkBuilder;
+import dev.veneur.proxy.ingest.RequestSplitter;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
@@ -45,6 +45,8 @@ public final class RingVerticle extends VerticleBase {
   /** What importers route on. */
   private HashRing ring = HashRing.empty();
   private final Map<String, String> forwarders = new HashMap<>();
+  /** Reused for every re-route; this verticle handles one message at a time. */
+  private final RequestSplitter splitter = new RequestSplitter();
   /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
   private Membership pending;
   private boolean applying;
@@ -177,14 +179,14 @@ public final class RingVerticle extends VerticleBase {
       ctx.metrics().dropped(chunk.count, chunk.metricBytes(), "no_destination");
       return;
     }
-    ChunkBuilder[] parts = new ChunkBuilder[ring.size()];
+    // The chunk carries each metric's span and key hash, so it splits without parsing.
+    splitter.reset(ring.size());
     for (int i = 0; i < chunk.count; i++) {
-      int owner = ring.ownerIndex(chunk.hashes[i]);
-      if (parts[owner] == null) parts[owner] = ChunkBuilder.forSplit(chunk, ring.size());
-      parts[owner].append(chunk.data, chunk.starts[i], chunk.end(i), chunk.hashes[i]);
+      splitter.add(chunk.starts[i], chunk.end(i), chunk.hashes[i], ring.ownerIndex(chunk.hashes[i]));
     }
+    MetricChunk[] parts = splitter.build(chunk.data);
     for (int d = 0; d < parts.length; d++) {
-      if (parts[d] != null) Dispatch.fromRing(vertx.eventBus(), ctx, ring.members().get(d), parts[d].build());
+      if (parts[d] != null) Dispatch.fromRing(vertx.eventBus(), ctx, ring.members().get(d), parts[d]);
     }
   }
 
