@@ -9,10 +9,6 @@ import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
-import java.io.IOException;
-import java.net.HttpURLConnection;
-import java.net.ServerSocket;
-import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -60,28 +56,10 @@ public final class Bench {
       }
     }
     Vertx vertx = Vertx.vertx();
-    List<StandInGlobal> gs = new ArrayList<>();
-    StringBuilder dests = new StringBuilder();
-    for (int i = 0; i < globals; i++) {
-      StandInGlobal g = new StandInGlobal(false);
-      int port = g.listen(vertx, "127.0.0.1", 0).await();
-      gs.add(g);
-      dests.append(i == 0 ? "" : ", ").append("\"http://127.0.0.1:").append(port).append('"');
-    }
-    int proxyPort = freePort();
-    Path yaml = Files.createTempFile("bench-proxy", ".yaml");
-    Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
-        + "forward_addresses: [" + dests + "]\n" + extraYaml.replace("\\n", "\n") + "\n");
-    Path log = Files.createTempFile("bench-proxy", ".log");
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
-    cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
-    Process proxy = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    ProxyRig rig = ProxyRig.launch(vertx, globals, jar, javaOpts, extraYaml, "bench");
     try {
-      awaitHealthy(proxyPort, proxy, log);
       System.out.printf(Locale.ROOT, "proxy pid %d (%s), %d globals, %d senders, %d metrics/body, %ds warm-up + %ds measured%n",
-          proxy.pid(), javaOpts, globals, senders, perBody, warmup, seconds);
+          rig.proxy.pid(), javaOpts, globals, senders, perBody, warmup, seconds);
 
       io.vertx.core.json.JsonArray captured = "random".equals(sample) ? null
           : new io.vertx.core.json.JsonArray(Files.readString(Path.of(sample)));
@@ -98,25 +76,25 @@ public final class Bench {
 
       HttpClient client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
           new PoolOptions().setHttp1MaxSize(senders));
-      Load load = new Load(client, proxyPort, bodies, perBody);
+      Load load = new Load(client, rig.port, bodies, perBody);
       long warmEnd = System.nanoTime() + warmup * 1_000_000_000L;
       // Senders run until the very end from the start: a deadline moved at the end of warm-up
       // would race with senders finishing a request just then, and stop them for good.
       load.run(senders, warmEnd + seconds * 1_000_000_000L);
       waitFor(warmEnd);
       load.resetLatencies();
-      long cpu0 = cpuTicks(proxy.pid());
-      long delivered0 = delivered(gs);
+      long cpu0 = rig.cpuTicks();
+      long delivered0 = rig.delivered();
       long t0 = System.nanoTime();
       long end = t0 + seconds * 1_000_000_000L;
       waitFor(end);
-      long delivered1 = delivered(gs);
-      long cpu1 = cpuTicks(proxy.pid());
+      long delivered1 = rig.delivered();
+      long cpu1 = rig.cpuTicks();
       double elapsed = (System.nanoTime() - t0) / 1e9;
       load.stop().await();
-      long settledAt = settle(gs);
+      long settledAt = settle(rig);
       long[] lat = load.latencies();
-      long hwm = peakRssKb(proxy.pid());
+      long hwm = rig.memoryKib("VmHWM");
 
       long measured = delivered1 - delivered0;
       double cpuSeconds = (cpu1 - cpu0) / (double) TICKS_PER_SECOND;
@@ -129,8 +107,7 @@ public final class Bench {
       System.out.printf(Locale.ROOT, "sent vs delivered: %d metrics accepted (202), %d delivered, %d refused bodies (503), %d other errors%n",
           load.acceptedMetrics.get(), settledAt, load.refused.get(), load.errors.get());
     } finally {
-      proxy.destroy();
-      proxy.waitFor();
+      rig.close();
       vertx.close();
     }
   }
@@ -213,21 +190,15 @@ public final class Bench {
     return sorted[(int) Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1e6;
   }
 
-  static long delivered(List<StandInGlobal> gs) {
-    long n = 0;
-    for (StandInGlobal g : gs) n += g.metrics();
-    return n;
-  }
-
   /** Waits until the globals' count stops moving, i.e. the proxy has drained its queues. */
-  private static long settle(List<StandInGlobal> gs) throws InterruptedException {
+  private static long settle(ProxyRig rig) throws InterruptedException {
     long last = -1;
-    long now = delivered(gs);
+    long now = rig.delivered();
     int stable = 0;
     while (stable < 10) {
       Thread.sleep(100);
       last = now;
-      now = delivered(gs);
+      now = rig.delivered();
       stable = now == last ? stable + 1 : 0;
     }
     return now;
@@ -237,41 +208,4 @@ public final class Bench {
     long left;
     while ((left = nanoDeadline - System.nanoTime()) > 0) Thread.sleep(Math.min(500, left / 1_000_000 + 1));
   }
-
-  static long cpuTicks(long pid) throws IOException {
-    String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
-    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-    return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime + stime
-  }
-
-  private static long peakRssKb(long pid) throws IOException {
-    for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-      if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
-    }
-    return -1;
-  }
-
-  static void awaitHealthy(int port, Process proxy, Path log) throws Exception {
-    long deadline = System.nanoTime() + 30_000_000_000L;
-    while (System.nanoTime() < deadline) {
-      if (!proxy.isAlive()) {
-        throw new IllegalStateException("proxy exited: " + Files.readString(log));
-      }
-      try {
-        HttpURLConnection c = (HttpURLConnection) new URL("http://127.0.0.1:" + port + "/healthcheck").openConnection();
-        c.setConnectTimeout(200);
-        if (c.getResponseCode() == 200) return;
-      } catch (IOException notYet) {
-        Thread.sleep(100);
-      }
-    }
-    throw new IllegalStateException("proxy did not become healthy; log at " + log);
-  }
-
-  static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
-  }
-
 }

@@ -17,7 +17,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -59,26 +58,9 @@ public final class Soak {
     }
     System.setProperty("java.awt.headless", "true");
     Vertx vertx = Vertx.vertx();
-    List<StandInGlobal> gs = new ArrayList<>();
-    StringBuilder dests = new StringBuilder();
-    for (int i = 0; i < 3; i++) {
-      StandInGlobal g = new StandInGlobal(false);
-      int port = g.listen(vertx, "127.0.0.1", 0).await();
-      gs.add(g);
-      dests.append(i == 0 ? "" : ", ").append("\"http://127.0.0.1:").append(port).append('"');
-    }
-    int proxyPort = Bench.freePort();
-    Path yaml = Files.createTempFile("soak-proxy", ".yaml");
-    Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\nforward_addresses: [" + dests + "]\n");
-    Path log = Files.createTempFile("soak-proxy", ".log");
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(Arrays.asList(javaOpts.trim().split("\\s+")));
-    cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
-    Process proxy = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    ProxyRig rig = ProxyRig.launch(vertx, 3, jar, javaOpts, "", "soak");
     List<Sample> samples = new ArrayList<>();
     try {
-      Bench.awaitHealthy(proxyPort, proxy, log);
       io.vertx.core.json.JsonArray captured = new io.vertx.core.json.JsonArray(
           Files.readString(Path.of("src/test/resources/fixtures/captured/large.json")));
       List<Buffer> bodies = new ArrayList<>();
@@ -105,7 +87,7 @@ public final class Soak {
           }
           outstanding.incrementAndGet();
           Buffer body = bodies.get(next[0]++ % bodies.size());
-          client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(proxyPort)
+          client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(rig.port)
                   .setURI("/import").putHeader("Content-Encoding", "deflate"))
               .compose(req -> req.send(body))
               .compose(resp -> resp.body().map(b -> resp.statusCode()))
@@ -117,20 +99,20 @@ public final class Soak {
         }
       });
       System.out.printf(Locale.ROOT, "soak: %d metrics/s for %d min, proxy pid %d (%s); sampling every %ds%n",
-          rate, minutes, proxy.pid(), javaOpts, sampleSeconds);
+          rate, minutes, rig.proxy.pid(), javaOpts, sampleSeconds);
       System.out.println("minute,rss_mib,delivered_per_s,accepted_total,refused_bodies,proxy_cores");
       long start = System.nanoTime();
       long end = start + minutes * 60_000_000_000L;
-      long lastDelivered = Bench.delivered(gs);
-      long lastCpu = Bench.cpuTicks(proxy.pid());
+      long lastDelivered = rig.delivered();
+      long lastCpu = rig.cpuTicks();
       long lastT = System.nanoTime();
       while (System.nanoTime() < end) {
         Thread.sleep(sampleSeconds * 1000L);
         long now = System.nanoTime();
-        long d = Bench.delivered(gs);
-        long cpu = Bench.cpuTicks(proxy.pid());
+        long d = rig.delivered();
+        long cpu = rig.cpuTicks();
         double secs = (now - lastT) / 1e9;
-        Sample s = new Sample((now - start) / 60e9, rssKib(proxy.pid()) / 1024.0, (d - lastDelivered) / secs,
+        Sample s = new Sample((now - start) / 60e9, rig.memoryKib("VmRSS") / 1024.0, (d - lastDelivered) / secs,
             accepted.get(), refused.get(), (cpu - lastCpu) / 100.0 / secs);
         samples.add(s);
         System.out.printf(Locale.ROOT, "%.2f,%.1f,%.0f,%d,%d,%.2f%n", s.minutes(), s.rssMiB(), s.deliveredPerSec(),
@@ -142,22 +124,14 @@ public final class Soak {
       vertx.cancelTimer(timer);
       Thread.sleep(3000);
       System.out.printf(Locale.ROOT, "accepted %d metrics, delivered %d, refused %d bodies, generator skipped %d ticks%n",
-          accepted.get(), Bench.delivered(gs), refused.get(), skipped.get());
+          accepted.get(), rig.delivered(), refused.get(), skipped.get());
     } finally {
-      proxy.destroy();
-      proxy.waitFor();
+      rig.close();
       vertx.close();
     }
     writeCsv(Path.of(out + ".csv"), samples);
     plot(Path.of(out + ".png"), samples, rate);
     System.out.println("wrote " + out + ".csv and " + out + ".png");
-  }
-
-  private static long rssKib(long pid) throws IOException {
-    for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
-      if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
-    }
-    return -1;
   }
 
   private static void writeCsv(Path file, List<Sample> samples) throws IOException {
