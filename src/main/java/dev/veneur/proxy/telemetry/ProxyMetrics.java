@@ -31,8 +31,20 @@ public final class ProxyMetrics {
   public static final String FORWARD_BYTES = "forward.content_length_bytes";
   public static final String BY_DESTINATION = "metrics_by_destination";
   public static final String PROXY_DURATION = "proxy.duration_ns";
+  // Go proxy names not registered yet by any call site (see README, Monitoring).
+  public static final String IMPORT_METRICS = "import.metrics_total";
+  public static final String DISCOVERER_UPDATE_DURATION = "discoverer.update_duration_ns";
+  public static final String DISCOVERER_DESTINATIONS = "discoverer.destination_number";
+  public static final String DISCOVERER_ERRORS = "discoverer.errors";
+  /** The round trip of each POST; ours (the Go {@code forward.duration_ns} is {@code part:json}). */
+  public static final String FORWARD_POST_DURATION = "forward.post_duration_ns";
+  /**
+   * Timer and histogram samples sent per metric per report; past this the reporter sends a uniform
+   * sample with {@code |@rate}. 1000 lines of ~60 bytes is ~42 datagrams per busy timer per interval.
+   */
+  public static final int SAMPLES_PER_INTERVAL = 1000;
 
-  private final MetricRegistry registry = new MetricRegistry();
+  private final IntervalRegistry registry = new IntervalRegistry(SAMPLES_PER_INTERVAL);
   private final Counter received = registry.counter(RECEIVED);
   private final Counter forwarded = registry.counter(FORWARDED);
   private final AtomicLong queued = new AtomicLong();
@@ -60,6 +72,28 @@ public final class ProxyMetrics {
 
   public static String tagged(String name, String key, String value) {
     return name + "#" + key + ":" + value;
+  }
+
+  /**
+   * A registry name with several DogStatsD tags, each {@code key:value} (or a bare tag):
+   * {@code withTags("import.response_duration_ns", "part:request", "encoding:deflate")}.
+   */
+  public static String withTags(String name, String... tags) {
+    if (tags.length == 0) return name;
+    return name + "#" + String.join(",", tags);
+  }
+
+  /**
+   * A gauge set on events, sent only in the reporting intervals where it was set (as the Go
+   * proxy's {@code metrics_by_destination} and {@code discoverer.destination_number} were).
+   */
+  public EventGauge eventGauge(String taggedName) {
+    return registry.eventGauge(taggedName);
+  }
+
+  /** A histogram whose samples are each reported as a DogStatsD {@code |h} line. */
+  public com.codahale.metrics.Histogram histogram(String taggedName) {
+    return registry.histogram(taggedName);
   }
 
   public Counter counter(String name, String key, String value) {
