@@ -27,6 +27,15 @@ public final class Main {
   private Main() {}
 
   public static void main(String[] args) throws Exception {
+    Fatal.halting();
+    // An OutOfMemoryError on any thread (an acceptor, a timer) ends the process: see Fatal.
+    Thread.setDefaultUncaughtExceptionHandler((t, e) -> {
+      Fatal.check(e);
+      LOG.error("uncaught exception on thread {}: {}", t.getName(), e.toString(), e);
+    });
+    // Netty and Vert.x catch what their handlers throw and only log it: watch the log for it.
+    ((ch.qos.logback.classic.LoggerContext) LoggerFactory.getILoggerFactory())
+        .addTurboFilter(new dev.veneur.proxy.telemetry.OutOfMemoryWatch());
     Path file = Path.of("conf/proxy.yaml");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -85,7 +94,9 @@ public final class Main {
       LOG.info("{}: refusing new imports, delivering what is queued (up to {})", why,
           app.context().config().shutdownTimeout);
       try {
-        long budget = app.context().config().shutdownTimeout.toMillis() + 5000;
+        // Queued metrics get shutdown_timeout; POSTs in flight then get up to forward_timeout.
+        var cfg = app.context().config();
+        long budget = cfg.shutdownTimeout.toMillis() + cfg.forwardTimeout.toMillis() + 5000;
         app.stop().await(budget, TimeUnit.MILLISECONDS);
         vertx.close().await(5, TimeUnit.SECONDS);
       } catch (Exception e) {
@@ -93,7 +104,8 @@ public final class Main {
         code = 1;
       }
       var m = app.context().metrics();
-      LOG.info("stopped: received {}, forwarded {}, dropped {}", m.received(), m.forwarded(), m.droppedTotal());
+      LOG.info("stopped: received {}, forwarded {}, dropped {} {}, queued {}", m.received(), m.forwarded(),
+          m.droppedTotal(), m.droppedByCause(), m.queued());
       SentryBridge.flush();
       System.exit(code);
     }, "veneur-proxy-stop");

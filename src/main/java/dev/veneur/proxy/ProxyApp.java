@@ -41,9 +41,10 @@ public final class ProxyApp {
   private static final Logger LOG = LoggerFactory.getLogger(ProxyApp.class);
   private static final Set<String> DISCOVERY_KEYS = Set.of("forward_address", "forward_addresses",
       "consul_forward_service_name", "consul_refresh_interval", "consul_address", "consul_token",
-      "consul_startup_timeout");
+      "consul_startup_timeout", "consul_member_address");
+  /** Keys the HTTP verticles read when they start: a change deploys new ones, then retires the old. */
   private static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances",
-      "http_max_connections", "http_request_timeout");
+      "http_idle_timeout");
   private static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
   /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
   private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host",
@@ -58,6 +59,7 @@ public final class ProxyApp {
   private String watchId;
   private StatsdReporter reporter;
   private boolean ownsSentry;
+  private dev.veneur.proxy.ingest.ListenerWatchdog watchdog;
 
   private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     this.vertx = vertx;
@@ -72,8 +74,12 @@ public final class ProxyApp {
   /** @param env where {@code CONSUL_HTTP_ADDR} and {@code CONSUL_HTTP_TOKEN} are read from */
   public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     LocalCodec.registerAll(vertx);
-    // Exceptions that escape a handler on an event loop: log at ERROR so Sentry sees them.
-    vertx.exceptionHandler(t -> LOG.error("uncaught exception on an event loop: {}", t.toString(), t));
+    // Exceptions that escape a handler on an event loop: log at ERROR so Sentry sees them; an
+    // OutOfMemoryError ends the process (see Fatal).
+    vertx.exceptionHandler(t -> {
+      Fatal.check(t);
+      LOG.error("uncaught exception on an event loop: {}", t.toString(), t);
+    });
     ProxyApp app = new ProxyApp(vertx, config, env);
     return app.deploy().map(app);
   }
@@ -95,8 +101,11 @@ public final class ProxyApp {
         .compose(id -> awaitRing(cfg))
         .compose(v -> deployHttp(cfg))
         .onSuccess(id -> httpId = id)
-        .onSuccess(id -> LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles",
-            cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances()))
+        .onSuccess(id -> {
+          watchdog = new dev.veneur.proxy.ingest.ListenerWatchdog(cfg.httpHost, cfg.httpPort);
+          LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles, memory budget {} MiB",
+              cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances(), cfg.memoryBudget >> 20);
+        })
         .mapEmpty();
   }
 
@@ -186,9 +195,11 @@ public final class ProxyApp {
       ProxyConfig staged = next;
       // New verticles bind with the new config; the old ones keep serving until that worked.
       ctx.config(staged);
+      if (watchdog != null) watchdog.pause();
       http = deployHttp(staged)
           .recover(e -> {
             ctx.config(prev);
+            if (watchdog != null) watchdog.watch(prev.httpHost, prev.httpPort);
             return Future.failedFuture(new ConfigException("http_address", staged.httpHost + ":"
                 + staged.httpPort, "an address this process can listen on (" + e.getMessage() + ")"));
           })
@@ -196,6 +207,9 @@ public final class ProxyApp {
             String oldId = httpId;
             httpId = newId;
             return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
+          })
+          .onSuccess(v -> {
+            if (watchdog != null) watchdog.watch(staged.httpHost, staged.httpPort);
           });
     }
     return http.compose(v -> {
@@ -238,6 +252,7 @@ public final class ProxyApp {
    */
   public Future<Void> stop() {
     ctx.stopping(true);
+    if (watchdog != null) watchdog.stop();
     Future<Void> chain = Future.succeededFuture();
     for (String id : new String[] {watchId, discoveryId, ringId, httpId}) {
       if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));

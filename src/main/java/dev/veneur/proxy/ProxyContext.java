@@ -1,28 +1,49 @@
 package dev.veneur.proxy;
 
+import com.codahale.metrics.Gauge;
 import dev.veneur.proxy.config.ProxyConfig;
-import dev.veneur.proxy.forward.QueueBudget;
+import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.telemetry.Profiler;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * What every verticle of one proxy shares: the current config (swapped whole on reload), the
- * self-metrics, the queue budget, and whether the proxy is stopping. Handed to verticles at
- * deployment rather than looked up globally, so tests can run several proxies in one JVM.
+ * self-metrics, the memory budget and the accounting that settles every metric, and whether the
+ * proxy is stopping. Handed to verticles at deployment rather than looked up globally, so tests
+ * can run several proxies in one JVM.
  */
 public final class ProxyContext {
   private final AtomicReference<ProxyConfig> config;
   private final ProxyMetrics metrics = new ProxyMetrics();
-  private final QueueBudget budget;
+  private final MemoryBudget budget;
+  private final Accounting accounting;
+  private final Map<String, DestinationState> destinations = new ConcurrentHashMap<>();
+  private final AtomicInteger connections = new AtomicInteger();
   private volatile boolean stopping;
   private volatile Profiler profiler;
-  private final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
+
+  /** What one forwarder holds, published for /debug/state and the gauges. */
+  public static final class DestinationState {
+    public final AtomicLong queuedMetrics = new AtomicLong();
+    public final AtomicLong queuedBytes = new AtomicLong();
+    public final AtomicInteger inFlight = new AtomicInteger();
+    public volatile boolean excluded;
+  }
 
   public ProxyContext(ProxyConfig config) {
     this.config = new AtomicReference<>(config);
-    this.budget = new QueueBudget(metrics, this::config);
-    metrics.registry().register("http.connections", (com.codahale.metrics.Gauge<Integer>) connections::get);
+    this.budget = new MemoryBudget(() -> this.config.get().memoryBudget);
+    this.accounting = new Accounting(metrics, budget);
+    var reg = metrics.registry();
+    reg.register("http.connections", (Gauge<Integer>) connections::get);
+    reg.register("memory.budget_bytes", (Gauge<Long>) budget::limit);
+    reg.register("memory.used_bytes", (Gauge<Long>) budget::used);
+    reg.register("memory.waiting_requests", (Gauge<Integer>) budget::waiting);
   }
 
   public ProxyConfig config() {
@@ -37,8 +58,17 @@ public final class ProxyContext {
     return metrics;
   }
 
-  public QueueBudget budget() {
+  public MemoryBudget budget() {
     return budget;
+  }
+
+  public Accounting accounting() {
+    return accounting;
+  }
+
+  /** Per-destination state, keyed by destination; a forwarder registers itself while it runs. */
+  public Map<String, DestinationState> destinations() {
+    return destinations;
   }
 
   /** The JFR recording when {@code enable_profiling} is on, else null. */
@@ -51,7 +81,7 @@ public final class ProxyContext {
   }
 
   /** Open HTTP connections across every HTTP verticle, against http_max_connections. */
-  public java.util.concurrent.atomic.AtomicInteger connections() {
+  public AtomicInteger connections() {
     return connections;
   }
 

@@ -12,8 +12,14 @@ public final class Addresses {
   public static final String RING_CURRENT = "veneur.ring.current";
   /** Request a {@link RouteQuery}; the reply is the destination string, or a failure on an empty ring. */
   public static final String RING_ROUTE = "veneur.ring.route";
-  /** A {@link MetricChunk} whose destination is gone or refused it: route it again on the current ring. */
-  public static final String RING_REROUTE = "veneur.ring.reroute";
+  /**
+   * A {@link Handoff}: a chunk whose destination is gone or out of the ring, to be split by the
+   * current ring; any HTTP verticle takes it (point to point), since splitting means inflating,
+   * scanning and deflating again, the bytes work they are built for.
+   */
+  public static final String INGEST_REROUTE = "veneur.ingest.reroute";
+  /** A {@link MetricChunk} to split in two halves by position; the reply is a {@link Halves}. */
+  public static final String INGEST_SPLIT = "veneur.ingest.split";
 
   /** Request the ring's state as JSON (members, ejected members) for {@code /debug/state}. */
   public static final String RING_STATE = "veneur.ring.state";

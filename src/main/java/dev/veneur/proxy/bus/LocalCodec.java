@@ -50,6 +50,8 @@ public final class LocalCodec<T> implements MessageCodec<T, T> {
     register(bus, Health.class);
     register(bus, Exclusion.class);
     register(bus, dev.veneur.proxy.ring.HashRing.class);
+    register(bus, Handoff.class);
+    register(bus, Halves.class);
   }
 
   private static <T> void register(EventBus bus, Class<T> type) {

@@ -1,35 +1,54 @@
 package dev.veneur.proxy.bus;
 
 /**
- * Metric objects bound for one destination, exactly as they arrived: their JSON bytes joined with
- * commas (so a forwarder only wraps chunks in brackets), with where each one starts and the ring
- * hash of its key, so the chunk can be routed again without parsing when a destination leaves.
- * Owned by whoever holds it; never mutated after it is sent.
+ * Metric objects bound for one destination, kept compressed: their JSON bytes, exactly as they
+ * arrived and joined with commas, as raw deflate blocks that end on a byte boundary (a sync
+ * flush) without a final block. A forwarder builds a global's body by concatenating chunks between
+ * a zlib header, tiny stored blocks for {@code [}, {@code ,} and {@code ]}, and an Adler-32 combined
+ * from each chunk's, so the bytes are deflated once, on the HTTP event loops, and never again.
+ *
+ * <p>Owned by whoever holds it; never mutated after it is built. Its {@link #bytes()} are reserved
+ * in the memory budget from the moment it is built until it is settled or replaced.
  */
 public final class MetricChunk {
-  public final byte[] data;
-  public final int length;
-  public final int[] starts;
-  public final int[] hashes;
+  /** Raw deflate blocks; the last is an empty stored block (sync flush), none is final. */
+  public final byte[] deflated;
+  /** Length of the comma-joined metric JSON the blocks inflate to. */
+  public final int rawLength;
+  /** Adler-32 of those bytes. */
+  public final int adler;
+  /** Metric objects in the chunk. */
   public final int count;
-  /** When the chunk was cut from a request (or re-split); for {@code proxy.duration_ns}. */
-  public final long createdNanos = System.nanoTime();
+  /** When its metrics were first accepted (kept across re-routing), for {@code proxy.duration_ns}. */
+  public final long createdNanos;
 
-  public MetricChunk(byte[] data, int length, int[] starts, int[] hashes, int count) {
-    this.data = data;
-    this.length = length;
-    this.starts = starts;
-    this.hashes = hashes;
+  public MetricChunk(byte[] deflated, int rawLength, int adler, int count, long createdNanos) {
+    this.deflated = deflated;
+    this.rawLength = rawLength;
+    this.adler = adler;
     this.count = count;
+    this.createdNanos = createdNanos;
   }
 
-  /** Bytes of the metric objects themselves, without the commas that join them. */
-  public long metricBytes() {
-    return length - (count - 1L);
+  /**
+   * Set while the chunk crosses the event bus. The receiver and the sender (when its send fails
+   * or times out) both try to take it back with {@link #land()}; exactly one wins, so a chunk can be
+   * neither lost nor counted twice, however a hand-off ends.
+   */
+  private final java.util.concurrent.atomic.AtomicBoolean inTransit = new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Marks the chunk as handed off; call just before sending it. */
+  public void depart() {
+    inTransit.set(true);
   }
 
-  /** End (exclusive) of metric {@code i}'s bytes. */
-  public int end(int i) {
-    return i + 1 < count ? starts[i + 1] - 1 : length;
+  /** Takes ownership of a chunk in transit; false if the other side already did. */
+  public boolean land() {
+    return inTransit.compareAndSet(true, false);
+  }
+
+  /** What the chunk holds in memory, as the budget and {@code metrics.queued_bytes} count it. */
+  public long bytes() {
+    return deflated.length;
   }
 }

@@ -35,7 +35,8 @@ public final class ProxyConfig {
       "max_queued_bytes", "max_queued_bytes_per_destination", "shutdown_timeout",
       "config_scan_interval", "forward_retry_budget", "forward_retry_backoff",
       "eject_after_failures", "eject_probe_interval", "http_request_timeout",
-      "http_max_connections");
+      "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
+      "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -61,8 +62,19 @@ public final class ProxyConfig {
   public final Duration batchLinger;
   public final long maxBodyBytes;
   public final long maxInflatedBytes;
-  public final long maxQueuedBytes;
+  /** Every byte of metric data the proxy may hold before it stops reading request bodies. */
+  public final long memoryBudget;
+  /** How long a request may wait (its socket paused) for memory before a 503. */
+  public final Duration memoryWaitTimeout;
+  /** One global's queue, in compressed bytes, before it counts as saturated. */
   public final long maxQueuedBytesPerDestination;
+  public final Duration httpIdleTimeout;
+  public final int maxStringLength;
+  public final int maxMetricBytes;
+  /** An answer slower than this counts as a failure toward ejection; zero turns it off. */
+  public final Duration ejectSlowAfter;
+  /** Consul members from the service's address (default) or the node's, as the Go proxy did. */
+  public final boolean consulNodeAddress;
   public final Duration shutdownTimeout;
   public final Duration configScanInterval;
   public final Duration forwardRetryBudget;
@@ -119,6 +131,9 @@ public final class ProxyConfig {
       throw new ConfigException("forward_addresses", many, "a list of URLs like http://host:port");
     }
     forwardAddresses = List.copyOf(dests);
+    // Read from the raw object (a list or a comma-separated string); recorded here so a reload
+    // that changes only this key is seen as a change.
+    r.seen.put("forward_addresses", String.join(",", forwardAddresses));
 
     consulForwardServiceName = r.string("consul_forward_service_name", "").trim();
     consulRefreshInterval = r.positiveDuration("consul_refresh_interval", "30s");
@@ -153,8 +168,26 @@ public final class ProxyConfig {
     if (maxInflatedBytes > Integer.MAX_VALUE - 16) {
       throw new ConfigException("max_inflated_bytes", maxInflatedBytes, "at most 2GiB");
     }
-    maxQueuedBytes = r.bytes("max_queued_bytes", "128MiB", 64 * 1024);
-    maxQueuedBytesPerDestination = r.bytes("max_queued_bytes_per_destination", "64MiB", 64 * 1024);
+    String autoBudget = Long.toString(defaultMemoryBudget());
+    if (raw.containsKey("max_queued_bytes") && !raw.containsKey("memory_budget")) {
+      warn.add("config key 'max_queued_bytes' is now 'memory_budget' (it bounds every byte the proxy"
+          + " holds, not only queues); using its value");
+      memoryBudget = r.bytes("max_queued_bytes", autoBudget, 1024 * 1024);
+    } else {
+      memoryBudget = r.bytes("memory_budget", autoBudget, 1024 * 1024);
+    }
+    memoryWaitTimeout = r.duration("memory_wait_timeout", "5s");
+    maxQueuedBytesPerDestination = r.bytes("max_queued_bytes_per_destination",
+        Long.toString(memoryBudget / 2), 64 * 1024);
+    httpIdleTimeout = r.positiveDuration("http_idle_timeout", "60s");
+    maxStringLength = (int) r.bytesIn("max_string_length", "1MiB", 64, Integer.MAX_VALUE - 64);
+    maxMetricBytes = (int) r.bytesIn("max_metric_bytes", "4MiB", 1024, Integer.MAX_VALUE - 64);
+    ejectSlowAfter = r.duration("eject_slow_after", "2s");
+    String memberAddress = r.string("consul_member_address", "service").trim().toLowerCase(Locale.ROOT);
+    if (!memberAddress.equals("service") && !memberAddress.equals("node")) {
+      throw new ConfigException("consul_member_address", memberAddress, "service or node");
+    }
+    consulNodeAddress = memberAddress.equals("node");
     shutdownTimeout = r.positiveDuration("shutdown_timeout", "10s");
     configScanInterval = r.positiveDuration("config_scan_interval", "3s");
     forwardRetryBudget = r.duration("forward_retry_budget", "5s");
@@ -165,6 +198,17 @@ public final class ProxyConfig {
     httpMaxConnections = r.intIn("http_max_connections", 4096, 1, 1_000_000);
     warnings = Collections.unmodifiableList(warn);
     effective = Collections.unmodifiableMap(r.seen);
+  }
+
+  /**
+   * 40% of the maximum heap, at most 256 MiB: with the README's -Xmx256m that leaves the JVM and
+   * the garbage collector room beside the data; under a bare {@code java -jar} on a large host it
+   * keeps the footprint near what a metrics proxy needs.
+   */
+  static long defaultMemoryBudget() {
+    long heap = Runtime.getRuntime().maxMemory();
+    if (heap == Long.MAX_VALUE) heap = 1L << 30;
+    return Math.max(16L << 20, Math.min(heap * 2 / 5, 256L << 20));
   }
 
   /** Validates a raw config object (as Vert.x Config produced it from YAML). */
@@ -321,6 +365,12 @@ public final class ProxyConfig {
       }
       seen.put(key, GoDuration.format(d));
       return d;
+    }
+
+    long bytesIn(String key, String def, long min, long max) {
+      long v = bytes(key, def, min);
+      if (v > max) throw new ConfigException(key, raw.getValue(key), "at most " + max + " bytes");
+      return v;
     }
 
     long bytes(String key, String def, long min) {

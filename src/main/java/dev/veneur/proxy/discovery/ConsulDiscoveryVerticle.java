@@ -17,7 +17,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,7 +41,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   private ServiceDiscovery discovery;
   private ConsulClient client;
   private boolean troubled;
-  private AtomicLong destinationNumber;
+  private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
   public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
     this.ctx = ctx;
@@ -62,13 +61,13 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
     if (!endpoint.token().isEmpty()) opts.setAclToken(endpoint.token());
     client = ConsulClient.create(vertx, opts);
     ProxyMetrics m = ctx.metrics();
-    destinationNumber = m.gauge(ProxyMetrics.tagged("discoverer.destination_number", "service", service));
+    destinationNumber = m.eventGauge(ProxyMetrics.tagged(ProxyMetrics.DISCOVERER_DESTINATIONS, "service", service));
     // A private announce address: several proxies in one Vertx (tests) must not hear each other.
     discovery = ServiceDiscovery.create(vertx, new ServiceDiscoveryOptions()
         .setAnnounceAddress("veneur.discovery.announce." + importerId)
         .setUsageAddress("veneur.discovery.usage." + importerId));
     ConsulHealthImporter importer = new ConsulHealthImporter(client, service, Duration.ofMillis(waitMs),
-        importerId, new ConsulHealthImporter.Listener() {
+        importerId, ctx.config().consulNodeAddress, new ConsulHealthImporter.Listener() {
           @Override
           public void synced(int healthy, long nanos) {
             m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))

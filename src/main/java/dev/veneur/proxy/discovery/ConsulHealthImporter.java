@@ -63,6 +63,7 @@ public final class ConsulHealthImporter implements ServiceImporter {
   private final Duration wait;
   private final String importerId;
   private final Listener listener;
+  private final boolean nodeAddress;
   private final Map<String, String> registrations = new HashMap<>();
   private Vertx vertx;
   private ServicePublisher publisher;
@@ -75,7 +76,8 @@ public final class ConsulHealthImporter implements ServiceImporter {
    * @param importerId tags this importer's records, so several proxies can share one Vertx
    */
   public ConsulHealthImporter(ConsulClient client, String service, Duration wait, String importerId,
-      Listener listener) {
+      boolean nodeAddress, Listener listener) {
+    this.nodeAddress = nodeAddress;
     this.client = client;
     this.service = service;
     this.wait = wait;
@@ -133,10 +135,12 @@ public final class ConsulHealthImporter implements ServiceImporter {
     Map<String, ServiceEntry> healthy = new LinkedHashMap<>();
     for (ServiceEntry e : entries == null ? List.<ServiceEntry>of() : entries) {
       if (!allPassing(e) || e.getService() == null || e.getService().getPort() <= 0) continue;
-      String address = e.getService().getAddress();
-      if (address == null || address.isBlank()) {
-        address = e.getNode() == null ? null : e.getNode().getAddress();
-      }
+      // The service's own address by default (where the global says it listens); the node's
+      // with consul_member_address: node, which is what the Go proxy v2 used, so a fleet running
+      // both side by side during a swap computes the same ring.
+      String nodeAddr = e.getNode() == null ? null : e.getNode().getAddress();
+      String address = nodeAddress ? nodeAddr : e.getService().getAddress();
+      if (address == null || address.isBlank()) address = nodeAddr;
       if (address == null || address.isBlank()) continue;
       // Several entries may name the same destination; they collapse into one member.
       healthy.putIfAbsent(member(address, e.getService().getPort()), e);

@@ -3,37 +3,40 @@ package dev.veneur.proxy.forward;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.bus.Handoff;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 
 /**
- * Hands a chunk to its destination's forwarder. Uses request/reply rather than a bare send so a
- * chunk whose forwarder has just left (a ring change racing the sender's snapshot) is noticed and
- * routed again instead of vanishing.
+ * Hands chunks between verticles. Request/reply rather than a bare send, so a chunk whose receiver
+ * has just gone (a ring change racing the sender's snapshot) is noticed: it is routed again on the
+ * current ring instead of vanishing. {@link MetricChunk#land()} decides ownership when a send fails
+ * after all, so a chunk is never both re-routed and kept.
  */
 public final class Dispatch {
-  private static final DeliveryOptions OPTIONS = new DeliveryOptions().setSendTimeout(30_000);
+  private static final DeliveryOptions OPTIONS = new DeliveryOptions().setSendTimeout(5_000);
+  /** A chunk sent back this often is dropped: its routing keeps pointing at nothing. */
+  private static final int MAX_HOPS = 8;
 
   private Dispatch() {}
 
-  /** From an importer: on refusal the ring verticle routes the chunk again on its current ring. */
-  public static void toForwarder(EventBus bus, ProxyContext ctx, String destination, MetricChunk chunk) {
-    long bytes = chunk.metricBytes();
-    ctx.budget().add(destination, bytes);
-    bus.request(Addresses.forwarder(destination), chunk, OPTIONS).onFailure(e -> {
-      ctx.budget().add(destination, -bytes);
-      bus.request(Addresses.RING_REROUTE, chunk, OPTIONS)
-          .onFailure(e2 -> ctx.metrics().dropped(chunk.count, bytes, "no_destination"));
+  /** To the forwarder of {@code destination}; if none takes it, routed again. */
+  public static void toForwarder(EventBus bus, ProxyContext ctx, String destination, MetricChunk chunk, int hops) {
+    chunk.depart();
+    bus.request(Addresses.forwarder(destination), new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
+      if (chunk.land()) reroute(bus, ctx, chunk, hops + 1);
     });
   }
 
-  /** From the ring verticle: a refusal here is final, so it is counted as a drop. */
-  public static void fromRing(EventBus bus, ProxyContext ctx, String destination, MetricChunk chunk) {
-    long bytes = chunk.metricBytes();
-    ctx.budget().add(destination, bytes);
-    bus.request(Addresses.forwarder(destination), chunk, OPTIONS).onFailure(e -> {
-      ctx.budget().add(destination, -bytes);
-      ctx.metrics().dropped(chunk.count, bytes, "no_destination");
+  /** To an HTTP verticle, to be split by the current ring and sent on; dropped if nobody takes it. */
+  public static void reroute(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops) {
+    if (hops > MAX_HOPS) {
+      ctx.accounting().dropped(chunk, "no_destination");
+      return;
+    }
+    chunk.depart();
+    bus.request(Addresses.INGEST_REROUTE, new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
+      if (chunk.land()) ctx.accounting().dropped(chunk, "no_destination");
     });
   }
 }

@@ -6,9 +6,13 @@ import com.codahale.metrics.Timer;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
+import dev.veneur.proxy.bus.Halves;
+import dev.veneur.proxy.bus.Handoff;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.telemetry.EventGauge;
+import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -16,94 +20,107 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
-import io.vertx.core.http.HttpHeaders;
 import io.vertx.core.http.PoolOptions;
-import io.vertx.ext.web.client.HttpResponse;
-import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
 import java.net.URI;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Forwards to one global Veneur. Metric chunks queue here until a batch is full (by count or
- * bytes) or has lingered long enough, then go out as one deflated JSON array over a keep-alive
- * connection, with a bounded number of POSTs in flight. A destination's troubles stay in its own
- * forwarder: other destinations never wait on it.
+ * Forwards to one global Veneur. Compressed chunks queue here until a batch is full (by metric
+ * count or JSON bytes) or has lingered long enough; the batch goes out as one zlib body made by
+ * concatenating the chunks ({@link BatchBody}), with a bounded number of POSTs in flight. The
+ * heavy bytes work (deflate) was done on the HTTP event loops, so this verticle only joins arrays
+ * and talks HTTP: one global takes a fraction of a core however much traffic it gets.
  *
- * <p>Every batch settles exactly once: delivered (2xx), or dropped with a cause. Between, a failed
- * POST (I/O error, timeout, 429, 5xx) is retried with exponential backoff and jitter within
- * {@code forward_retry_budget} of its first attempt; another 4xx is final ({@code rejected}). A 2xx
- * is never retried, so a retry cannot duplicate a batch the global confirmed.
+ * <p>Every batch settles exactly once: forwarded (2xx), or dropped with a cause. Between, a failed
+ * POST (I/O error, deadline, 429, 5xx) is retried with exponential backoff and jitter within
+ * {@code forward_retry_budget} of its first attempt. A 4xx (other than 429) means the global will
+ * not take some metric in the batch: the batch is split in halves and each half sent again, until
+ * the refused metrics are isolated and dropped ({@code rejected}) without their neighbours.
  *
- * <p>After {@code eject_after_failures} consecutive failures the forwarder reports its destination
- * unhealthy to the ring. If the ring takes it out of routing, every batch held here goes back to
- * the ring to be routed to the new owners, and the forwarder probes {@code GET /healthcheck} on a
- * backoff until the global answers, then asks to be re-admitted.
+ * <p>A global that fails, answers slower than {@code eject_slow_after}, or cannot drain (its queue
+ * reaches {@code max_queued_bytes_per_destination}) collects strikes; after
+ * {@code eject_after_failures} in a row it asks the ring to eject it. Out of the ring, it hands
+ * everything it holds back to be routed to the others, and probes {@code /healthcheck} on a
+ * backoff until the global answers (fast) again. If the ring cannot eject it (it is the only
+ * one), it keeps one trial POST in flight and drops what waits longer than the retry budget.
  */
 public final class ForwarderVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(ForwarderVerticle.class);
   private static final long MAX_RETRY_BACKOFF_MS = 2_000;
   private static final long MAX_PROBE_INTERVAL_MS = 30_000;
+  /** Readmitted and ejected again within this: the probe backoff keeps growing (flap damping). */
+  private static final long FLAP_WINDOW_NANOS = TimeUnit.SECONDS.toNanos(60);
+  /** A refused batch may cost at most this many extra POSTs to isolate what the global refuses. */
+  private static final int SPLIT_POSTS = 64;
 
   private final ProxyContext ctx;
   private final String destination;
   private final ProxyMetrics metrics;
-  private WebClient client;
-  private BatchEncoder encoder;
-  private MessageConsumer<MetricChunk> consumer;
+  private final ProxyContext.DestinationState state = new ProxyContext.DestinationState();
+  private final LogThrottle logs = new LogThrottle(LOG, 10_000);
+  private GlobalClient client;
+  private MessageConsumer<Handoff> consumer;
   private MessageConsumer<Exclusion> control;
   private String url;
   private String healthUrl;
 
   private List<MetricChunk> pending = new ArrayList<>();
   private int pendingMetrics;
-  private long pendingBytes;
+  private long pendingRaw;
   private long lingerTimer = -1;
-  /** Batches ready to POST, oldest first (retries go to the front). */
+  /** Batches ready to POST, oldest first (retries and halves go to the front). */
   private final ArrayDeque<Batch> ready = new ArrayDeque<>();
   /** Batches waiting out a retry backoff, with their timer. */
   private final Map<Batch, Long> waiting = new LinkedHashMap<>();
-  /** Failed batches held while the ring decides whether to eject this destination. */
-  private final List<Batch> held = new ArrayList<>();
-  private final Set<Batch> inflight = new LinkedHashSet<>();
+  private int inFlight;
 
-  private int consecutiveFailures;
+  private int strikes;
+  /** Reported for a full queue; asked again only once the queue fell below half the cap. */
+  private boolean saturated;
   private boolean reportedDown;
   private boolean excluded;
   private boolean leaving;
   private long probeTimer = -1;
   private long probeDelayMs;
+  private long readmittedAt;
+  private long sweepTimer = -1;
+  /** Stopping: no new POST may start (the shutdown deadline passed). */
+  private boolean closing;
   private Promise<Void> drained;
+
+  private Timer jsonTimer;
   private Timer postTimer;
   private Timer proxyTimer;
   private Histogram bodyBytes;
   private Counter posts;
-  private Counter byDestination;
+  private Counter errorsZero;
+  private EventGauge byDestination;
 
+  /** Metrics that travel together in one POST. */
   private static final class Batch {
     final List<MetricChunk> chunks;
     final int metrics;
-    final long bytes;
-    Buffer body;
+    final long cutNanos = System.nanoTime();
     long deadlineNanos;
     int attempts;
-    boolean settled;
+    /** Extra POSTs left for isolating refused metrics; shared by the halves of one batch. */
+    final int[] splitBudget;
 
-    Batch(List<MetricChunk> chunks, int metrics, long bytes) {
+    Batch(List<MetricChunk> chunks, int[] splitBudget) {
       this.chunks = chunks;
-      this.metrics = metrics;
-      this.bytes = bytes;
+      int n = 0;
+      for (MetricChunk c : chunks) n += c.count;
+      this.metrics = n;
+      this.splitBudget = splitBudget;
     }
   }
 
@@ -119,7 +136,7 @@ public final class ForwarderVerticle extends VerticleBase {
     URI u = URI.create(destination);
     url = destination + "/import";
     healthUrl = destination + "/healthcheck";
-    client = WebClient.create(vertx, new WebClientOptions()
+    client = new GlobalClient(vertx, new WebClientOptions()
         .setKeepAlive(true)
         .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
         .setIdleTimeoutUnit(TimeUnit.SECONDS)
@@ -127,12 +144,14 @@ public final class ForwarderVerticle extends VerticleBase {
         .setSsl("https".equals(u.getScheme()))
         .setUserAgent("veneur-proxy-jvm"),
         new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
-    encoder = new BatchEncoder(cfg.forwardCompressionLevel);
-    postTimer = metrics.timer(ProxyMetrics.FORWARD_DURATION);
+    jsonTimer = metrics.timer(ProxyMetrics.withTags(ProxyMetrics.FORWARD_DURATION, "part:json"));
+    postTimer = metrics.timer(ProxyMetrics.FORWARD_POST_DURATION);
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
     bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
     posts = metrics.registry().counter(ProxyMetrics.FORWARD_POSTS);
-    byDestination = metrics.counter(ProxyMetrics.BY_DESTINATION, "destination", destination);
+    errorsZero = metrics.registry().counter(ProxyMetrics.FORWARD_ERRORS);
+    byDestination = metrics.eventGauge(ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
+    ctx.destinations().put(destination, state);
     control = vertx.eventBus().consumer(Addresses.forwarderControl(destination),
         m -> applyExclusion(m.body().excluded()));
     consumer = vertx.eventBus().consumer(Addresses.forwarder(destination), this::onChunk);
@@ -140,25 +159,51 @@ public final class ForwarderVerticle extends VerticleBase {
     return control.completion().compose(v -> consumer.completion());
   }
 
-  private void onChunk(Message<MetricChunk> m) {
-    MetricChunk chunk = m.body();
+  // ---------------------------------------------------------------- queueing
+
+  private void onChunk(Message<Handoff> m) {
+    Handoff h = m.body();
     m.reply(null);
-    if (excluded) {
-      // Routed on a ring snapshot from before the ejection: send it on to its new owner.
-      handBack(List.of(chunk));
+    MetricChunk chunk = h.chunk();
+    if (!chunk.land()) return;
+    if (excluded || leaving) {
+      // Routed on a snapshot from before this destination left the ring: on to its new owner.
+      Dispatch.reroute(vertx.eventBus(), ctx, chunk, h.hops() + 1);
       return;
     }
+    hold(chunk);
     pending.add(chunk);
     pendingMetrics += chunk.count;
-    pendingBytes += chunk.metricBytes();
+    pendingRaw += chunk.rawLength;
     ProxyConfig cfg = ctx.config();
-    if (pendingMetrics >= cfg.batchMaxMetrics || pendingBytes >= cfg.batchMaxBytes) {
+    if (pendingMetrics >= cfg.batchMaxMetrics || pendingRaw >= cfg.batchMaxBytes) {
       cutBatch();
     } else if (lingerTimer < 0) {
       lingerTimer = vertx.setTimer(cfg.batchLinger.toMillis(), t -> {
         lingerTimer = -1;
         cutBatch();
       });
+    }
+    long queued = state.queuedBytes.get();
+    if (saturated && queued < cfg.maxQueuedBytesPerDestination / 2) saturated = false;
+    if (!saturated && !reportedDown && !ctx.stopping() && cfg.ejectAfterFailures > 0
+        && queued >= cfg.maxQueuedBytesPerDestination) {
+      // It cannot drain what it is given: as good as failing, for everyone whose metrics wait here.
+      saturated = true;
+      reportDown("its queue reached max_queued_bytes_per_destination (" + cfg.maxQueuedBytesPerDestination
+          + " bytes): it does not drain", true);
+    }
+  }
+
+  private void hold(MetricChunk c) {
+    state.queuedMetrics.addAndGet(c.count);
+    state.queuedBytes.addAndGet(c.bytes());
+  }
+
+  private void letGo(List<MetricChunk> chunks) {
+    for (MetricChunk c : chunks) {
+      state.queuedMetrics.addAndGet(-c.count);
+      state.queuedBytes.addAndGet(-c.bytes());
     }
   }
 
@@ -168,95 +213,131 @@ public final class ForwarderVerticle extends VerticleBase {
       lingerTimer = -1;
     }
     if (pendingMetrics == 0) return;
-    ready.add(new Batch(pending, pendingMetrics, pendingBytes));
+    ready.add(new Batch(pending, new int[] {SPLIT_POSTS}));
     pending = new ArrayList<>();
     pendingMetrics = 0;
-    pendingBytes = 0;
+    pendingRaw = 0;
     pump();
   }
 
+  /** How many POSTs may be in flight: one trial while failing and not ejectable. */
+  private int window() {
+    return reportedDown && !excluded ? 1 : ctx.config().maxIdleConnsPerHost;
+  }
+
   private void pump() {
-    while (inflight.size() < ctx.config().maxIdleConnsPerHost && !ready.isEmpty()) {
+    while (!closing && inFlight < window() && !ready.isEmpty()) {
       post(ready.poll());
     }
-    if (drained != null && inflight.isEmpty() && ready.isEmpty() && waiting.isEmpty() && held.isEmpty()) {
+    checkDrained();
+  }
+
+  private void checkDrained() {
+    if (drained != null && inFlight == 0 && ready.isEmpty() && waiting.isEmpty() && pending.isEmpty()) {
       drained.tryComplete();
     }
   }
 
+  // ---------------------------------------------------------------- posting
+
   private void post(Batch batch) {
     ProxyConfig cfg = ctx.config();
-    if (batch.body == null) {
-      if (encoder.level() != cfg.forwardCompressionLevel) {
-        encoder.close();
-        encoder = new BatchEncoder(cfg.forwardCompressionLevel);
-      }
-      encoder.encode(batch.chunks);
-      // Kept for retries: the same bytes go out again, never re-encoded.
-      batch.body = Buffer.buffer(java.util.Arrays.copyOf(encoder.bytes(), encoder.length()));
+    long t0 = System.nanoTime();
+    Buffer body = BatchBody.of(batch.chunks);
+    if (batch.attempts == 0) {
+      jsonTimer.update(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
       batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
-      bodyBytes.update(batch.body.length());
     }
+    bodyBytes.update(body.length());
     batch.attempts++;
-    inflight.add(batch);
+    inFlight++;
+    state.inFlight.set(inFlight);
     posts.inc();
-    long started = System.nanoTime();
-    client.postAbs(url)
-        .putHeader(HttpHeaders.CONTENT_TYPE.toString(), "application/json")
-        .putHeader(HttpHeaders.CONTENT_ENCODING.toString(), "deflate")
-        .timeout(cfg.forwardTimeout.toMillis())
-        .sendBuffer(batch.body)
-        .onComplete(ar -> {
-          inflight.remove(batch);
-          postTimer.update(System.nanoTime() - started, TimeUnit.NANOSECONDS);
-          if (!batch.settled) outcome(batch, ar.succeeded() ? ar.result() : null, ar.cause());
-          pump();
-        });
+    boolean[] struck = new boolean[1];
+    long slowMs = cfg.ejectSlowAfter.toMillis();
+    client.post(url, body, cfg.forwardTimeout.toMillis(), slowMs, () -> {
+      // No answer yet after eject_slow_after: a strike now, not only when the deadline passes,
+      // so a hanging global is out of the ring in seconds.
+      struck[0] = true;
+      strike("no answer within eject_slow_after (" + slowMs + "ms)");
+    }, outcome -> {
+      inFlight--;
+      state.inFlight.set(inFlight);
+      postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
+      byDestination.set(batch.metrics);
+      outcome(batch, outcome, struck[0]);
+      pump();
+    });
   }
 
-  private void outcome(Batch batch, HttpResponse<Buffer> response, Throwable error) {
-    if (response != null && response.statusCode() / 100 == 2) {
-      settle(batch, null);
-      consecutiveFailures = 0;
-      if (reportedDown) reportHealthy();
+  private void outcome(Batch batch, GlobalClient.Outcome o, boolean struck) {
+    if (o.ok()) {
+      errorsZero.inc(0);
+      forwarded(batch);
+      long slowNanos = ctx.config().ejectSlowAfter.toNanos();
+      if (slowNanos > 0 && o.elapsedNanos() > slowNanos) {
+        if (!struck) strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
+      } else {
+        healthyAnswer();
+      }
       return;
     }
-    String cause = response != null ? "http_" + response.statusCode() / 100 + "xx"
-        : error instanceof TimeoutException || String.valueOf(error).contains("timeout") ? "timeout" : "io";
-    metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", cause).inc();
-    String what = response != null ? "HTTP " + response.statusCode() : String.valueOf(error);
-    boolean retryable = response == null || response.statusCode() == 429 || response.statusCode() >= 500;
+    String what;
+    if (o.status() != 0) {
+      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", Integer.toString(o.status())).inc();
+      what = "HTTP " + o.status() + (o.excerpt().isEmpty() ? "" : ": " + o.excerpt());
+    } else {
+      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "io").inc();
+      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "post").inc();
+      what = o.timedOut() ? "no complete answer within forward_timeout (" + ctx.config().forwardTimeout.toMillis() + "ms)"
+          : String.valueOf(o.error());
+    }
+    boolean retryable = o.status() == 0 || o.status() == 429 || o.status() >= 500;
     if (!retryable) {
-      // The global is up and says the data is bad; sending it again would not help.
-      LOG.warn("{} refused {} metrics ({}); dropped", url, batch.metrics, what);
-      settle(batch, "rejected");
+      // The global is up and refuses something in this batch.
+      refused(batch, what);
       return;
     }
-    consecutiveFailures++;
-    LOG.debug("forward of {} metrics to {} failed (attempt {}): {}", batch.metrics, url, batch.attempts, what);
-    if (leaving || excluded) {
+    if (!struck) strike(what);
+    logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
+        + batch.attempts + "): " + what);
+    if (excluded || leaving) {
       handBack(batch);
-    } else if (ctx.config().ejectAfterFailures > 0 && consecutiveFailures >= ctx.config().ejectAfterFailures
-        && !ctx.stopping()) {
-      held.add(batch);
-      if (!reportedDown) reportDown(what);
     } else {
       retryOrDrop(batch, what);
     }
   }
 
+  private void forwarded(Batch batch) {
+    letGo(batch.chunks);
+    ctx.accounting().forwarded(batch.chunks);
+    long oldest = Long.MAX_VALUE;
+    for (MetricChunk c : batch.chunks) oldest = Math.min(oldest, c.createdNanos);
+    proxyTimer.update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
+  }
+
+  private void drop(Batch batch, String cause) {
+    letGo(batch.chunks);
+    ctx.accounting().dropped(batch.chunks, cause);
+  }
+
   private void retryOrDrop(Batch batch, String lastError) {
-    long base = ctx.config().forwardRetryBackoff.toMillis() << Math.min(batch.attempts - 1, 16);
+    ProxyConfig cfg = ctx.config();
+    long base = cfg.forwardRetryBackoff.toMillis() << Math.min(batch.attempts - 1, 16);
     long cap = Math.min(base, MAX_RETRY_BACKOFF_MS);
     long delay = cap / 2 + ThreadLocalRandom.current().nextLong(cap / 2 + 1);
-    // Every batch gets at least one retry, even when a single attempt (a forward_timeout longer
-    // than the budget) used the whole budget: that is what lets a hanging global's first batches
-    // wait for its ejection and go elsewhere instead of being dropped.
-    boolean retriesOff = ctx.config().forwardRetryBudget.isZero();
-    if (retriesOff || batch.attempts >= 2 && System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) > batch.deadlineNanos) {
-      LOG.warn("dropped {} metrics for {} after {} attempts within forward_retry_budget; last error: {}",
-          batch.metrics, url, batch.attempts, lastError);
-      settle(batch, "retries_exhausted");
+    if (closing) {
+      drop(batch, "shutdown");
+      return;
+    }
+    // Every batch gets at least one retry, even when a single attempt used the whole budget:
+    // that is what lets a hanging global's first batches wait for its ejection and go elsewhere.
+    boolean retriesOff = cfg.forwardRetryBudget.isZero();
+    if (retriesOff || batch.attempts >= 2
+        && System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) > batch.deadlineNanos) {
+      logs.warn("retries_exhausted", "dropped " + batch.metrics + " metrics for " + url + " after "
+          + batch.attempts + " attempts within forward_retry_budget; last error: " + lastError);
+      drop(batch, "retries_exhausted");
       return;
     }
     long timer = vertx.setTimer(Math.max(1, delay), t -> {
@@ -267,34 +348,185 @@ public final class ForwarderVerticle extends VerticleBase {
     waiting.put(batch, timer);
   }
 
-  private void settle(Batch batch, String dropCause) {
-    batch.settled = true;
-    batch.body = null;
-    ctx.budget().add(destination, -batch.bytes);
-    if (dropCause == null) {
-      metrics.delivered(batch.metrics, batch.bytes);
-      byDestination.inc(batch.metrics);
-      long oldest = Long.MAX_VALUE;
-      for (MetricChunk c : batch.chunks) oldest = Math.min(oldest, c.createdNanos);
-      proxyTimer.update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
+  // ---------------------------------------------------------------- refused batches
+
+  /** A 4xx: split the batch until the refused metrics are alone, then drop only them. */
+  private void refused(Batch batch, String what) {
+    if (batch.metrics <= 1 || batch.splitBudget[0] < 2) {
+      logs.warn("rejected", url + " refused " + batch.metrics + " metric(s) (" + what + "); dropped as rejected");
+      drop(batch, "rejected");
+      return;
+    }
+    batch.splitBudget[0] -= 2;
+    logs.warn("splitting", url + " refused a batch of " + batch.metrics + " metrics (" + what
+        + "); sending it again in halves to isolate the metrics it refuses");
+    if (batch.chunks.size() >= 2) {
+      int half = batch.chunks.size() / 2;
+      Batch a = new Batch(new ArrayList<>(batch.chunks.subList(0, half)), batch.splitBudget);
+      Batch b = new Batch(new ArrayList<>(batch.chunks.subList(half, batch.chunks.size())), batch.splitBudget);
+      ready.addFirst(b);
+      ready.addFirst(a);
+      return;
+    }
+    MetricChunk only = batch.chunks.get(0);
+    // Splitting one chunk means inflating and deflating it: the HTTP verticles do that.
+    inFlight++;
+    vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only).onComplete(ar -> {
+      inFlight--;
+      if (ar.failed() || ar.result().body().first() == null || ar.result().body().second() == null) {
+        if (ar.succeeded()) releaseHalves(ar.result().body());
+        logs.warn("rejected", url + " refused " + batch.metrics + " metric(s) (" + what
+            + ") and the batch could not be split; dropped as rejected");
+        drop(batch, "rejected");
+      } else {
+        Halves h = ar.result().body();
+        letGo(batch.chunks);
+        ctx.accounting().replaced(only, new MetricChunk[] {h.first(), h.second()}, "rejected");
+        hold(h.first());
+        hold(h.second());
+        ready.addFirst(new Batch(new ArrayList<>(List.of(h.second())), batch.splitBudget));
+        ready.addFirst(new Batch(new ArrayList<>(List.of(h.first())), batch.splitBudget));
+      }
+      pump();
+    });
+  }
+
+  private void releaseHalves(Halves h) {
+    if (h.first() != null) ctx.budget().release(h.first().bytes());
+    if (h.second() != null) ctx.budget().release(h.second().bytes());
+  }
+
+  // ---------------------------------------------------------------- health
+
+  /** One more failure (or slow answer, or saturation) in a row. */
+  private void strike(String why) {
+    strikes++;
+    ProxyConfig cfg = ctx.config();
+    if (!reportedDown && cfg.ejectAfterFailures > 0 && strikes >= cfg.ejectAfterFailures && !ctx.stopping()
+        && !leaving) {
+      reportDown(strikes + " failed or slow forwards in a row (last: " + why + ")", false);
+    }
+  }
+
+  private void healthyAnswer() {
+    strikes = 0;
+    if (reportedDown && !excluded) reportHealthy();
+  }
+
+  /**
+   * Asks the ring to take this destination out. A failing destination the ring must keep (the last
+   * one) stays "down": one trial POST at a time. A saturated one it must keep just goes on: it
+   * answers, and fewer POSTs would only drain it slower.
+   */
+  private void reportDown(String why, boolean saturation) {
+    reportedDown = true;
+    LOG.warn("{}: {}; asking the ring to eject it", destination, why);
+    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, false))
+        .onComplete(ar -> {
+          boolean out = ar.succeeded() && ar.result().body().excluded();
+          if (!out && saturation && strikes < ctx.config().ejectAfterFailures) {
+            // Nowhere else to go: withdraw the report, so the ring does not keep it marked.
+            reportedDown = false;
+            vertx.eventBus().request(Addresses.RING_HEALTH, new Health(destination, true));
+          }
+          applyExclusion(out);
+        });
+  }
+
+  private void reportHealthy() {
+    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, true))
+        .onComplete(ar -> {
+          reportedDown = false;
+          strikes = 0;
+          readmittedAt = System.nanoTime();
+          applyExclusion(ar.succeeded() && ar.result().body().excluded());
+        });
+  }
+
+  /**
+   * The ring's word on whether this destination routes. Out: hand everything back and probe.
+   * In while still failing (it is the last member): one trial POST at a time, and what waits past
+   * the retry budget is dropped rather than held.
+   */
+  private void applyExclusion(boolean out) {
+    excluded = out;
+    state.excluded = out;
+    if (out) {
+      handBackAllQueued();
+      startProbing();
     } else {
-      metrics.dropped(batch.metrics, batch.bytes, dropCause);
+      if (probeTimer >= 0) {
+        vertx.cancelTimer(probeTimer);
+        probeTimer = -1;
+      }
     }
+    if (reportedDown && !excluded) startSweeping();
+    pump();
   }
 
-  /** Gives a batch's metrics back to the ring, to be routed on its current members. */
+  private void startProbing() {
+    if (probeTimer >= 0 || leaving) return;
+    long base = ctx.config().ejectProbeInterval.toMillis();
+    boolean flapping = readmittedAt != 0 && System.nanoTime() - readmittedAt < FLAP_WINDOW_NANOS;
+    probeDelayMs = flapping ? Math.min(Math.max(probeDelayMs * 2, base), MAX_PROBE_INTERVAL_MS) : base;
+    probeTimer = vertx.setTimer(jitter(probeDelayMs), t -> probe());
+  }
+
+  private void probe() {
+    probeTimer = -1;
+    if (!excluded || leaving) return;
+    ProxyConfig cfg = ctx.config();
+    long slow = cfg.ejectSlowAfter.toNanos();
+    client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000), o -> {
+      if (!excluded || leaving) return;
+      if (o.ok() && (slow == 0 || o.elapsedNanos() <= slow)) {
+        LOG.info("{} answers /healthcheck again; asking the ring to re-admit it", destination);
+        reportHealthy();
+        return;
+      }
+      probeDelayMs = Math.min(probeDelayMs * 2, MAX_PROBE_INTERVAL_MS);
+      probeTimer = vertx.setTimer(jitter(probeDelayMs), t -> probe());
+    });
+  }
+
+  private static long jitter(long ms) {
+    return Math.max(1, ms / 2 + ThreadLocalRandom.current().nextLong(ms / 2 + 1));
+  }
+
+  /** While failing and not ejectable: drop what has waited past the retry budget, once a second. */
+  private void startSweeping() {
+    if (sweepTimer >= 0) return;
+    sweepTimer = vertx.setPeriodic(1000, t -> {
+      if (!reportedDown || excluded) {
+        vertx.cancelTimer(sweepTimer);
+        sweepTimer = -1;
+        return;
+      }
+      long budget = ctx.config().forwardRetryBudget.toNanos();
+      long now = System.nanoTime();
+      int dropped = 0;
+      for (var it = ready.iterator(); it.hasNext();) {
+        Batch b = it.next();
+        if (now - b.cutNanos > budget) {
+          it.remove();
+          dropped += b.metrics;
+          drop(b, "retries_exhausted");
+        }
+      }
+      if (dropped > 0) {
+        logs.warn("expired", "dropped " + dropped + " metrics for " + url + " that waited past "
+            + "forward_retry_budget while it keeps failing and no other global can take them");
+      }
+      checkDrained();
+    });
+  }
+
+  // ---------------------------------------------------------------- handing back
+
+  /** Gives a batch's metrics back, to be routed on the current ring. */
   private void handBack(Batch batch) {
-    batch.settled = true;
-    batch.body = null;
-    handBack(batch.chunks);
-  }
-
-  private void handBack(List<MetricChunk> chunks) {
-    for (MetricChunk c : chunks) {
-      ctx.budget().add(destination, -c.metricBytes());
-      vertx.eventBus().request(Addresses.RING_REROUTE, c).onFailure(e ->
-          metrics.dropped(c.count, c.metricBytes(), "no_destination"));
-    }
+    letGo(batch.chunks);
+    for (MetricChunk c : batch.chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0);
   }
 
   /** Everything queued here, in any state but in flight, back to the ring. */
@@ -303,10 +535,10 @@ public final class ForwarderVerticle extends VerticleBase {
       vertx.cancelTimer(lingerTimer);
       lingerTimer = -1;
     }
-    if (!pending.isEmpty()) handBack(pending);
+    if (!pending.isEmpty()) handBack(new Batch(pending, null));
     pending = new ArrayList<>();
     pendingMetrics = 0;
-    pendingBytes = 0;
+    pendingRaw = 0;
     for (Batch b : ready) handBack(b);
     ready.clear();
     for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
@@ -314,83 +546,26 @@ public final class ForwarderVerticle extends VerticleBase {
       handBack(w.getKey());
     }
     waiting.clear();
-    for (Batch b : held) handBack(b);
-    held.clear();
   }
 
-  private void reportDown(String lastError) {
-    reportedDown = true;
-    LOG.warn("{} failed {} forwards in a row (last: {}); asking the ring to eject it", destination,
-        consecutiveFailures, lastError);
-    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, false))
-        .onComplete(ar -> applyExclusion(ar.succeeded() && ar.result().body().excluded()));
-  }
-
-  private void reportHealthy() {
-    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, true))
-        .onComplete(ar -> {
-          reportedDown = false;
-          consecutiveFailures = 0;
-          applyExclusion(ar.succeeded() && ar.result().body().excluded());
-        });
-  }
+  // ---------------------------------------------------------------- stopping
 
   /**
-   * The ring's word on whether this destination routes. Out: hand everything back and probe.
-   * In (readmitted, or every member is ejected so all must be tried): retry what was held.
-   */
-  private void applyExclusion(boolean out) {
-    excluded = out;
-    if (out) {
-      handBackAllQueued();
-      if (probeTimer < 0) {
-        probeDelayMs = ctx.config().ejectProbeInterval.toMillis();
-        probeTimer = vertx.setTimer(probeDelayMs, t -> probe());
-      }
-    } else {
-      if (probeTimer >= 0) {
-        vertx.cancelTimer(probeTimer);
-        probeTimer = -1;
-      }
-      List<Batch> again = new ArrayList<>(held);
-      held.clear();
-      for (Batch b : again) retryOrDrop(b, "held while the ring decided");
-    }
-    pump();
-  }
-
-  private void probe() {
-    probeTimer = -1;
-    if (!excluded || leaving) return;
-    client.getAbs(healthUrl)
-        .timeout(Math.min(ctx.config().forwardTimeout.toMillis(), 5_000))
-        .send()
-        .onComplete(ar -> {
-          if (!excluded || leaving) return;
-          if (ar.succeeded() && ar.result().statusCode() / 100 == 2) {
-            LOG.info("{} answers /healthcheck again; asking the ring to re-admit it", destination);
-            reportHealthy();
-            return;
-          }
-          probeDelayMs = Math.min(probeDelayMs * 2, MAX_PROBE_INTERVAL_MS);
-          long jittered = probeDelayMs / 2 + ThreadLocalRandom.current().nextLong(probeDelayMs / 2 + 1);
-          probeTimer = vertx.setTimer(Math.max(1, jittered), t -> probe());
-        });
-  }
-
-  /**
-   * On shutdown, sends what is queued and waits for it until shutdown_timeout; what is still
-   * unsettled then is counted as dropped ({@code shutdown}). When the member merely left the
-   * ring, hands everything queued back to the ring and waits for in-flight POSTs (a failure among
-   * them is handed back too).
+   * Leaving the ring: hands everything queued back, and waits for the POSTs in flight (each ends
+   * by its deadline; a failure is handed back too).
+   *
+   * <p>Stopping the proxy: sends what is queued until {@code shutdown_timeout}; after that no new
+   * POST starts, what is still queued is dropped ({@code shutdown}), and POSTs in flight get until
+   * their own deadline to be answered, so a batch the global confirms is counted forwarded.
    */
   @Override
   public Future<?> stop() {
     return consumer.unregister().compose(v -> control.unregister()).compose(v -> {
-      if (probeTimer >= 0) {
-        vertx.cancelTimer(probeTimer);
-        probeTimer = -1;
-      }
+      if (probeTimer >= 0) vertx.cancelTimer(probeTimer);
+      if (sweepTimer >= 0) vertx.cancelTimer(sweepTimer);
+      probeTimer = -1;
+      sweepTimer = -1;
+      drained = Promise.promise();
       if (ctx.stopping()) {
         cutBatch();
         for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
@@ -398,44 +573,40 @@ public final class ForwarderVerticle extends VerticleBase {
           ready.addFirst(w.getKey());
         }
         waiting.clear();
-        for (Batch b : held) retryOrDrop(b, "held at shutdown");
-        held.clear();
+        long shutdownMs = ctx.config().shutdownTimeout.toMillis();
+        vertx.setTimer(Math.max(1, shutdownMs), t -> closeQueue());
       } else {
         leaving = true;
         handBackAllQueued();
       }
-      drained = Promise.promise();
       pump();
-      long deadline = ctx.config().shutdownTimeout.toMillis();
-      return drained.future().timeout(deadline, TimeUnit.MILLISECONDS).recover(e -> {
-        List<Batch> left = new ArrayList<>(ready);
-        left.addAll(waiting.keySet());
-        left.addAll(held);
-        left.addAll(inflight);
-        waiting.values().forEach(vertx::cancelTimer);
-        ready.clear();
-        waiting.clear();
-        held.clear();
-        int lost = 0;
-        for (Batch b : left) {
-          if (b.settled) continue;
-          if (leaving) {
-            // The member left and its global is still silent: give the metrics to the new owners
-            // (a late 2xx from the old one would be ignored, so this can duplicate, never lose).
-            handBack(b);
-            continue;
-          }
-          lost += b.metrics;
-          settle(b, "shutdown");
-        }
-        if (lost > 0) {
-          LOG.error("dropped {} metrics for {} still undelivered at the shutdown deadline", lost, url);
-        }
-        return Future.succeededFuture();
-      });
+      return drained.future();
     }).onComplete(v -> {
+      ctx.destinations().remove(destination, state);
       client.close();
-      encoder.close();
     });
+  }
+
+  /** The shutdown deadline: nothing new starts; what waits is dropped; in-flight POSTs finish. */
+  private void closeQueue() {
+    closing = true;
+    cutBatch();
+    int lost = 0;
+    for (Batch b : ready) {
+      lost += b.metrics;
+      drop(b, "shutdown");
+    }
+    ready.clear();
+    for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
+      vertx.cancelTimer(w.getValue());
+      lost += w.getKey().metrics;
+      drop(w.getKey(), "shutdown");
+    }
+    waiting.clear();
+    if (lost > 0) {
+      LOG.error("dropped {} metrics for {} still queued at the shutdown deadline; {} POST(s) in flight "
+          + "may still complete", lost, url, inFlight);
+    }
+    checkDrained();
   }
 }

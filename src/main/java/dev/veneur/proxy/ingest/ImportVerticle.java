@@ -1,16 +1,20 @@
 package dev.veneur.proxy.ingest;
 
 import com.codahale.metrics.Counter;
-import com.codahale.metrics.Timer;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
+import dev.veneur.proxy.bus.Halves;
 import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.bus.Handoff;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.forward.Dispatch;
 import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.http.HttpConnection;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
@@ -18,33 +22,38 @@ import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
-import java.util.Arrays;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The HTTP front door: {@code POST /import} and {@code GET /healthcheck}. Decodes each body on its
- * event loop (inflate once, scan once), routes every metric against the latest ring snapshot the
- * ring verticle published, and puts one chunk per destination on the event bus. Answers 202 as
- * soon as the body is decoded; forwarding happens after.
+ * The HTTP front door, one instance per core: {@code POST /import}, {@code GET /healthcheck},
+ * {@code GET /debug/state}. Receives bodies within the memory budget ({@link ImportRequest}),
+ * then its {@link Ingester} decodes, scans, routes and deflates them into one compressed chunk per
+ * destination, which go to the forwarders over the event bus. Answers 202 once the body is
+ * decoded; forwarding happens after.
  *
- * <p>Routing against a published snapshot instead of asking the ring per request keeps the ring
- * verticle the only writer while costing the hot path nothing but an array lookup.
+ * <p>The same instances re-route chunks handed back by forwarders (a global left or was ejected)
+ * and split chunks a global refused, since that is the same bytes work.
+ *
+ * <p>Routing uses the latest ring snapshot the ring verticle published: the ring verticle stays
+ * the only writer while the hot path pays an array lookup.
  */
 public final class ImportVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(ImportVerticle.class);
+  private static final boolean TEST_HOOKS = Boolean.getBoolean("veneur.proxy.testHooks");
 
   private final ProxyContext ctx;
   private final ProxyMetrics metrics;
-  private BodyDecoder decoder;
-  private final ImportScanner scanner = new ImportScanner();
-  private final RequestSplitter splitter = new RequestSplitter();
+  private final LogThrottle refusals = new LogThrottle(LOG, 10_000);
+  private Ingester ingester;
   private HashRing ring = HashRing.empty();
   private HttpServer server;
-  private Timer importTimer;
   private Counter requests;
   private long lagTimer = -1;
+  private int maxConnections;
 
   public ImportVerticle(ProxyContext ctx) {
     this.ctx = ctx;
@@ -54,13 +63,27 @@ public final class ImportVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     ProxyConfig cfg = ctx.config();
-    decoder = new BodyDecoder(cfg.maxInflatedBytes);
-    importTimer = metrics.timer(ProxyMetrics.IMPORT_DURATION);
+    ingester = new Ingester(r -> context.runOnContext(v -> r.run()), ctx.budget(), new Ingester.Limits() {
+      @Override
+      public int maxStringLength() {
+        return ctx.config().maxStringLength;
+      }
+
+      @Override
+      public int maxMetricBytes() {
+        return ctx.config().maxMetricBytes;
+      }
+
+      @Override
+      public int compressionLevel() {
+        return ctx.config().forwardCompressionLevel;
+      }
+    });
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
+    maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
-    // How late a 250 ms timer fires on this event loop: the time an arriving request waits
-    // behind other work here. Cheap (four samples a second) and the first thing to look at when
-    // /import latency grows.
+    vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
+    vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
     measureLag(metrics.registry().histogram("event_loop.lag_ms"));
 
     Router router = Router.router(vertx);
@@ -69,28 +92,71 @@ public final class ImportVerticle extends VerticleBase {
         .putHeader("Content-Type", "text/plain").end("ok\n"));
     router.get("/debug/state").handler(this::onState);
     router.post("/debug/profile").handler(this::onProfile);
+    if (TEST_HOOKS) {
+      router.post("/debug/test/oom").handler(rc -> {
+        throw new OutOfMemoryError("test hook: simulated OutOfMemoryError on an event loop");
+      });
+      router.post("/debug/test/close-listener").handler(rc -> {
+        rc.response().end("closing the listener behind the app's back\n");
+        vertx.setTimer(50, t -> vertx.eventBus().publish(TEST_CLOSE_LISTENER, null));
+      });
+      vertx.eventBus().consumer(TEST_CLOSE_LISTENER, m -> server.close());
+    }
 
     server = vertx.createHttpServer(new HttpServerOptions()
         .setHost(cfg.httpHost)
         .setPort(cfg.httpPort)
+        // HTTP/1.1 only, as the Go proxy: h2c would let one connection open many streams past
+        // the connection cap, and its preface detection delays the connection handler until the
+        // first byte, which is when the cap and the header deadline must already apply.
+        .setHttp2ClearTextEnabled(false)
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
-        .setIdleTimeout(120)
-        .setIdleTimeoutUnit(TimeUnit.SECONDS));
-    // A cap on open connections across all HTTP verticles: past it, new ones are closed at once
-    // instead of each holding buffers and a slot on an event loop.
-    server.connectionHandler(conn -> {
-      if (ctx.connections().incrementAndGet() > ctx.config().httpMaxConnections) {
-        metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections").inc();
-        conn.close();
-      }
-      conn.closeHandler(v -> ctx.connections().decrementAndGet());
-    });
+        .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
+        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
+    server.connectionHandler(this::onConnection);
     return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
         })
         .compose(v -> server.requestHandler(router).listen());
+  }
+
+  static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
+
+  /**
+   * The cap on open connections, from their accept: past it a connection is closed at once. Kept
+   * below the process's file-descriptor limit, so the proxy never runs out of descriptors for its
+   * own sockets to the globals, and accept never fails.
+   */
+  static int effectiveMaxConnections(int configured) {
+    long fds = -1;
+    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
+      fds = ((com.sun.management.UnixOperatingSystemMXBean) os).getMaxFileDescriptorCount();
+    }
+    if (fds <= 0) return configured;
+    return (int) Math.max(16, Math.min(configured, fds - 128));
+  }
+
+  private void onConnection(HttpConnection conn) {
+    int open = ctx.connections().incrementAndGet();
+    conn.closeHandler(v -> ctx.connections().decrementAndGet());
+    if (open > Math.min(maxConnections, ctx.config().httpMaxConnections)) {
+      requestError("too_many_connections");
+      refusals.warn("too_many_connections", "closed a connection from " + conn.remoteAddress()
+          + ": " + (open - 1) + " connections are open (http_max_connections)");
+      conn.close();
+      return;
+    }
+    long timeout = ctx.config().httpRequestTimeout.toNanos();
+    ConnectionGuard.install(conn, timeout, anyByte -> {
+      requestError(anyByte ? "slow_headers" : "idle_connection");
+      if (anyByte) {
+        refusals.warn("slow_headers", "closed a connection from " + conn.remoteAddress()
+            + " whose request headers did not arrive within http_request_timeout (408)");
+      }
+    });
   }
 
   /** One-shot timers re-armed each time, so each sample is the delay of one timer alone. */
@@ -102,121 +168,327 @@ public final class ImportVerticle extends VerticleBase {
     });
   }
 
+  // ---------------------------------------------------------------- /import
+
   private void onImport(RoutingContext rc) {
     HttpServerRequest req = rc.request();
-    long started = System.nanoTime();
     requests.inc();
-    ProxyConfig cfg = ctx.config();
+    ConnectionGuard guard = ConnectionGuard.of(req.connection());
+    long left = guard != null ? guard.requestStarted() : ctx.config().httpRequestTimeout.toNanos();
+    req.response().endHandler(v -> {
+      if (guard != null && req.isEnded()) guard.requestEnded();
+    });
     if (ctx.stopping()) {
-      refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+      refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
+          !req.isEnded(), System.nanoTime());
       return;
     }
-    if (ctx.budget().full()) {
-      refuse(req, new ImportRefusal(503, "overloaded",
-          "the proxy's queues are full (max_queued_bytes); retry later"));
-      return;
-    }
-    String cl = req.getHeader("Content-Length");
-    long declared = -1;
-    if (cl != null) {
-      try {
-        declared = Long.parseLong(cl.trim());
-      } catch (NumberFormatException e) {
-        declared = -1;
-      }
-    }
-    long max = cfg.maxBodyBytes;
-    if (declared > max) {
-      refuse(req, tooLarge(max));
-      return;
-    }
-    BodyAccumulator body = new BodyAccumulator(declared > 0 ? (int) declared : 16 * 1024, max);
-    // A sender that trickles its body would hold a buffer and a connection forever.
-    long slow = vertx.setTimer(cfg.httpRequestTimeout.toMillis(), t -> {
-      if (body.refused) return;
-      body.refused = true;
-      refuse(req, new ImportRefusal(408, "slow_body",
-          "the request body did not arrive within http_request_timeout (" + cfg.httpRequestTimeout + ")"));
-    });
-    req.handler(buf -> {
-      if (body.refused) return;
-      if (!body.append(buf)) {
-        body.refused = true;
-        vertx.cancelTimer(slow);
-        refuse(req, tooLarge(max));
-      }
-    });
-    req.exceptionHandler(e -> {
-      body.refused = true;
-      vertx.cancelTimer(slow);
-    });
-    req.endHandler(v -> {
-      vertx.cancelTimer(slow);
-      if (body.refused) return;
-      process(req, body.bytes, body.length, started);
-    });
-    req.resume();
+    new ImportRequest(vertx, ctx, req, left, sink).begin();
   }
 
-  private void process(HttpServerRequest req, byte[] raw, int rawLength, long started) {
-    HashRing routing = ring;
-    if (decoder.limit() != ctx.config().maxInflatedBytes) {
-      decoder = new BodyDecoder(ctx.config().maxInflatedBytes);
+  private final ImportRequest.Sink sink = new ImportRequest.Sink() {
+    @Override
+    public void received(ImportRequest request) {
+      ingester.submit(new ImportTask(request, ring));
     }
-    try {
-      decoder.decode(req.getHeader("Content-Encoding"), raw, rawLength);
-      byte[] json = decoder.bytes();
-      int n = decoder.length();
+
+    @Override
+    public void refused(HttpServerRequest req, ImportRefusal refusal, boolean close) {
+      refuse(req, refusal, close, System.nanoTime());
+    }
+  };
+
+  /** A received body: decode it, then answer and hand its chunks on. */
+  private final class ImportTask implements Ingester.Task {
+    final ImportRequest request;
+    final HashRing routing;
+    final long created = System.nanoTime();
+
+    ImportTask(ImportRequest request, HashRing routing) {
+      this.request = request;
+      this.routing = routing;
+    }
+
+    @Override
+    public void open(BodySource source) {
       if (routing.isEmpty()) {
         throw new ImportRefusal(503, "no_destination", "no global Veneur is available yet; retry later");
       }
-      int ways = routing.size();
-      splitter.reset(ways);
-      ImportScanner.Result result = scanner.scan(json, n,
-          (start, end, hash) -> splitter.add(start, end, hash, routing.ownerIndex(hash)));
-      for (int d = 0; d < ways; d++) {
-        if (splitter.count(d) > 0
-            && ctx.budget().wouldOverflow(routing.members().get(d), splitter.metricBytes(d))) {
-          throw new ImportRefusal(503, "overloaded", "the queue for " + routing.members().get(d)
-              + " is full (max_queued_bytes_per_destination); retry later");
+      source.open(request.req.getHeader("Content-Encoding"), request.body(), ctx.config().maxInflatedBytes);
+    }
+
+    @Override
+    public Ingester.Router router() {
+      return new Ingester.Router() {
+        @Override
+        public int ways() {
+          return routing.size();
         }
+
+        @Override
+        public int slot(int index, int keyHash) {
+          return routing.ownerIndex(keyHash);
+        }
+      };
+    }
+
+    @Override
+    public long createdNanos() {
+      return created;
+    }
+
+    @Override
+    public void done(Ingester.Result r) {
+      request.release();
+      HttpServerRequest req = request.req;
+      HttpServerResponse resp = req.response();
+      if (r.valid + r.dropped() == 0) {
+        r.release(ctx.budget());
+        refuse(req, new ImportRefusal(400, "empty", "Received empty /import request"), false, request.startedNanos);
+        return;
       }
-      MetricChunk[] chunks = splitter.build(json);
-      decoder.trim();
-      req.response().setStatusCode(202).end();
-      if (result.invalid > 0) metrics.rejectedOnArrival(result.invalid, "invalid_metric");
-      for (int d = 0; d < ways; d++) {
-        if (chunks[d] == null) continue;
-        metrics.accepted(chunks[d].count, chunks[d].metricBytes());
-        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), chunks[d]);
+      if (r.valid + r.refused + r.incomplete == 0) {
+        r.release(ctx.budget());
+        refuse(req, new ImportRefusal(400, "empty_metrics", "Received empty or improperly-formed metrics"),
+            false, request.startedNanos);
+        return;
       }
-    } catch (ImportRefusal r) {
-      decoder.trim();
-      refuse(req, r);
-    } finally {
-      importTimer.update(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+      if (resp.closed()) {
+        // The sender is gone and never saw a 202: it will send again; keep nothing.
+        r.release(ctx.budget());
+        return;
+      }
+      if (ctx.stopping()) {
+        // Forwarders are draining for the stop: nothing new may enter the queues.
+        r.release(ctx.budget());
+        refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
+            false, request.startedNanos);
+        return;
+      }
+      ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
+      for (int d = 0; d < r.chunks.length; d++) {
+        MetricChunk c = r.chunks[d];
+        if (c == null) continue;
+        ctx.accounting().accepted(c);
+        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), c, 0);
+      }
+      // Answered once every metric is counted, so a sender that reads the 202 and then the
+      // proxy's counters sees its metrics there.
+      resp.setStatusCode(202).end();
+      // As the Go proxy: timed for accepted requests only, tagged with the body's encoding.
+      metrics.timer(ProxyMetrics.withTags(ProxyMetrics.IMPORT_DURATION, "part:request",
+          "encoding:" + encodingTag(req.getHeader("Content-Encoding"))))
+          .update(System.nanoTime() - request.startedNanos, TimeUnit.NANOSECONDS);
+      String addr = req.remoteAddress() == null ? "unknown" : req.remoteAddress().hostAddress();
+      metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_METRICS, "remote_addr:" + addr,
+          "veneurglobalonly")).inc(r.valid + r.dropped());
+      if (r.refused > 0) {
+        refusals.warn("refused_metric", "dropped " + r.refused + " metric(s) from " + req.remoteAddress()
+            + " that a global would refuse (" + r.refusal + "); forwarded the other " + r.valid);
+      }
+    }
+
+    @Override
+    public void failed(ImportRefusal refusal) {
+      request.release();
+      refuse(request.req, refusal, false, request.startedNanos);
     }
   }
 
-  /** Ring members, ejections, queues and counters: everything needed to check the accounting. */
+  private void requestError(String cause) {
+    metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", cause).inc();
+  }
+
+  private void refuse(HttpServerRequest req, ImportRefusal r, boolean close, long started) {
+    requestError(r.cause);
+    refusals.warn(r.cause, "refused /import from " + req.remoteAddress() + ": " + r.status + " "
+        + r.reason() + " (" + r.cause + ")");
+    HttpServerResponse resp = req.response();
+    if (resp.ended() || resp.closed()) return;
+    resp.setStatusCode(r.status).putHeader("Content-Type", "text/plain; charset=utf-8");
+    if (r.status == 503) resp.putHeader("Retry-After", "1");
+    if (close) resp.putHeader("Connection", "close");
+    resp.end(r.reason() + "\n").onComplete(v -> {
+      if (close) lingerThenClose(req);
+    });
+  }
+
+  /**
+   * The rest of the body is unread and will not be kept: close the connection. Not at once: a
+   * sender still writing its body would get a TCP reset and might lose the answer it has not read
+   * yet. So the rest is read and thrown away (nothing is held) for a short while, as HTTP servers
+   * do on a "lingering close", and the connection closes when the body ends or the time is up.
+   */
+  private void lingerThenClose(HttpServerRequest req) {
+    HttpConnection conn = req.connection();
+    if (req.isEnded()) {
+      conn.close();
+      return;
+    }
+    long[] discarded = new long[1];
+    long timer = vertx.setTimer(LINGER_MS, t -> conn.close());
+    req.handler(b -> {
+      discarded[0] += b.length();
+      if (discarded[0] > LINGER_BYTES) conn.close();
+    });
+    req.endHandler(v -> {
+      vertx.cancelTimer(timer);
+      conn.close();
+    });
+    req.exceptionHandler(e -> vertx.cancelTimer(timer));
+    req.resume();
+  }
+
+  /** A lingering close ends after this long or this many discarded bytes, whichever first. */
+  private static final long LINGER_MS = 2_000;
+  private static final long LINGER_BYTES = 64L << 20;
+
+  private static String encodingTag(String contentEncoding) {
+    if (contentEncoding == null || contentEncoding.isBlank()) return "identity";
+    return contentEncoding.trim().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  // ---------------------------------------------------------------- re-routing and splitting
+
+  /** A chunk handed back by a forwarder: split it by the current ring and send the parts on. */
+  private void onHandoff(Message<Handoff> m) {
+    Handoff rr = m.body();
+    MetricChunk chunk = rr.chunk();
+    m.reply(null);
+    if (!chunk.land()) return;
+    HashRing routing = ring;
+    if (routing.isEmpty()) {
+      ctx.accounting().dropped(chunk, "no_destination");
+      return;
+    }
+    ingester.submit(new ChunkTask(chunk) {
+      @Override
+      public Ingester.Router router() {
+        return new Ingester.Router() {
+          @Override
+          public int ways() {
+            return routing.size();
+          }
+
+          @Override
+          public int slot(int index, int keyHash) {
+            return routing.ownerIndex(keyHash);
+          }
+        };
+      }
+
+      @Override
+      public void done(Ingester.Result r) {
+        ctx.accounting().replaced(chunk, r.chunks, "no_destination");
+        for (int d = 0; d < r.chunks.length; d++) {
+          if (r.chunks[d] != null) {
+            Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), r.chunks[d], rr.hops());
+          }
+        }
+      }
+
+      @Override
+      public void failed(ImportRefusal refusal) {
+        LOG.error("could not re-route {} metrics: {}", chunk.count, refusal.reason());
+        ctx.accounting().dropped(chunk, "no_destination");
+      }
+    });
+  }
+
+  /** A forwarder asks for a chunk in two halves; it keeps owning the original. */
+  private void onSplit(Message<MetricChunk> m) {
+    MetricChunk chunk = m.body();
+    int half = chunk.count / 2;
+    ingester.submit(new ChunkTask(chunk) {
+      @Override
+      public Ingester.Router router() {
+        return new Ingester.Router() {
+          @Override
+          public int ways() {
+            return 2;
+          }
+
+          @Override
+          public int slot(int index, int keyHash) {
+            return index < half ? 0 : 1;
+          }
+        };
+      }
+
+      @Override
+      public void done(Ingester.Result r) {
+        m.reply(new Halves(r.chunks[0], r.chunks[1]));
+      }
+
+      @Override
+      public void failed(ImportRefusal refusal) {
+        m.fail(500, refusal.reason());
+      }
+    });
+  }
+
+  /** Decodes a queued chunk again (already accepted once, so trusted). */
+  private abstract static class ChunkTask implements Ingester.Task {
+    final MetricChunk chunk;
+
+    ChunkTask(MetricChunk chunk) {
+      this.chunk = chunk;
+    }
+
+    @Override
+    public void open(BodySource source) {
+      source.openChunk(chunk.deflated, chunk.deflated.length);
+    }
+
+    @Override
+    public long createdNanos() {
+      return chunk.createdNanos;
+    }
+
+    @Override
+    public boolean trusted() {
+      return true;
+    }
+  }
+
+  // ---------------------------------------------------------------- debug
+
+  /** Ring members, queues, memory and counters: everything needed to check the accounting. */
   private void onState(RoutingContext rc) {
     vertx.eventBus().<JsonObject>request(Addresses.RING_STATE, null).onComplete(ar -> {
       JsonObject state = ar.succeeded() ? ar.result().body().copy() : new JsonObject().put("ring", "unavailable");
       ProxyMetrics m = metrics;
       JsonObject dropped = new JsonObject();
       m.droppedByCause().forEach(dropped::put);
+      JsonObject errors = new JsonObject();
+      Map<String, Long> byCause = new TreeMap<>();
+      String prefix = ProxyMetrics.IMPORT_ERRORS + "#cause:";
+      m.registry().getCounters((name, metric) -> name.startsWith(prefix))
+          .forEach((name, c) -> byCause.put(name.substring(prefix.length()), c.getCount()));
+      byCause.forEach(errors::put);
       long received = m.received();
       long forwarded = m.forwarded();
       long droppedTotal = m.droppedTotal();
       long queued = m.queued();
-      state.put("queued_bytes_by_destination", new JsonObject(new java.util.LinkedHashMap<>(ctx.budget().snapshot())));
+      JsonObject dests = new JsonObject();
+      new TreeMap<>(ctx.destinations()).forEach((d, s) -> dests.put(d, new JsonObject()
+          .put("queued_metrics", s.queuedMetrics.get())
+          .put("queued_bytes", s.queuedBytes.get())
+          .put("in_flight", s.inFlight.get())
+          .put("excluded", s.excluded)));
+      state.put("destinations", dests);
+      state.put("memory", new JsonObject()
+          .put("budget_bytes", ctx.budget().limit())
+          .put("used_bytes", ctx.budget().used())
+          .put("waiting_requests", ctx.budget().waiting()));
+      state.put("connections", ctx.connections().get());
       state.put("counters", new JsonObject()
           .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
-          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", m.queuedBytes()));
+          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", m.queuedBytes())
+          .put("request_errors", errors));
       state.put("accounting", new JsonObject()
           .put("received", received)
-          .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued)
-          .put("note", "equal once in-flight updates settle"));
+          .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued));
       state.put("stopping", ctx.stopping());
       rc.response().putHeader("Content-Type", "application/json").end(state.encodePrettily());
     });
@@ -236,51 +508,10 @@ public final class ImportVerticle extends VerticleBase {
         });
   }
 
-  private void refuse(HttpServerRequest req, ImportRefusal r) {
-    metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", r.cause).inc();
-    LOG.warn("refused /import from {}: {} {} ({})", req.remoteAddress(), r.status, r.reason(), r.cause);
-    HttpServerResponse resp = req.response();
-    if (resp.ended()) return;
-    resp.setStatusCode(r.status).putHeader("Content-Type", "text/plain; charset=utf-8");
-    if (r.status == 503) resp.putHeader("Retry-After", "1");
-    if (!req.isEnded()) {
-      // The rest of the body is unread; closing is cheaper than draining it.
-      resp.putHeader("Connection", "close");
-    }
-    resp.end(r.reason() + "\n");
-  }
-
-  private static ImportRefusal tooLarge(long max) {
-    return new ImportRefusal(413, "too_large", "request body exceeds max_body_bytes (" + max + " bytes)");
-  }
-
   @Override
   public Future<?> stop() {
     if (lagTimer >= 0) vertx.cancelTimer(lagTimer);
+    if (ingester != null) ingester.close();
     return server == null ? Future.succeededFuture() : server.close();
-  }
-
-  /** A request body collected into one array, refusing to grow past the limit. */
-  private static final class BodyAccumulator {
-    byte[] bytes;
-    int length;
-    final long max;
-    boolean refused;
-
-    BodyAccumulator(int initial, long max) {
-      this.bytes = new byte[Math.max(1024, initial)];
-      this.max = max;
-    }
-
-    boolean append(io.vertx.core.buffer.Buffer buf) {
-      int n = buf.length();
-      if ((long) length + n > max) return false;
-      if (length + n > bytes.length) {
-        bytes = Arrays.copyOf(bytes, (int) Math.min(max, Math.max(length + n, (long) bytes.length * 2)));
-      }
-      buf.getBytes(0, n, bytes, length);
-      length += n;
-      return true;
-    }
   }
 }

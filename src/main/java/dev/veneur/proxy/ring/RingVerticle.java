@@ -5,11 +5,8 @@ import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.Membership;
-import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
-import dev.veneur.proxy.forward.Dispatch;
 import dev.veneur.proxy.forward.ForwarderVerticle;
-import dev.veneur.proxy.ingest.RequestSplitter;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
@@ -32,7 +29,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>For each new member a forwarder is deployed before any importer can route to it; then the new
  * immutable ring is published to the importers; then forwarders of members that left are retired
- * (they hand their queued metrics back here to be routed again). Also answers routing queries.
+ * (they hand their queued metrics back to the HTTP verticles, which route them again on the new
+ * ring). Also answers routing queries.
  */
 public final class RingVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(RingVerticle.class);
@@ -45,8 +43,6 @@ public final class RingVerticle extends VerticleBase {
   /** What importers route on. */
   private HashRing ring = HashRing.empty();
   private final Map<String, String> forwarders = new HashMap<>();
-  /** Reused for every re-route; this verticle handles one message at a time. */
-  private final RequestSplitter splitter = new RequestSplitter();
   /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
   private Membership pending;
   private boolean applying;
@@ -66,7 +62,6 @@ public final class RingVerticle extends VerticleBase {
     bus.<Object>consumer(Addresses.RING_CURRENT, m -> m.reply(ring));
     bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
-    bus.<MetricChunk>consumer(Addresses.RING_REROUTE, this::reroute);
     bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
     return Future.succeededFuture();
   }
@@ -169,25 +164,6 @@ public final class RingVerticle extends VerticleBase {
       applying = false;
       applyPending();
     });
-  }
-
-  /** Splits a chunk by the current ring; each part goes to its owner's forwarder. */
-  private void reroute(Message<MetricChunk> m) {
-    m.reply(null);
-    MetricChunk chunk = m.body();
-    if (ring.isEmpty()) {
-      ctx.metrics().dropped(chunk.count, chunk.metricBytes(), "no_destination");
-      return;
-    }
-    // The chunk carries each metric's span and key hash, so it splits without parsing.
-    splitter.reset(ring.size());
-    for (int i = 0; i < chunk.count; i++) {
-      splitter.add(chunk.starts[i], chunk.end(i), chunk.hashes[i], ring.ownerIndex(chunk.hashes[i]));
-    }
-    MetricChunk[] parts = splitter.build(chunk.data);
-    for (int d = 0; d < parts.length; d++) {
-      if (parts[d] != null) Dispatch.fromRing(vertx.eventBus(), ctx, ring.members().get(d), parts[d]);
-    }
   }
 
   @Override

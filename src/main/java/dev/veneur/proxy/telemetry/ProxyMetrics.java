@@ -132,6 +132,11 @@ public final class ProxyMetrics {
     queuedBytes.addAndGet(-bytes);
   }
 
+  /** Queued bytes changed without a metric entering or leaving (a chunk split into parts). */
+  public void requeued(long bytesDelta) {
+    queuedBytes.addAndGet(bytesDelta);
+  }
+
   public void dropped(int metrics, long bytes, String cause) {
     droppedCounter(cause).inc(metrics);
     queued.addAndGet(-metrics);

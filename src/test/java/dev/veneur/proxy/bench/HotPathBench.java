@@ -7,19 +7,19 @@ import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.config.ProxyConfig;
-import dev.veneur.proxy.forward.BatchEncoder;
-import dev.veneur.proxy.ingest.BodyDecoder;
-import dev.veneur.proxy.ingest.ImportScanner;
-import dev.veneur.proxy.ingest.RequestSplitter;
+import dev.veneur.proxy.ingest.BodySource;
+import dev.veneur.proxy.ingest.Ingester;
+import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.ring.HashRing;
 import dev.veneur.proxy.ring.RingVerticle;
 import dev.veneur.proxy.tools.SyntheticMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
+import java.util.ArrayDeque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -35,11 +35,11 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
-import org.openjdk.jmh.infra.Blackhole;
 
 /**
- * The per-body costs of the hot path, on a 1000-metric body from the captured Veneur fixture.
- * Divide a per-body time by 1000 for the cost per metric. Run with {@code scripts/jmh}.
+ * The per-body costs of the hot path, on a 1000-metric body from the captured Veneur fixture,
+ * through the proxy's own classes. Divide a per-body time by 1000 for the cost per metric. Run with
+ * {@code scripts/jmh}; add {@code -prof gc} for bytes allocated per body.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -49,32 +49,51 @@ import org.openjdk.jmh.infra.Blackhole;
 @Fork(1)
 public class HotPathBench {
   @Param({"1"})
-  public int forwardLevel;
+  public int level;
+
+  /** Destinations the body is split over. */
+  @Param({"3"})
+  public int ways;
 
   private byte[] json;
   private byte[] deflated;
-  private BodyDecoder decoder;
-  private ImportScanner scanner;
-  private final RequestSplitter splitter = new RequestSplitter();
+  private final BodySource source = new BodySource();
+  private final ArrayDeque<Runnable> later = new ArrayDeque<>();
+  private MemoryBudget budget;
+  private Ingester ingester;
   private HashRing ring;
   private List<MetricChunk> batch;
-  private BatchEncoder encoder;
   private RouteQuery[] queries;
   private Vertx vertx;
+  private Ingester.Result last;
 
   @Setup(Level.Trial)
   public void setup() throws Exception {
     JsonArray sample = new JsonArray(Files.readString(Path.of("src/test/resources/fixtures/captured/large.json")));
     json = SyntheticMetrics.fromSample(sample, 1000, 1);
     deflated = SyntheticMetrics.deflate(json);
-    decoder = new BodyDecoder(64 << 20);
-    scanner = new ImportScanner();
-    ring = HashRing.of(List.of("http://10.0.0.1:8000", "http://10.0.0.2:8000", "http://10.0.0.3:8000"));
-    splitter.reset(1);
-    scanner.scan(json, json.length, (s, e, h) -> splitter.add(s, e, h, 0));
-    MetricChunk whole = splitter.build(json)[0];
-    batch = new ArrayList<>(List.of(whole, whole));
-    encoder = new BatchEncoder(forwardLevel);
+    budget = new MemoryBudget(() -> Long.MAX_VALUE);
+    ingester = new Ingester(later::add, budget, new Ingester.Limits() {
+      @Override
+      public int maxStringLength() {
+        return 1 << 20;
+      }
+
+      @Override
+      public int maxMetricBytes() {
+        return 4 << 20;
+      }
+
+      @Override
+      public int compressionLevel() {
+        return level;
+      }
+    });
+    String[] members = new String[ways];
+    for (int i = 0; i < ways; i++) members[i] = "http://10.0.0." + (i + 1) + ":8000";
+    ring = HashRing.of(List.of(members));
+    Ingester.Result one = ingestOnce(json, null, 1);
+    batch = List.of(one.chunks[0], one.chunks[0]);
     JsonArray metrics = new JsonArray(new String(json, java.nio.charset.StandardCharsets.UTF_8));
     queries = new RouteQuery[metrics.size()];
     for (int i = 0; i < queries.length; i++) {
@@ -86,7 +105,6 @@ public class HotPathBench {
     ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
     vertx.deployVerticle(new RingVerticle(ctx)).await();
     vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("bench", ring.members())).await();
-    // Members are applied after the reply (forwarders deploy first); wait for the snapshot.
     while (vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().isEmpty()) {
       Thread.sleep(10);
     }
@@ -97,34 +115,77 @@ public class HotPathBench {
     vertx.close().await();
   }
 
-  /** Inflate one 1000-metric body (zlib, as locals send it). */
-  @Benchmark
-  public int inflate() {
-    decoder.decode("deflate", deflated, deflated.length);
-    return decoder.length();
+  /** Runs one body through the Ingester to completion on this thread. */
+  private Ingester.Result ingestOnce(byte[] body, String encoding, int slots) {
+    last = null;
+    ingester.submit(new Ingester.Task() {
+      @Override
+      public void open(BodySource s) {
+        s.open(encoding, List.of(ByteBuffer.wrap(body)), 64 << 20);
+      }
+
+      @Override
+      public Ingester.Router router() {
+        return new Ingester.Router() {
+          @Override
+          public int ways() {
+            return slots;
+          }
+
+          @Override
+          public int slot(int index, int keyHash) {
+            return slots == 1 ? 0 : ring.ownerIndex(keyHash);
+          }
+        };
+      }
+
+      @Override
+      public long createdNanos() {
+        return 0;
+      }
+
+      @Override
+      public void done(Ingester.Result r) {
+        last = r;
+      }
+
+      @Override
+      public void failed(dev.veneur.proxy.ingest.ImportRefusal r) {
+        throw new IllegalStateException(r.reason());
+      }
+    });
+    Runnable r;
+    while ((r = later.poll()) != null) r.run();
+    Ingester.Result out = last;
+    out.release(budget);
+    return out;
   }
 
-  /** Scan one body: spans, key hashes, type checks. */
+  /** Inflate one 1000-metric body (zlib, as locals send it) through the window. */
   @Benchmark
-  public int scan() {
-    return scanner.scan(json, json.length, (s, e, h) -> {}).metrics;
+  public long inflate() {
+    source.open("deflate", List.of(ByteBuffer.wrap(deflated)), 64 << 20);
+    byte[] w = new byte[256 * 1024];
+    while (source.read(w, 0, w.length) >= 0) { }
+    return source.produced();
   }
 
-  /** The whole ingest of one body: inflate, scan, route against the snapshot, split into chunks. */
+  /** The whole ingest of one body: inflate, scan as Go would, route, deflate one chunk per destination. */
   @Benchmark
-  public void ingestBody(Blackhole bh) {
-    decoder.decode("deflate", deflated, deflated.length);
-    byte[] src = decoder.bytes();
-    splitter.reset(ring.size());
-    scanner.scan(src, decoder.length(), (s, e, h) -> splitter.add(s, e, h, ring.ownerIndex(h)));
-    bh.consume(splitter.build(src));
+  public Object ingestBody() {
+    return ingestOnce(deflated, "deflate", ways);
   }
 
-  /** Deflate a 2000-metric forward batch. */
+  /** The same on an uncompressed body: scanning and deflating without the inflate. */
   @Benchmark
-  public int encodeBatch() {
-    encoder.encode(batch);
-    return encoder.length();
+  public Object ingestPlainBody() {
+    return ingestOnce(json, null, ways);
+  }
+
+  /** Build the zlib body of a 2000-metric forward batch from compressed chunks (no deflate). */
+  @Benchmark
+  public Object assembleBatch() {
+    return dev.veneur.proxy.forward.BatchBodyAccess.of(batch);
   }
 
   /** Route 1000 keys against an immutable snapshot (what importers do). */

@@ -34,7 +34,7 @@ class FailingGlobalTest {
     TestGlobal good = TestGlobal.start(vertx);
     TestGlobal bad = TestGlobal.start(vertx);
     bad.status.set(500);
-    run(vertx, good, bad.url(), "http_5xx", () -> bad.refusedPosts.get() > 0);
+    run(vertx, good, bad.url(), "500", () -> bad.refusedPosts.get() > 0);
   }
 
   @Test
@@ -45,7 +45,7 @@ class FailingGlobalTest {
   }
 
   @Test
-  void a4xxIsFinalAndNotRetried(Vertx vertx) {
+  void aGlobalRefusingEverythingCostsABoundedNumberOfPostsAndDropsAsRejected(Vertx vertx) {
     TestGlobal picky = TestGlobal.start(vertx);
     picky.status.set(400);
     TestProxy proxy = TestProxy.start(vertx, new JsonObject().put("forward_address", picky.url()));
@@ -53,7 +53,35 @@ class FailingGlobalTest {
       assertEquals(202, proxy.post(Bodies.utf8(Bodies.generate("bad", 100, 3).encode()), null).statusCode());
       proxy.awaitSettled();
       assertEquals(100, proxy.metrics().dropped("rejected"));
-      assertEquals(1, picky.refusedPosts.get(), "one POST, no retries");
+      assertEquals(0, proxy.metrics().dropped("retries_exhausted"), "a 4xx is never retried as such");
+      int posts = picky.refusedPosts.get();
+      assertTrue(posts > 1 && posts <= 1 + 64, "splitting is bounded: " + posts + " POSTs");
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
+  void aBatchTheGlobalRefusesIsSplitUntilOnlyThePoisonedMetricIsDropped(Vertx vertx) {
+    TestGlobal picky = TestGlobal.start(vertx);
+    // Stands in for a metric only the global's decoder refuses (one the proxy's checks let through).
+    picky.refuseIfContains.set("\"poison.metric\"");
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", picky.url())
+        .put("batch_linger", "200ms"));
+    try {
+      JsonArray a = Bodies.generate("sender.a", 700, 1);
+      JsonArray b = Bodies.generate("sender.b", 700, 2);
+      b.getJsonObject(333).put("name", "poison.metric");
+      // Two senders' metrics in one batch (the linger joins them), one poisoned metric in it.
+      assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(a.encode())), "deflate").statusCode());
+      assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(b.encode())), "deflate").statusCode());
+      proxy.awaitSettled();
+      assertEquals(1, proxy.metrics().dropped("rejected"), "only the poisoned metric is dropped");
+      assertEquals(1399, proxy.metrics().forwarded());
+      assertEquals(1399, picky.metrics.size());
+      assertTrue(picky.metrics.stream().noneMatch(m -> "poison.metric".equals(m.getString("name"))));
+      assertTrue(picky.refusedPosts.get() <= 2 * 12, "about two refused POSTs per halving: " + picky.refusedPosts.get());
     } finally {
       proxy.stop();
     }

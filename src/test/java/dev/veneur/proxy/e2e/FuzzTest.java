@@ -45,7 +45,13 @@ class FuzzTest {
     try {
       for (int i = 0; i < CASES; i++) {
         Case c = mutate(rnd, seedBody, i);
-        var r = proxy.post(c.body, c.encoding);
+        java.net.http.HttpResponse<String> r;
+        try {
+          r = proxy.post(c.body, c.encoding);
+        } catch (AssertionError e) {
+          throw new AssertionError("case " + i + " (" + c.kind + ", encoding " + c.encoding + ", "
+              + c.body.length + " bytes): " + e.getMessage(), e);
+        }
         byStatus.merge(c.kind + " " + r.statusCode(), 1, Integer::sum);
         assertTrue(ALLOWED.contains(r.statusCode()),
             "case " + i + " (" + c.kind + ", encoding " + c.encoding + ") got " + r.statusCode() + ": " + r.body());

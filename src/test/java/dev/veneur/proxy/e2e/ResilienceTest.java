@@ -109,7 +109,7 @@ class ResilienceTest {
       proxy.awaitSettled();
       assertExactlyOnce(sent, a, b, hung);
       assertEquals(0, proxy.metrics().droppedTotal());
-      assertTrue(proxy.metrics().count(ProxyMetrics.FORWARD_ERRORS, "cause", "timeout") > 0);
+      assertTrue(proxy.metrics().count(ProxyMetrics.FORWARD_ERRORS, "cause", "io") > 0);
       assertEquals(Set.of(a.url(), b.url()), Set.copyOf(proxy.ringMembers()));
       var state = new JsonObject(proxy.get("/debug/state").body());
       assertEquals(new JsonArray().add(hung.url()), state.getJsonArray("ejected"));

@@ -21,6 +21,13 @@ public final class TestGlobal {
   public final AtomicInteger refusedPosts = new AtomicInteger();
   /** Milliseconds to wait before answering an accepted POST: a slow global with finite capacity. */
   public final AtomicInteger delayMs = new AtomicInteger();
+  /**
+   * When set, a POST whose inflated body contains this text is answered 400 (and recorded in
+   * {@link #refusedPosts}) as a Go global answers a batch its decoder refuses.
+   */
+  public final java.util.concurrent.atomic.AtomicReference<String> refuseIfContains =
+      new java.util.concurrent.atomic.AtomicReference<>();
+  public final AtomicInteger postsSeen = new AtomicInteger();
   private HttpServer server;
   private int port;
 
@@ -49,6 +56,13 @@ public final class TestGlobal {
       byte[] raw = body.getBytes();
       String json = "deflate".equals(req.getHeader("Content-Encoding"))
           ? inflate(raw) : new String(raw, java.nio.charset.StandardCharsets.UTF_8);
+      g.postsSeen.incrementAndGet();
+      String poison = g.refuseIfContains.get();
+      if (poison != null && json.contains(poison)) {
+        g.refusedPosts.incrementAndGet();
+        req.response().setStatusCode(400).end("json: cannot decode this batch");
+        return;
+      }
       g.posts.add(new Post(req.getHeader("Content-Encoding"), req.getHeader("Content-Type"), raw, json));
       for (Object o : new JsonArray(json)) g.metrics.add((JsonObject) o);
       int delay = g.delayMs.get();

@@ -1,0 +1,68 @@
+package dev.veneur.proxy;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.telemetry.ProxyMetrics;
+import java.util.List;
+
+/**
+ * Where every metric the proxy accepts is settled, in one place: counted received and queued when
+ * its chunk is accepted, then exactly once forwarded or dropped with a cause, and its chunk's bytes
+ * given back to the memory budget at that moment. Re-routing replaces a chunk by its parts without
+ * touching the counts. So {@code received = forwarded + dropped + queued} holds at every instant
+ * (up to the few nanoseconds between two counter updates), and {@code queued} and
+ * {@code queued_bytes} can only reach zero, never pass it.
+ */
+public final class Accounting {
+  private final ProxyMetrics metrics;
+  private final MemoryBudget budget;
+
+  public Accounting(ProxyMetrics metrics, MemoryBudget budget) {
+    this.metrics = metrics;
+    this.budget = budget;
+  }
+
+  /** A chunk's metrics enter the queue (its bytes were reserved when it was built). */
+  public void accepted(MetricChunk c) {
+    metrics.accepted(c.count, c.bytes());
+  }
+
+  /** Metrics of an accepted body that are dropped at once (the global would refuse them). */
+  public void droppedOnArrival(int count, String cause) {
+    if (count > 0) metrics.rejectedOnArrival(count, cause);
+  }
+
+  public void forwarded(List<MetricChunk> chunks) {
+    for (MetricChunk c : chunks) {
+      metrics.delivered(c.count, c.bytes());
+      budget.release(c.bytes());
+    }
+  }
+
+  public void dropped(List<MetricChunk> chunks, String cause) {
+    for (MetricChunk c : chunks) dropped(c, cause);
+  }
+
+  public void dropped(MetricChunk c, String cause) {
+    metrics.dropped(c.count, c.bytes(), cause);
+    budget.release(c.bytes());
+  }
+
+  /**
+   * A chunk was split (re-routed or halved) into parts holding the same metrics; the parts' bytes
+   * were reserved when they were built. Metrics the parts lack (none, unless the split itself
+   * failed partway) are dropped with {@code cause}.
+   */
+  public void replaced(MetricChunk old, MetricChunk[] parts, String cause) {
+    int count = 0;
+    long bytes = 0;
+    for (MetricChunk p : parts) {
+      if (p == null) continue;
+      count += p.count;
+      bytes += p.bytes();
+    }
+    metrics.requeued(bytes - old.bytes());
+    budget.release(old.bytes());
+    if (count != old.count) metrics.dropped(old.count - count, 0, cause);
+  }
+}

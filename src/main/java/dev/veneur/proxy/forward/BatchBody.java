@@ -1,0 +1,80 @@
+package dev.veneur.proxy.forward;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import io.netty.buffer.Unpooled;
+import io.vertx.core.buffer.Buffer;
+import io.vertx.core.internal.buffer.BufferInternal;
+import java.util.List;
+
+/**
+ * Builds the body a global receives, {@code zlib([m1,m2,...])}, from compressed chunks without
+ * inflating or deflating anything: a zlib header, a stored block holding {@code [}, each chunk's
+ * deflate blocks (they end byte-aligned, none final) with a stored {@code ,} between chunks, a
+ * final stored block holding {@code ]}, and the Adler-32 of the whole JSON combined from the
+ * chunks' own. This is how parallel gzip tools join independently compressed pieces; any zlib
+ * reader (Go's compress/zlib in the global) reads it as one stream.
+ *
+ * <p>The chunks' arrays are wrapped, not copied.
+ */
+final class BatchBody {
+  /** CMF 0x78 (deflate, 32K window), FLG 0x01 (fastest level, check bits). */
+  private static final byte[] HEADER = {0x78, 0x01};
+  /** Stored blocks of one byte: header bits, LEN=1, NLEN=~1, the byte. */
+  private static final byte[] OPEN = {0x00, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, '['};
+  private static final byte[] COMMA = {0x00, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, ','};
+  private static final byte[] CLOSE = {0x01, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, ']'};
+  private static final int BASE = 65521;
+
+  private BatchBody() {}
+
+  /** The body for {@code chunks}, as a buffer over their arrays. */
+  static Buffer of(List<MetricChunk> chunks) {
+    byte[][] parts = new byte[chunks.size() * 2 + 3][];
+    int k = 0;
+    parts[k++] = HEADER;
+    parts[k++] = OPEN;
+    int adler = adlerOfByte('[');
+    boolean first = true;
+    for (MetricChunk c : chunks) {
+      if (!first) {
+        parts[k++] = COMMA;
+        adler = combine(adler, adlerOfByte(','), 1);
+      }
+      first = false;
+      parts[k++] = c.deflated;
+      adler = combine(adler, c.adler, c.rawLength);
+    }
+    parts[k++] = CLOSE;
+    adler = combine(adler, adlerOfByte(']'), 1);
+    parts[k++] = new byte[] {(byte) (adler >>> 24), (byte) (adler >>> 16), (byte) (adler >>> 8), (byte) adler};
+    byte[][] exact = k == parts.length ? parts : java.util.Arrays.copyOf(parts, k);
+    return BufferInternal.buffer(Unpooled.wrappedBuffer(exact));
+  }
+
+  /** Bytes {@link #of} produces for {@code chunks}. */
+  static long length(List<MetricChunk> chunks) {
+    long n = HEADER.length + OPEN.length + CLOSE.length + 4;
+    for (MetricChunk c : chunks) n += c.deflated.length;
+    return n + (long) Math.max(0, chunks.size() - 1) * COMMA.length;
+  }
+
+  private static int adlerOfByte(int b) {
+    int a = 1 + b;
+    return (a << 16) | a;
+  }
+
+  /**
+   * Adler-32 of the concatenation X‖Y from adler(X), adler(Y) and |Y|: A(XY) = A(X) + A(Y) - 1 and
+   * B(XY) = B(X) + B(Y) + |Y|·(A(X) - 1), modulo 65521.
+   */
+  static int combine(int adler1, int adler2, long len2) {
+    long a1 = adler1 & 0xffff;
+    long b1 = (adler1 >>> 16) & 0xffff;
+    long a2 = adler2 & 0xffff;
+    long b2 = (adler2 >>> 16) & 0xffff;
+    long rem = len2 % BASE;
+    long a = (a1 + a2 + BASE - 1) % BASE;
+    long b = (b1 + b2 + rem * ((a1 + BASE - 1) % BASE)) % BASE;
+    return (int) ((b << 16) | a);
+  }
+}

@@ -1,0 +1,292 @@
+package dev.veneur.proxy.ingest;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.memory.MemoryBudget;
+import java.util.concurrent.Executor;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The bytes work of one HTTP event loop: decodes bodies window by window, scans each metric as
+ * the global will read it, routes it, and deflates it into one chunk per destination. Requests and
+ * re-routing jobs queue here and are worked one at a time, in slices of a few hundred kilobytes,
+ * so a huge body never holds the event loop for long and only one set of deflaters is needed per
+ * event loop however many requests are open.
+ *
+ * <p>Memory: the window holds the element being scanned (it grows, up to {@code max_metric_bytes},
+ * only for an element larger than it, and shrinks back after); chunks are compressed as they are
+ * built. Both are reserved in the memory budget.
+ */
+public final class Ingester {
+  /** Where each metric goes: a slot in {@code [0, ways())}. */
+  public interface Router {
+    int ways();
+
+    /** @param index the metric's position among the body's elements */
+    int slot(int index, int keyHash);
+  }
+
+  /** A unit of work: a body to decode and where its metrics go. */
+  public interface Task {
+    /** Opens the task's body on {@code source}; may throw {@link ImportRefusal}. */
+    void open(BodySource source);
+
+    Router router();
+
+    /** When its metrics were accepted; kept on chunks for {@code proxy.duration_ns}. */
+    long createdNanos();
+
+    /**
+     * Its metrics were already accepted once (re-routing a chunk): the size limits that protect
+     * the proxy from senders do not apply to them again (a reload may have lowered them).
+     */
+    default boolean trusted() {
+      return false;
+    }
+
+    void done(Result result);
+
+    void failed(ImportRefusal refusal);
+  }
+
+  /** What a task produced. */
+  public static final class Result {
+    /** One chunk per router slot; null where no metric went. Reserved in the budget. */
+    public final MetricChunk[] chunks;
+    public int valid;
+    /** Elements the global would refuse, or could not use (no name or type), or empty ones. */
+    public int refused;
+    public int incomplete;
+    public int empty;
+    /** One reason a metric was refused, for a log line. */
+    public String refusal;
+
+    Result(int ways) {
+      chunks = new MetricChunk[ways];
+    }
+
+    public int dropped() {
+      return refused + incomplete + empty;
+    }
+
+    /** Gives the chunks' memory back, for a task that decides not to use them. */
+    public void release(MemoryBudget budget) {
+      for (int d = 0; d < chunks.length; d++) {
+        if (chunks[d] != null) budget.release(chunks[d].bytes());
+        chunks[d] = null;
+      }
+    }
+  }
+
+  private static final int WINDOW_BASE = 256 * 1024;
+  /** Bytes scanned per event-loop turn before yielding to other events. */
+  private static final int SLICE = 512 * 1024;
+
+  /** Runs the next slice later on this event loop (the verticle's context). */
+  private final Executor later;
+  private final MemoryBudget budget;
+  private final BodySource source = new BodySource();
+  private final ArrayDeque<Task> queue = new ArrayDeque<>();
+  private final List<ChunkWriter> writers = new ArrayList<>();
+  private GoJsonScanner scanner;
+  private GoJsonScanner senderScanner;
+  private int scannerMaxString;
+  private final GoJsonScanner trustedScanner = new GoJsonScanner(Integer.MAX_VALUE);
+  private byte[] window = new byte[WINDOW_BASE];
+
+  private Task task;
+  private Router router;
+  private Result result;
+  private int pos;
+  private int fill;
+  private boolean eof;
+  private boolean scheduled;
+  private boolean closed;
+
+  /** Settings read per task, so a reload applies from the next body on. */
+  public interface Limits {
+    int maxStringLength();
+
+    int maxMetricBytes();
+
+    int compressionLevel();
+  }
+
+  private final Limits limits;
+
+  public Ingester(Executor later, MemoryBudget budget, Limits limits) {
+    this.later = later;
+    this.budget = budget;
+    this.limits = limits;
+  }
+
+  /** Tasks waiting or running here. */
+  public int backlog() {
+    return queue.size() + (task == null ? 0 : 1);
+  }
+
+  public void submit(Task t) {
+    if (closed) {
+      t.failed(new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+      return;
+    }
+    queue.add(t);
+    schedule();
+  }
+
+  private void schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    later.execute(() -> {
+      scheduled = false;
+      work();
+    });
+  }
+
+  private void work() {
+    if (task == null) {
+      task = queue.poll();
+      if (task == null) return;
+      if (!start()) {
+        schedule();
+        return;
+      }
+    }
+    try {
+      if (slice()) finish();
+    } catch (ImportRefusal r) {
+      Task t = task;
+      abandon();
+      t.failed(r);
+    } catch (RuntimeException e) {
+      Task t = task;
+      abandon();
+      t.failed(new ImportRefusal(500, "internal", "internal error decoding the body: " + e));
+      throw e;
+    }
+    if (task != null || !queue.isEmpty()) schedule();
+  }
+
+  /** Opens the next task; false if it failed at once (it has been told). */
+  private boolean start() {
+    int maxString = limits.maxStringLength();
+    if (senderScanner == null || scannerMaxString != maxString) {
+      senderScanner = new GoJsonScanner(maxString);
+      scannerMaxString = maxString;
+    }
+    scanner = task.trusted() ? trustedScanner : senderScanner;
+    scanner.reset();
+    router = task.router();
+    result = new Result(router.ways());
+    int level = limits.compressionLevel();
+    while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level));
+    for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level);
+    pos = 0;
+    fill = 0;
+    eof = false;
+    try {
+      task.open(source);
+      return true;
+    } catch (ImportRefusal r) {
+      Task t = task;
+      abandon();
+      t.failed(r);
+      return false;
+    }
+  }
+
+  /** Scans up to a slice; true when the body is done. */
+  private boolean slice() {
+    int scanned = 0;
+    while (scanned < SLICE) {
+      int step = scanner.next(window, pos, fill, eof);
+      if (step == GoJsonScanner.METRIC) {
+        scanned += scanner.end - pos;
+        int index = scanner.elements - 1;
+        switch (scanner.verdict) {
+          case GoJsonScanner.VALID:
+            result.valid++;
+            writers.get(router.slot(index, scanner.keyHash)).add(window, scanner.start, scanner.end);
+            break;
+          case GoJsonScanner.REFUSED:
+            result.refused++;
+            if (result.refusal == null) result.refusal = scanner.refusal;
+            break;
+          case GoJsonScanner.INCOMPLETE:
+            result.incomplete++;
+            break;
+          default:
+            result.empty++;
+        }
+        pos = scanner.end;
+      } else if (step == GoJsonScanner.NEED_MORE) {
+        refill();
+      } else {
+        // Go's decoder reads one JSON value and ignores whatever follows it; so does this.
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Keeps the unfinished element, makes room, reads more of the body. */
+  private void refill() {
+    int keep = scanner.resumeAt();
+    if (keep > 0) {
+      System.arraycopy(window, keep, window, 0, fill - keep);
+      fill -= keep;
+    }
+    pos = 0;
+    if (fill == window.length) {
+      int max = task.trusted() ? Integer.MAX_VALUE - 64 : limits.maxMetricBytes();
+      if (window.length >= max) {
+        throw new ImportRefusal(400, "too_long", "metric " + scanner.elements
+            + " is larger than max_metric_bytes (" + max + " bytes)");
+      }
+      int bigger = (int) Math.min((long) window.length * 2, max);
+      budget.reserve(bigger - window.length);
+      window = java.util.Arrays.copyOf(window, bigger);
+    }
+    int n = source.read(window, fill, window.length - fill);
+    if (n < 0) eof = true;
+    else fill += n;
+  }
+
+  private void finish() {
+    Task t = task;
+    Result r = result;
+    long created = t.createdNanos();
+    for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(created);
+    cleanup();
+    t.done(r);
+  }
+
+  private void abandon() {
+    cleanup();
+  }
+
+  private void cleanup() {
+    task = null;
+    router = null;
+    result = null;
+    source.close();
+    if (window.length > WINDOW_BASE) {
+      budget.release(window.length - WINDOW_BASE);
+      window = new byte[WINDOW_BASE];
+    }
+    for (ChunkWriter w : writers) w.trim();
+    if (scanner != null) scanner.trim();
+  }
+
+  /** Refuses what is queued and frees native memory; the verticle is stopping. */
+  public void close() {
+    closed = true;
+    Task t;
+    while ((t = queue.poll()) != null) {
+      t.failed(new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+    }
+    for (ChunkWriter w : writers) w.close();
+    writers.clear();
+  }
+}
