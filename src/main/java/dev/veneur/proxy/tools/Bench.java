@@ -5,112 +5,575 @@ import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpClient;
+import io.vertx.core.http.HttpClientAgent;
+import io.vertx.core.http.HttpClientConnection;
 import io.vertx.core.http.HttpClientOptions;
+import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.ToDoubleFunction;
+import java.util.stream.Collectors;
 
 /**
- * End-to-end benchmark: starts stand-in globals in this JVM, the proxy as its own process, and
- * closed-loop senders posting realistic deflated bodies for a bounded time; prints delivered
- * metrics per second, proxy CPU seconds per million metrics, /import latency, the proxy's peak
- * RSS, and sent versus delivered. Linux only (reads /proc).
+ * End-to-end benchmark of the proxy as a fleet sees it. The proxy runs as its own process (a fresh
+ * one for every run), stand-in globals that inflate and decode every metric run in a JVM of their
+ * own by default (so their CPU is theirs, not the proxy's or the load generator's), and this JVM
+ * generates the load: closed-loop senders posting real captured bodies, or a burst of N locals
+ * posting at the same instant every interval. It prints delivered metrics/s, proxy CPU-seconds per
+ * million metrics (from /proc/PID/stat), /import p50/p99, refused requests, the proxy's peak RSS
+ * (VmHWM) and sent versus delivered, as one table with the median and range over {@code --runs}.
+ * Linux only (reads /proc). {@code scripts/bench --help} documents the options.
  */
 public final class Bench {
-  private static final long TICKS_PER_SECOND = 100; // USER_HZ on Linux
+  private static final DateTimeFormatter WHEN = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss z", Locale.ROOT);
 
-  public static void main(String[] args) throws Exception {
-    int senders = 8;
-    int seconds = 30;
-    int warmup = 10;
+  private Bench() {}
+
+  /** Parsed command line. */
+  static final class Options {
+    List<Integer> senders = List.of(8);
+    List<Integer> globals = List.of(3);
+    boolean sendersGiven;
+    boolean globalsGiven;
+    int seconds = 20;
+    int warmup = 15;
+    int runs = 1;
+    boolean matrix;
+    int burst = -1; // -1: not given
+    long intervalMs = 10_000;
+    int rounds = 4;
+    int burstWarmupSenders = 8;
     int perBody = 1000;
-    int globals = 3;
     int distinctBodies = 32;
     String jar = "target/veneur-proxy.jar";
     String javaOpts = "-Xmx256m";
     String extraYaml = "";
     String sample = "src/test/resources/fixtures/captured/large.json";
-    for (int i = 0; i < args.length; i++) {
-      switch (args[i]) {
-        case "--senders": senders = Integer.parseInt(args[++i]); break;
-        case "--seconds": seconds = Integer.parseInt(args[++i]); break;
-        case "--warmup": warmup = Integer.parseInt(args[++i]); break;
-        case "--metrics-per-body": perBody = Integer.parseInt(args[++i]); break;
-        case "--globals": globals = Integer.parseInt(args[++i]); break;
-        case "--jar": jar = args[++i]; break;
-        case "--java-opts": javaOpts = args[++i]; break;
-        case "--yaml": extraYaml = args[++i]; break;
-        case "--sample": sample = args[++i]; break;
-        default:
-          System.err.println("usage: Bench [--senders 8] [--seconds 30] [--warmup 10] [--metrics-per-body 1000]"
-              + " [--globals 3] [--jar target/veneur-proxy.jar] [--java-opts -Xmx256m] [--yaml 'key: value']"
-              + " [--sample captured.json | --sample random]");
-          System.exit(2);
-      }
-    }
-    Vertx vertx = Vertx.vertx();
-    ProxyRig rig = ProxyRig.launch(vertx, globals, jar, javaOpts, extraYaml, "bench");
-    try {
-      System.out.printf(Locale.ROOT, "proxy pid %d (%s), %d globals, %d senders, %d metrics/body, %ds warm-up + %ds measured%n",
-          rig.proxy.pid(), javaOpts, globals, senders, perBody, warmup, seconds);
+    boolean globalsInBench;
+    String globalsJavaOpts = "-Xmx512m -XX:+UseParallelGC";
+    boolean light;
+    String csv;
+    boolean keepLogs;
+  }
 
-      io.vertx.core.json.JsonArray captured = "random".equals(sample) ? null
-          : new io.vertx.core.json.JsonArray(Files.readString(Path.of(sample)));
-      List<Buffer> bodies = new ArrayList<>();
-      long rawBytes = 0;
-      for (int i = 0; i < distinctBodies; i++) {
-        byte[] raw = captured == null ? SyntheticMetrics.body(perBody, i)
-            : SyntheticMetrics.fromSample(captured, perBody, i);
-        rawBytes += raw.length;
-        bodies.add(Buffer.buffer(SyntheticMetrics.deflate(raw)));
-      }
-      System.out.printf(Locale.ROOT, "bodies: %s values, %d bytes of JSON per body on average, %d deflated%n",
-          captured == null ? "random" : "captured (" + sample + ")", rawBytes / distinctBodies, bodies.get(0).length());
-
-      HttpClient client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
-          new PoolOptions().setHttp1MaxSize(senders));
-      Load load = new Load(client, rig.port, bodies, perBody);
-      long warmEnd = System.nanoTime() + warmup * 1_000_000_000L;
-      // Senders run until the very end from the start: a deadline moved at the end of warm-up
-      // would race with senders finishing a request just then, and stop them for good.
-      load.run(senders, warmEnd + seconds * 1_000_000_000L);
-      waitFor(warmEnd);
-      load.resetLatencies();
-      long cpu0 = rig.cpuTicks();
-      long delivered0 = rig.delivered();
-      long t0 = System.nanoTime();
-      long end = t0 + seconds * 1_000_000_000L;
-      waitFor(end);
-      long delivered1 = rig.delivered();
-      long cpu1 = rig.cpuTicks();
-      double elapsed = (System.nanoTime() - t0) / 1e9;
-      load.stop().await();
-      long settledAt = settle(rig);
-      long[] lat = load.latencies();
-      long hwm = rig.memoryKib("VmHWM");
-
-      long measured = delivered1 - delivered0;
-      double cpuSeconds = (cpu1 - cpu0) / (double) TICKS_PER_SECOND;
-      System.out.printf(Locale.ROOT, "delivered:        %.0f metrics/s at the globals%n", measured / elapsed);
-      System.out.printf(Locale.ROOT, "proxy CPU:        %.2f CPU-seconds per million metrics delivered (%.2f cores busy)%n",
-          cpuSeconds / (measured / 1e6), cpuSeconds / elapsed);
-      System.out.printf(Locale.ROOT, "/import latency:  p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d requests measured)%n",
-          pct(lat, 0.50), pct(lat, 0.99), lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, lat.length);
-      System.out.printf(Locale.ROOT, "proxy peak RSS:   %.0f MiB%n", hwm / 1024.0);
-      System.out.printf(Locale.ROOT, "sent vs delivered: %d metrics accepted (202), %d delivered, %d refused bodies (503), %d other errors%n",
-          load.acceptedMetrics.get(), settledAt, load.refused.get(), load.errors.get());
-    } finally {
-      rig.close();
-      vertx.close();
+  /** One cell of the table: steady (closed-loop senders) or burst (N locals in step). */
+  record Cell(boolean burst, int globals, int senders) {
+    String mode() {
+      return burst ? "burst" : "steady";
     }
   }
+
+  /** What one run measured. NaN where a figure does not apply or could not be measured. */
+  record Result(Cell cell, int run, String error, double deliveredPerSec, double cpuPerM, double p50, double p99,
+      long requests, long refused, long otherErrors, double peakRssMiB, boolean peakSinceReset, long sentMetrics,
+      long acceptedMetrics, long deliveredMetrics, double proxyCores, double globalsCores, double benchCores,
+      double deliverMs, String notes) {
+    boolean ok() {
+      return error == null;
+    }
+
+    long lost() {
+      return acceptedMetrics - deliveredMetrics;
+    }
+  }
+
+  public static void main(String[] args) throws Exception {
+    Options o = parse(args);
+    List<Cell> cells = cells(o);
+    Path dir = Files.createTempDirectory("veneur-bench-");
+    Vertx vertx = Vertx.vertx();
+    List<Result> results = new ArrayList<>();
+    long started = System.nanoTime();
+    boolean failed = false;
+    try {
+      List<byte[]> raw = SyntheticMetrics.bodies(o.sample, o.perBody, o.distinctBodies);
+      List<Buffer> bodies = new ArrayList<>();
+      long rawBytes = 0;
+      long deflatedBytes = 0;
+      for (byte[] r : raw) {
+        byte[] d = SyntheticMetrics.deflate(r);
+        rawBytes += r.length;
+        deflatedBytes += d.length;
+        bodies.add(Buffer.buffer(d));
+      }
+      String header = header(o, cells, rawBytes / raw.size(), deflatedBytes / raw.size(), dir);
+      System.out.print(header);
+      System.out.flush();
+      for (int run = 1; run <= o.runs; run++) {
+        // Runs are interleaved (every cell once, then again) so that a noisy stretch of time on a
+        // shared machine spreads over the cells instead of landing on one of them.
+        for (Cell cell : cells) {
+          Result r = runOne(vertx, o, cell, run, bodies, dir);
+          results.add(r);
+          failed |= !r.ok();
+          System.out.println(summaryLine(r));
+          System.out.flush();
+          if (o.csv != null) writeCsv(Path.of(o.csv), results);
+        }
+      }
+      System.out.println();
+      System.out.print(header);
+      System.out.println();
+      System.out.print(table(cells, results, o));
+      System.out.printf(Locale.ROOT, "%nload average at the end: %s; bench took %s%n", loadAvg(),
+          duration((System.nanoTime() - started) / 1e9));
+    } finally {
+      vertx.close().await();
+      if (!o.keepLogs && !failed) deleteTree(dir);
+      else System.out.println("proxy and globals logs kept in " + dir);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Command line
+
+  static Options parse(String[] args) {
+    Options o = new Options();
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      try {
+        switch (a) {
+          case "--senders": o.senders = ints(args[++i]); o.sendersGiven = true; break;
+          case "--globals": o.globals = ints(args[++i]); o.globalsGiven = true; break;
+          case "--seconds": o.seconds = Integer.parseInt(args[++i]); break;
+          case "--warmup": o.warmup = Integer.parseInt(args[++i]); break;
+          case "--runs": o.runs = Integer.parseInt(args[++i]); break;
+          case "--matrix": o.matrix = true; break;
+          case "--burst": o.burst = Integer.parseInt(args[++i]); break;
+          case "--interval": o.intervalMs = millis(args[++i]); break;
+          case "--rounds": o.rounds = Integer.parseInt(args[++i]); break;
+          case "--burst-warmup-senders": o.burstWarmupSenders = Integer.parseInt(args[++i]); break;
+          case "--metrics-per-body": o.perBody = Integer.parseInt(args[++i]); break;
+          case "--distinct-bodies": o.distinctBodies = Integer.parseInt(args[++i]); break;
+          case "--jar": o.jar = args[++i]; break;
+          case "--java-opts": o.javaOpts = args[++i]; break;
+          case "--yaml": o.extraYaml = args[++i]; break;
+          case "--sample": o.sample = args[++i]; break;
+          case "--globals-in-bench": o.globalsInBench = true; break;
+          case "--globals-java-opts": o.globalsJavaOpts = args[++i]; break;
+          case "--light": o.light = true; break;
+          case "--csv": o.csv = args[++i]; break;
+          case "--keep-logs": o.keepLogs = true; break;
+          case "-h":
+          case "--help":
+            usage(0, null);
+            break;
+          default:
+            usage(2, "unknown option " + a);
+        }
+      } catch (ArrayIndexOutOfBoundsException | NumberFormatException e) {
+        usage(2, "bad or missing value for " + a);
+      }
+    }
+    if (o.matrix) {
+      if (!o.sendersGiven) o.senders = List.of(2, 8, 32);
+      if (!o.globalsGiven) o.globals = List.of(1, 3);
+      if (o.burst < 0) o.burst = 1000;
+    }
+    if (o.burst < 0) o.burst = 0;
+    if (o.runs < 1 || o.seconds < 1 || o.warmup < 0 || o.rounds < 1 || o.intervalMs < 1) {
+      usage(2, "--runs, --seconds, --rounds and --interval must be positive, --warmup not negative");
+    }
+    return o;
+  }
+
+  private static List<Integer> ints(String s) {
+    List<Integer> out = new ArrayList<>();
+    for (String p : s.split(",")) if (!p.isBlank()) out.add(Integer.parseInt(p.trim()));
+    if (out.isEmpty()) throw new NumberFormatException(s);
+    return List.copyOf(out);
+  }
+
+  /** "10s", "500ms", "1m" or a plain number of seconds. */
+  static long millis(String s) {
+    s = s.trim();
+    if (s.endsWith("ms")) return Long.parseLong(s.substring(0, s.length() - 2));
+    if (s.endsWith("s")) return Math.round(Double.parseDouble(s.substring(0, s.length() - 1)) * 1000);
+    if (s.endsWith("m")) return Math.round(Double.parseDouble(s.substring(0, s.length() - 1)) * 60_000);
+    return Math.round(Double.parseDouble(s) * 1000);
+  }
+
+  private static void usage(int code, String why) {
+    if (why != null) System.err.println("Bench: " + why);
+    System.err.println("usage: scripts/bench [--matrix] [--runs N] [--senders 2,8,32] [--globals 1,3] [--warmup 15]"
+        + " [--seconds 20] [--burst N --interval 10s --rounds K] [--java-opts '-Xmx256m'|''] [--globals-in-bench]"
+        + " [--globals-java-opts ...] [--light] [--yaml 'k: v'] [--sample file|random] [--metrics-per-body 1000]"
+        + " [--distinct-bodies 32] [--burst-warmup-senders 8] [--jar path] [--csv file] [--keep-logs]");
+    System.err.println("scripts/bench --help explains each option.");
+    System.exit(code);
+  }
+
+  static List<Cell> cells(Options o) {
+    List<Cell> cells = new ArrayList<>();
+    if (o.matrix || o.burst == 0) {
+      for (int g : o.globals) for (int s : o.senders) cells.add(new Cell(false, g, s));
+    }
+    if (o.burst > 0) {
+      for (int g : o.globals) cells.add(new Cell(true, g, o.burst));
+    }
+    return cells;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One run
+
+  private static Result runOne(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, Path dir) {
+    String name = String.format(Locale.ROOT, "%s-g%d-s%d-r%d", cell.mode(), cell.globals(), cell.senders(), run);
+    ProxyRig rig = null;
+    try {
+      Globals globals = o.globalsInBench
+          ? Globals.inProcess(vertx, cell.globals(), o.light, Runtime.getRuntime().availableProcessors())
+          : Globals.ownProcess(cell.globals(), o.light, o.jar, o.globalsJavaOpts, dir, name);
+      rig = ProxyRig.launch(globals, o.jar, o.javaOpts, o.extraYaml, dir, name);
+      System.out.printf(Locale.ROOT, "-- %s: run %d of %d, proxy pid %d, globals %s, load average %s%n",
+          name, run, o.runs, rig.proxy.pid(), globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(),
+          loadAvg());
+      Result r = cell.burst() ? burst(vertx, o, cell, run, bodies, rig) : steady(vertx, o, cell, run, bodies, rig);
+      String state = proxyState(rig);
+      if (!state.isEmpty()) System.out.println("   proxy /debug/state: " + state);
+      return r;
+    } catch (Exception e) {
+      String why = e.getClass().getSimpleName() + ": " + e.getMessage();
+      System.out.println("   run failed: " + why);
+      return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0, Double.NaN, false,
+          0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "");
+    } finally {
+      if (rig != null) {
+        try {
+          rig.close();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    }
+  }
+
+  /** Closed-loop senders: warm-up, then a measured window, then the proxy drains. */
+  private static Result steady(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, ProxyRig rig)
+      throws Exception {
+    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
+        new PoolOptions().setHttp1MaxSize(cell.senders()));
+    try {
+      Load load = new Load(client, rig.port, bodies, o.perBody);
+      long warmEnd = System.nanoTime() + o.warmup * 1_000_000_000L;
+      // Senders get a deadline past the end of the window from the start (a deadline moved at
+      // the end of warm-up would race with senders finishing a request just then, and stop them
+      // for good); stop() ends them once the window is closed.
+      load.run(cell.senders(), warmEnd + (o.seconds + 10) * 1_000_000_000L);
+      waitFor(warmEnd, rig);
+      // The window opens and closes with the globals' count and the CPU clocks read just before
+      // and just after the senders' counters, so all figures cover the same stretch of time.
+      long delivered0 = rig.delivered();
+      Cpu c0 = Cpu.read(rig);
+      long[] w0 = load.window(true);
+      long t0 = System.nanoTime();
+      waitFor(t0 + o.seconds * 1_000_000_000L, rig);
+      long[] w1 = load.window(false);
+      long[] lat = load.latencies();
+      Cpu c1 = Cpu.read(rig);
+      long delivered1 = rig.delivered();
+      long requests = w1[0] - w0[0];
+      long refused = w1[1] - w0[1];
+      long errors = w1[2] - w0[2];
+      double elapsed = (System.nanoTime() - t0) / 1e9;
+      load.stop().await();
+      long delivered = settle(rig, load.acceptedMetrics.get());
+      double hwm = rig.memoryKib("VmHWM") / 1024.0;
+      checkAlive(rig);
+
+      long measured = delivered1 - delivered0;
+      double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
+      Result r = new Result(cell, run, null, measured / elapsed, cpuProxy / (measured / 1e6),
+          pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
+          load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
+          c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig));
+      System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s; proxy %.2f CPU-s per M (%.2f cores busy; globals %s,"
+              + " bench %.2f); /import p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (503),"
+              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics%s%n",
+          r.deliveredPerSec(), r.cpuPerM(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(), r.p50(), r.p99(),
+          lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused, errors, hwm, r.sentMetrics(),
+          r.acceptedMetrics(), r.deliveredMetrics(), r.notes().isEmpty() ? "" : "; " + r.notes());
+      return r;
+    } finally {
+      client.close().await();
+    }
+  }
+
+  /** CPU ticks of the proxy, the globals' process (-1 when in this JVM) and this JVM, read together. */
+  private record Cpu(long proxy, long globals, long self) {
+    static Cpu read(ProxyRig rig) throws IOException {
+      long g = rig.globals.pid() < 0 ? -1 : ProxyRig.cpuTicks(rig.globals.pid());
+      return new Cpu(rig.cpuTicks(), g, ProxyRig.cpuTicks("self"));
+    }
+
+    double globalsCores(Cpu before, double seconds) {
+      return globals < 0 ? Double.NaN : (globals - before.globals) / (double) ProxyRig.TICKS_PER_SECOND / seconds;
+    }
+
+    double benchCores(Cpu before, double seconds) {
+      return (self - before.self) / (double) ProxyRig.TICKS_PER_SECOND / seconds;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Burst: N locals, one connection each, posting one body at the same instant every interval
+
+  /** What one round of a burst saw. */
+  private static final class Round {
+    final int index;
+    final AtomicInteger accepted = new AtomicInteger();
+    final AtomicInteger refused = new AtomicInteger();
+    final AtomicInteger other = new AtomicInteger();
+    final AtomicInteger outstanding = new AtomicInteger();
+    final AtomicInteger newConnections = new AtomicInteger();
+    final List<Long> latencies = new ArrayList<>();
+    long startNanos;
+    long startMicros;
+    double dispatchMs;
+    double deliverMs = Double.NaN; // NaN: not delivered before the next round (or the end)
+    long undelivered;
+    double peakRssMiB;
+    double cpuSeconds;
+
+    Round(int index) {
+      this.index = index;
+    }
+
+    synchronized void latency(long nanos) {
+      latencies.add(nanos);
+    }
+
+    synchronized long[] sortedLatencies() {
+      long[] out = latencies.stream().mapToLong(Long::longValue).toArray();
+      Arrays.sort(out);
+      return out;
+    }
+  }
+
+  /** A local: normally one keep-alive connection; a second one only when the first is still busy or closed. */
+  private static final class Local {
+    private final ArrayDeque<Conn> idle = new ArrayDeque<>();
+
+    synchronized Conn take() {
+      Conn c;
+      while ((c = idle.poll()) != null) {
+        if (!c.closed) return c;
+      }
+      return null;
+    }
+
+    synchronized void give(Conn c) {
+      if (!c.closed) idle.push(c);
+    }
+  }
+
+  private static final class Conn {
+    final HttpClientConnection connection;
+    volatile boolean closed;
+
+    Conn(HttpClientConnection connection) {
+      this.connection = connection;
+      connection.closeHandler(v -> closed = true);
+    }
+  }
+
+  private static Future<Conn> connect(HttpClientAgent agent, int port) {
+    return agent.connect(new HttpConnectOptions().setHost("127.0.0.1").setPort(port).setConnectTimeout(30_000))
+        .map(Conn::new);
+  }
+
+  private static Result burst(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, ProxyRig rig)
+      throws Exception {
+    int n = cell.senders();
+    HttpClientAgent agent = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true));
+    try {
+      if (o.warmup > 0) {
+        // Warm the proxy's JIT with closed-loop senders first, as a proxy that has been running
+        // would be, then let it drain completely before the first burst.
+        HttpClient warm = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
+            new PoolOptions().setHttp1MaxSize(o.burstWarmupSenders));
+        Load load = new Load(warm, rig.port, bodies, o.perBody);
+        load.run(o.burstWarmupSenders, System.nanoTime() + o.warmup * 1_000_000_000L);
+        waitFor(System.nanoTime() + o.warmup * 1_000_000_000L, rig);
+        load.stop().await();
+        settle(rig, load.acceptedMetrics.get());
+        warm.close().await();
+      }
+      // Every local opens its connection before the first round, as locals that have flushed
+      // before hold a keep-alive connection. At most 64 connects at a time.
+      List<Local> locals = new ArrayList<>(n);
+      for (int i = 0; i < n; i += 64) {
+        List<Future<Conn>> batch = new ArrayList<>();
+        for (int j = i; j < Math.min(n, i + 64); j++) batch.add(connect(agent, rig.port));
+        Future.all(batch).await();
+        for (Future<Conn> f : batch) {
+          Local l = new Local();
+          l.give(f.result());
+          locals.add(l);
+        }
+      }
+      long baseline = rig.delivered();
+      boolean reset = rig.resetPeakRss();
+      Cpu c0 = Cpu.read(rig);
+      long intervalNanos = o.intervalMs * 1_000_000L;
+      long first = System.nanoTime() + 1_000_000_000L;
+      List<Round> rounds = new ArrayList<>();
+      List<Long> all = new ArrayList<>();
+      for (int r = 0; r < o.rounds; r++) {
+        Round round = new Round(r + 1);
+        rounds.add(round);
+        round.startNanos = first + r * intervalNanos;
+        waitFor(round.startNanos, rig);
+        long cpuStart = rig.cpuTicks();
+        Instant now = Instant.now();
+        round.startMicros = now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
+        round.outstanding.set(n);
+        for (int i = 0; i < n; i++) {
+          post(agent, rig.port, locals.get(i), bodies.get(i % bodies.size()), o.perBody, round);
+        }
+        round.dispatchMs = (System.nanoTime() - round.startNanos) / 1e6;
+        boolean last = r == o.rounds - 1;
+        long until = last ? round.startNanos + Math.max(3 * intervalNanos, 60_000_000_000L)
+            : round.startNanos + intervalNanos;
+        watch(rig, rounds, round, baseline, o.perBody, until, last);
+        round.cpuSeconds = (rig.cpuTicks() - cpuStart) / (double) ProxyRig.TICKS_PER_SECOND;
+      }
+      long burstEnd = System.nanoTime();
+      long accepted = 0;
+      for (Round round : rounds) accepted += (long) round.accepted.get() * o.perBody;
+      long delivered = settle(rig, baseline + accepted) - baseline;
+      Cpu c1 = Cpu.read(rig);
+      double hwm = rig.memoryKib("VmHWM") / 1024.0;
+      checkAlive(rig);
+
+      long requests = 0;
+      long refused = 0;
+      long other = 0;
+      double worstDeliver = 0;
+      for (Round round : rounds) {
+        long[] lat = round.sortedLatencies();
+        for (long l : lat) all.add(l);
+        requests += round.accepted.get() + round.refused.get() + round.other.get();
+        refused += round.refused.get();
+        other += round.other.get();
+        worstDeliver = Double.isNaN(round.deliverMs) ? Double.POSITIVE_INFINITY : Math.max(worstDeliver, round.deliverMs);
+        System.out.printf(Locale.ROOT, "   round %d: %d posts dispatched in %.0f ms; accepted %d, refused %d (503),"
+                + " other %d%s; /import p50 %.0f ms, p99 %.0f ms, max %.0f ms; %s; proxy peak RSS in round %.0f MiB,"
+                + " CPU %.2f s%n",
+            round.index, n, round.dispatchMs, round.accepted.get(), round.refused.get(), round.other.get(),
+            round.newConnections.get() == 0 ? "" : " (" + round.newConnections.get() + " new connections)",
+            pct(lat, 0.5), pct(lat, 0.99), lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6,
+            Double.isNaN(round.deliverMs)
+                ? String.format(Locale.ROOT, "NOT delivered by the %s: %d metrics still missing",
+                    round.index == o.rounds ? "end" : "next round", round.undelivered)
+                : String.format(Locale.ROOT, "burst delivered %.2f s after it was sent", round.deliverMs / 1000),
+            round.peakRssMiB, round.cpuSeconds);
+      }
+      long[] lat = all.stream().mapToLong(Long::longValue).sorted().toArray();
+      double windowSec = o.rounds * o.intervalMs / 1000.0;
+      double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
+      double elapsed = (burstEnd - first) / 1e9;
+      long sent = (long) n * o.rounds * o.perBody;
+      Result res = new Result(cell, run, null, delivered / windowSec, cpuProxy / (delivered / 1e6),
+          pct(lat, 0.5), pct(lat, 0.99), requests, refused, other, hwm, reset, sent, accepted, delivered,
+          cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig));
+      System.out.printf(Locale.ROOT, "   burst overall: %d locals x %d rounds every %s: %d requests, accepted %d,"
+              + " refused %d (503), other %d; metrics sent %d, accepted %d, delivered %d, lost %d;"
+              + " slowest round delivered in %s; proxy peak RSS %.0f MiB (%s); %.2f CPU-s per M%s%n",
+          n, o.rounds, duration(o.intervalMs / 1000.0), requests, accepted / o.perBody, refused, other, sent, accepted,
+          delivered, accepted - delivered, Double.isInfinite(worstDeliver) ? "(a round was late)"
+              : String.format(Locale.ROOT, "%.2f s", worstDeliver / 1000),
+          hwm, reset ? "VmHWM since the first round" : "VmHWM of the whole process life, warm-up included",
+          res.cpuPerM(), res.notes().isEmpty() ? "" : "; " + res.notes());
+      return res;
+    } finally {
+      agent.close().await();
+    }
+  }
+
+  private static void post(HttpClientAgent agent, int port, Local local, Buffer body, int perBody, Round round) {
+    long start = System.nanoTime();
+    Conn idle = local.take();
+    Future<Conn> conn = idle != null ? Future.succeededFuture(idle) : connect(agent, port).onSuccess(c ->
+        round.newConnections.incrementAndGet());
+    Conn[] used = new Conn[1];
+    conn.compose(c -> {
+      used[0] = c;
+      return c.connection.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port)
+          .setURI("/import").putHeader("Content-Encoding", "deflate").putHeader("Content-Type", "application/json")
+          .setIdleTimeout(120_000));
+    }).compose(req -> req.send(body))
+        .compose(resp -> resp.body().map(b -> resp.statusCode()))
+        .onComplete(ar -> {
+          round.latency(System.nanoTime() - start);
+          if (ar.succeeded() && ar.result() == 202) round.accepted.incrementAndGet();
+          else if (ar.succeeded() && ar.result() == 503) round.refused.incrementAndGet();
+          else round.other.incrementAndGet();
+          if (used[0] != null) {
+            if (ar.succeeded()) local.give(used[0]);
+            else used[0].connection.close();
+          }
+          round.outstanding.decrementAndGet();
+        });
+  }
+
+  /**
+   * Watches one round until {@code until} (for the last round: until it is delivered, or nothing
+   * moves for 3 s): samples the proxy's RSS every 20 ms and the globals' count every 100 ms; when
+   * every answer is in and the globals hold everything accepted so far, the round's delivery time
+   * is the globals' last post minus the round's start.
+   */
+  private static void watch(ProxyRig rig, List<Round> rounds, Round round, long baseline, int perBody, long until,
+      boolean last) throws Exception {
+    long lastDelivered = -1;
+    long stillSince = System.nanoTime();
+    for (int tick = 0; System.nanoTime() < until; tick++) {
+      Thread.sleep(20);
+      checkAlive(rig);
+      round.peakRssMiB = Math.max(round.peakRssMiB, rig.memoryKib("VmRSS") / 1024.0);
+      if (tick % 5 != 0) continue;
+      long delivered = rig.delivered() - baseline;
+      long accepted = 0;
+      for (Round r : rounds) accepted += (long) r.accepted.get() * perBody;
+      round.undelivered = Math.max(0, accepted - delivered);
+      if (Double.isNaN(round.deliverMs) && round.outstanding.get() == 0 && delivered >= accepted) {
+        round.deliverMs = (rig.globals.lastPostMicros() - round.startMicros) / 1000.0;
+        if (round.deliverMs < 0) round.deliverMs = 0; // nothing accepted, nothing to deliver
+      }
+      if (delivered != lastDelivered) {
+        lastDelivered = delivered;
+        stillSince = System.nanoTime();
+      }
+      if (last && (!Double.isNaN(round.deliverMs)
+          || (round.outstanding.get() == 0 && System.nanoTime() - stillSince > 3_000_000_000L))) {
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Closed-loop load
 
   /** Closed-loop senders: each posts, waits for the answer, posts again, until the deadline. */
   private static final class Load {
@@ -118,14 +581,16 @@ public final class Bench {
     final int port;
     final List<Buffer> bodies;
     final int perBody;
+    final AtomicLong requests = new AtomicLong();
+    final AtomicLong sentMetrics = new AtomicLong();
     final AtomicLong acceptedMetrics = new AtomicLong();
     final AtomicLong refused = new AtomicLong();
     final AtomicLong errors = new AtomicLong();
+    final AtomicInteger next = new AtomicInteger();
     volatile long deadline;
     long[] lat = new long[1 << 16];
     int latN;
     final List<Future<Void>> running = new ArrayList<>();
-    int next;
 
     Load(HttpClient client, int port, List<Buffer> bodies, int perBody) {
       this.client = client;
@@ -143,13 +608,22 @@ public final class Bench {
       }
     }
 
-    synchronized void resetLatencies() {
-      latN = 0;
+    /**
+     * The answers counted so far (requests, refused, other errors), read together with the
+     * latencies; {@code open} also starts a new latency record.
+     */
+    synchronized long[] window(boolean open) {
+      if (open) latN = 0;
+      return new long[] {requests.get(), refused.get(), errors.get()};
     }
 
-    synchronized void record(long nanos) {
+    synchronized void record(long nanos, int status) {
       if (latN == lat.length) lat = Arrays.copyOf(lat, lat.length * 2);
       lat[latN++] = nanos;
+      requests.incrementAndGet();
+      if (status == 202) acceptedMetrics.addAndGet(perBody);
+      else if (status == 503) refused.incrementAndGet();
+      else errors.incrementAndGet();
     }
 
     synchronized long[] latencies() {
@@ -168,44 +642,338 @@ public final class Bench {
         done.complete();
         return;
       }
-      Buffer body = bodies.get(next++ % bodies.size());
+      Buffer body = bodies.get(Math.floorMod(next.getAndIncrement(), bodies.size()));
       long start = System.nanoTime();
+      sentMetrics.addAndGet(perBody);
       client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port)
               .setURI("/import").putHeader("Content-Encoding", "deflate")
-              .putHeader("Content-Type", "application/json"))
+              .putHeader("Content-Type", "application/json").setIdleTimeout(120_000))
           .compose(req -> req.send(body))
           .compose(resp -> resp.body().map(b -> resp.statusCode()))
           .onComplete(ar -> {
-            record(System.nanoTime() - start);
-            if (ar.succeeded() && ar.result() == 202) acceptedMetrics.addAndGet(perBody);
-            else if (ar.succeeded() && ar.result() == 503) refused.incrementAndGet();
-            else errors.incrementAndGet();
+            record(System.nanoTime() - start, ar.succeeded() ? ar.result() : -1);
             loop(done);
           });
     }
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Helpers
+
   private static double pct(long[] sorted, double p) {
-    if (sorted.length == 0) return 0;
+    if (sorted.length == 0) return Double.NaN;
     return sorted[(int) Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1e6;
   }
 
-  /** Waits until the globals' count stops moving, i.e. the proxy has drained its queues. */
-  private static long settle(ProxyRig rig) throws InterruptedException {
-    long last = -1;
+  /**
+   * Waits until the globals hold {@code expected} metrics or their count stops moving for 2 s
+   * (the proxy has drained its queues), at most 2 minutes; returns the count.
+   */
+  private static long settle(ProxyRig rig, long expected) throws Exception {
     long now = rig.delivered();
-    int stable = 0;
-    while (stable < 10) {
+    long last = -1;
+    long stillSince = System.nanoTime();
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      if (now != last) {
+        last = now;
+        stillSince = System.nanoTime();
+      }
+      long still = System.nanoTime() - stillSince;
+      if (now >= expected && still >= 300_000_000L) break; // a little longer, to see duplicates too
+      if (still >= 2_000_000_000L) break;
       Thread.sleep(100);
-      last = now;
       now = rig.delivered();
-      stable = now == last ? stable + 1 : 0;
     }
     return now;
   }
 
-  private static void waitFor(long nanoDeadline) throws InterruptedException {
+  private static void waitFor(long nanoDeadline, ProxyRig rig) throws Exception {
     long left;
-    while ((left = nanoDeadline - System.nanoTime()) > 0) Thread.sleep(Math.min(500, left / 1_000_000 + 1));
+    while ((left = nanoDeadline - System.nanoTime()) > 0) {
+      checkAlive(rig);
+      Thread.sleep(Math.max(1, Math.min(200, left / 1_000_000)));
+    }
+  }
+
+  private static void checkAlive(ProxyRig rig) throws IOException {
+    if (!rig.proxy.isAlive()) {
+      List<String> lines = Files.readAllLines(rig.log);
+      String tail = String.join("\n   | ", lines.subList(Math.max(0, lines.size() - 8), lines.size()));
+      throw new IllegalStateException("proxy exited with code " + rig.proxy.exitValue() + "; log " + rig.log
+          + " ends:\n   | " + tail);
+    }
+  }
+
+  /** Lines of the proxy's log that a run should not have: OutOfMemoryError, FATAL. */
+  private static String logNotes(ProxyRig rig) {
+    try (var lines = Files.lines(rig.log)) {
+      long oom = 0;
+      long fatal = 0;
+      for (String l : (Iterable<String>) lines::iterator) {
+        if (l.contains("OutOfMemoryError")) oom++;
+        if (l.contains("FATAL")) fatal++;
+      }
+      List<String> notes = new ArrayList<>();
+      if (oom > 0) notes.add(oom + " OutOfMemoryError lines in the proxy log");
+      if (fatal > 0) notes.add(fatal + " FATAL lines in the proxy log");
+      return String.join(", ", notes);
+    } catch (IOException | UncheckedIOException e) {
+      return "";
+    }
+  }
+
+  /** The proxy's drop and request-error counters from /debug/state, if it has them. */
+  private static String proxyState(ProxyRig rig) {
+    try {
+      java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
+          .version(java.net.http.HttpClient.Version.HTTP_1_1).build();
+      String body = http.send(java.net.http.HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + rig.port
+              + "/debug/state")).timeout(java.time.Duration.ofSeconds(5)).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+      JsonObject state = new JsonObject(body);
+      JsonObject counters = state.getJsonObject("counters");
+      if (counters == null) return "";
+      JsonObject out = new JsonObject();
+      for (String k : List.of("received", "forwarded", "dropped", "queued", "request_errors")) {
+        if (counters.containsKey(k)) out.put(k, counters.getValue(k));
+      }
+      if (state.getValue("memory") != null) out.put("memory", state.getValue("memory"));
+      return out.encode();
+    } catch (Exception e) {
+      return "";
+    }
+  }
+
+  private static String loadAvg() {
+    try {
+      String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+      return f[0] + " " + f[1] + " " + f[2];
+    } catch (IOException e) {
+      return "?";
+    }
+  }
+
+  private static String cores(double c) {
+    return Double.isNaN(c) ? "in the bench JVM" : String.format(Locale.ROOT, "%.2f", c);
+  }
+
+  private static String duration(double seconds) {
+    if (seconds < 60) return String.format(Locale.ROOT, "%.0f s", seconds);
+    return String.format(Locale.ROOT, "%d min %02d s", (long) seconds / 60, (long) seconds % 60);
+  }
+
+  private static void deleteTree(Path dir) {
+    try (var walk = Files.walk(dir)) {
+      walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      // temporary files; nothing to do
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reporting
+
+  /** Roughly how long the cells take, from their phases (start-up, warm-up, window, drain, stop). */
+  static double estimateSeconds(Options o, List<Cell> cells) {
+    double total = 0;
+    for (Cell c : cells) {
+      if (c.burst()) {
+        total += 7 + o.warmup + (o.warmup > 0 ? 2 : 0) + 2 + o.rounds * o.intervalMs / 1000.0 + 3;
+      } else {
+        total += 7 + o.warmup + o.seconds + 2;
+      }
+    }
+    return total * o.runs;
+  }
+
+  private static String header(Options o, List<Cell> cells, long rawPerBody, long deflatedPerBody, Path dir) {
+    StringBuilder sb = new StringBuilder();
+    sb.append(String.format(Locale.ROOT, "# veneur-proxy bench, %s%n",
+        ZonedDateTime.now().truncatedTo(ChronoUnit.SECONDS).format(WHEN)));
+    sb.append(String.format(Locale.ROOT, "machine:  %d cores (nproc), %s, %.1f GiB RAM, Linux %s; load average at start %s%n",
+        Runtime.getRuntime().availableProcessors(), cpuModel(), memTotalKib() / 1024.0 / 1024.0, kernel(), loadAvg()));
+    String revision = System.getProperty("bench.revision", "");
+    sb.append(String.format(Locale.ROOT, "proxy:    java %s-jar %s%s (Java %s), a fresh process per run, forward_addresses%s%n",
+        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.jar, revision.isEmpty() ? "" : " at " + revision,
+        System.getProperty("java.runtime.version"), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
+    if (o.javaOpts.isBlank()) {
+      sb.append("          (no JVM flags: the default heap is a quarter of RAM, the GC JVM ergonomics pick)\n");
+    }
+    sb.append(String.format(Locale.ROOT, "globals:  %s%n", o.globalsInBench
+        ? "in the bench JVM, " + (o.light ? "count only" : "inflate + decode every metric (objects, base64 values)")
+            + ", " + Runtime.getRuntime().availableProcessors() + " event loops each"
+        : "their own JVM (" + (o.globalsJavaOpts.isBlank() ? "no flags" : o.globalsJavaOpts.trim()) + "), "
+            + (o.light ? "count only" : "inflate + decode every metric (objects, base64 values)")
+            + ", one event loop per core"));
+    sb.append(String.format(Locale.ROOT, "load:     this JVM (%s); bodies of %d metrics from %s, %d B of JSON, %d B"
+            + " zlib-deflated at level 6 as a local's Go compress/zlib writes them (%d distinct bodies)%n",
+        String.join(" ", java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()), o.perBody,
+        "random".equals(o.sample) ? "random values" : o.sample, rawPerBody, deflatedPerBody, o.distinctBodies));
+    boolean anySteady = cells.stream().anyMatch(c -> !c.burst());
+    boolean anyBurst = cells.stream().anyMatch(Cell::burst);
+    if (anySteady) {
+      sb.append(String.format(Locale.ROOT, "steady:   closed-loop senders (each posts, waits for the answer, posts"
+          + " again), %d s warm-up, %d s measured%n", o.warmup, o.seconds));
+    }
+    if (anyBurst) {
+      sb.append(String.format(Locale.ROOT, "burst:    %d locals, one keep-alive connection each, all posting one body"
+              + " at the same instant every %s, %d rounds%s%n", o.burst, duration(o.intervalMs / 1000.0), o.rounds,
+          o.warmup > 0 ? String.format(Locale.ROOT, ", after %d s of warm-up with %d closed-loop senders",
+              o.warmup, o.burstWarmupSenders) : ", proxy cold (no warm-up)"));
+    }
+    sb.append(String.format(Locale.ROOT, "runs:     %d per cell, interleaved; %s; about %s in all; logs in %s%n",
+        o.runs, o.runs > 1 ? "the table shows the median [min-max]" : "one run per cell, so no spread shown",
+        duration(estimateSeconds(o, cells)), dir));
+    return sb.toString();
+  }
+
+  private static String summaryLine(Result r) {
+    if (!r.ok()) return "   => FAILED: " + r.error();
+    return String.format(Locale.ROOT, "   => %s %d globals %s: %.0f metrics/s, %.2f CPU-s/M, p99 %.0f ms, refused %d,"
+            + " peak RSS %.0f MiB, lost %d", r.cell().mode(), r.cell().globals(),
+        r.cell().burst() ? r.cell().senders() + " locals" : r.cell().senders() + " senders", r.deliveredPerSec(),
+        r.cpuPerM(), r.p99(), r.refused(), r.peakRssMiB(), r.lost());
+  }
+
+  static String table(List<Cell> cells, List<Result> results, Options o) {
+    Map<Cell, List<Result>> byCell = new LinkedHashMap<>();
+    for (Cell c : cells) byCell.put(c, new ArrayList<>());
+    for (Result r : results) byCell.get(r.cell()).add(r);
+    StringBuilder sb = new StringBuilder();
+    sb.append("| mode | globals | senders | delivered/s | proxy CPU-s per M | p50 ms | p99 ms | refused (503) | other errors"
+        + " | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in | cores: proxy / globals / bench"
+        + " | runs |\n");
+    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (Map.Entry<Cell, List<Result>> e : byCell.entrySet()) {
+      Cell c = e.getKey();
+      List<Result> ok = e.getValue().stream().filter(Result::ok).collect(Collectors.toList());
+      int failedRuns = e.getValue().size() - ok.size();
+      String senders = c.burst()
+          ? String.format(Locale.ROOT, "%d locals x %d every %s", c.senders(), o.rounds, duration(o.intervalMs / 1000.0))
+          : String.valueOf(c.senders());
+      if (ok.isEmpty()) {
+        sb.append(String.format(Locale.ROOT, "| %s | %d | %s | all %d runs failed: %s |||||||||||%n", c.mode(),
+            c.globals(), senders, failedRuns, e.getValue().isEmpty() ? "" : e.getValue().get(0).error()));
+        continue;
+      }
+      long sent = 0;
+      long accepted = 0;
+      long delivered = 0;
+      long requests = 0;
+      for (Result r : ok) {
+        sent += r.sentMetrics();
+        accepted += r.acceptedMetrics();
+        delivered += r.deliveredMetrics();
+        requests += r.requests();
+      }
+      long refusedTotal = ok.stream().mapToLong(Result::refused).sum();
+      String refused = stat(ok, r -> r.refused(), "%.0f")
+          + (requests == 0 ? "" : String.format(Locale.ROOT, " (%.1f%%)", 100.0 * refusedTotal / requests));
+      String lost = String.valueOf(accepted - delivered);
+      if (accepted - delivered < 0) lost = (delivered - accepted) + " extra";
+      String cores = String.format(Locale.ROOT, "%s / %s / %s", median(ok, Result::proxyCores, "%.2f"),
+          median(ok, Result::globalsCores, "%.2f"), median(ok, Result::benchCores, "%.2f"));
+      String notes = ok.stream().map(Result::notes).filter(s -> !s.isEmpty()).distinct().collect(Collectors.joining("; "));
+      sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
+          c.mode(), c.globals(), senders,
+          stat(ok, Result::deliveredPerSec, "%,.0f"),
+          stat(ok, Result::cpuPerM, "%.2f"),
+          stat(ok, Result::p50, "%.0f"),
+          stat(ok, Result::p99, "%.0f"),
+          refused,
+          stat(ok, r -> r.otherErrors(), "%.0f"),
+          stat(ok, Result::peakRssMiB, "%.0f"),
+          String.format(Locale.ROOT, "%.2fM / %.2fM / %.2fM", sent / 1e6, accepted / 1e6, delivered / 1e6),
+          lost,
+          c.burst() ? deliverStat(ok) : "",
+          cores,
+          ok.size(),
+          (failedRuns > 0 ? ", " + failedRuns + " failed" : "") + (notes.isEmpty() ? "" : "; " + notes)));
+    }
+    if (cells.stream().anyMatch(c -> !c.burst())) sb.append("\nsteady rows: delivered/s, CPU, latency and refused over the measured window; sent / accepted /"
+        + " delivered over whole runs (warm-up included), summed over runs; lost = accepted (202) but never"
+        + " delivered.\n");
+    if (cells.stream().anyMatch(Cell::burst)) {
+      sb.append(cells.stream().allMatch(Cell::burst) ? "\n" : "").append("burst rows: delivered/s = metrics delivered / (rounds x interval); \"burst delivered in\" = the"
+          + " slowest round, from the instant the locals posted to the last metric at the globals; peak RSS = VmHWM"
+          + " since the first round (cleared via /proc/PID/clear_refs after the warm-up where allowed).\n");
+    }
+    return sb.toString();
+  }
+
+  private static String deliverStat(List<Result> ok) {
+    if (ok.stream().anyMatch(r -> Double.isInfinite(r.deliverMs()))) {
+      long late = ok.stream().filter(r -> Double.isInfinite(r.deliverMs())).count();
+      List<Result> timed = ok.stream().filter(r -> !Double.isInfinite(r.deliverMs())).collect(Collectors.toList());
+      return late + " of " + ok.size() + " runs had a round not delivered before the next"
+          + (timed.isEmpty() ? "" : "; others " + stat(timed, r -> r.deliverMs() / 1000, "%.2f") + " s");
+    }
+    return stat(ok, r -> r.deliverMs() / 1000, "%.2f") + " s";
+  }
+
+  /** The median, and with several runs the range: "4.01 [3.18-5.24]". */
+  static String stat(List<Result> rs, ToDoubleFunction<Result> f, String fmt) {
+    double[] v = rs.stream().mapToDouble(f).filter(d -> !Double.isNaN(d)).sorted().toArray();
+    if (v.length == 0) return "-";
+    String med = String.format(Locale.ROOT, fmt, median(v));
+    if (v.length == 1) return med;
+    return med + " [" + String.format(Locale.ROOT, fmt, v[0]) + "-" + String.format(Locale.ROOT, fmt, v[v.length - 1]) + "]";
+  }
+
+  private static String median(List<Result> rs, ToDoubleFunction<Result> f, String fmt) {
+    double[] v = rs.stream().mapToDouble(f).filter(d -> !Double.isNaN(d)).sorted().toArray();
+    return v.length == 0 ? "-" : String.format(Locale.ROOT, fmt, median(v));
+  }
+
+  static double median(double[] sorted) {
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  }
+
+  private static void writeCsv(Path file, List<Result> results) throws IOException {
+    StringBuilder sb = new StringBuilder("mode,globals,senders,run,error,delivered_per_s,cpu_s_per_m,p50_ms,p99_ms,"
+        + "requests,refused_503,other_errors,peak_rss_mib,sent,accepted,delivered,lost,proxy_cores,globals_cores,"
+        + "bench_cores,burst_deliver_ms\n");
+    for (Result r : results) {
+      sb.append(String.format(Locale.ROOT, "%s,%d,%d,%d,%s,%.0f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
+          r.cell().mode(), r.cell().globals(), r.cell().senders(), r.run(),
+          r.error() == null ? "" : '"' + r.error().replace('"', '\'').replace('\n', ' ') + '"',
+          r.deliveredPerSec(), r.cpuPerM(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
+          r.peakRssMiB(), r.sentMetrics(), r.acceptedMetrics(), r.deliveredMetrics(), r.lost(), r.proxyCores(),
+          r.globalsCores(), r.benchCores(), r.deliverMs()));
+    }
+    if (file.getParent() != null) Files.createDirectories(file.getParent());
+    Files.writeString(file, sb);
+  }
+
+  private static String cpuModel() {
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+        if (l.startsWith("model name")) return l.substring(l.indexOf(':') + 1).trim();
+      }
+    } catch (IOException e) {
+      // not Linux
+    }
+    return "unknown CPU";
+  }
+
+  private static long memTotalKib() {
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/meminfo"))) {
+        if (l.startsWith("MemTotal:")) return Long.parseLong(l.replaceAll("[^0-9]", ""));
+      }
+    } catch (IOException e) {
+      // not Linux
+    }
+    return 0;
+  }
+
+  private static String kernel() {
+    try {
+      return Files.readString(Path.of("/proc/sys/kernel/osrelease")).trim();
+    } catch (IOException e) {
+      return System.getProperty("os.version");
+    }
   }
 }

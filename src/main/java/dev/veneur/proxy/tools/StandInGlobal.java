@@ -9,36 +9,106 @@ import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.json.JsonObject;
-import java.io.ByteArrayOutputStream;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.zip.DataFormatException;
+import java.util.zip.GZIPInputStream;
 import java.util.zip.Inflater;
+import java.util.zip.InflaterInputStream;
 
 /**
  * A stand-in for a global Veneur, for the demo and the benchmark: accepts {@code POST /import}
- * like a global does (deflate or plain JSON), counts the metrics it receives, optionally prints
- * them, and reports its counts at {@code GET /stats}.
+ * like a global does (deflate, gzip or plain JSON), answers {@code 202}, counts the metrics it
+ * receives, optionally prints them, and reports its counts at {@code GET /stats}.
  *
- * <p>{@code java -cp veneur-proxy.jar dev.veneur.proxy.tools.StandInGlobal --port 8128 [--print]}
+ * <p>By default it spends the CPU a real global spends on an import body before its workers merge
+ * the metrics: it inflates the body, decodes the whole JSON array into metric objects (name, type,
+ * tagstring, tags, value) and base64-decodes every {@code value} (what Go's {@code encoding/json}
+ * does into {@code []samplers.JSONMetric}). It does not merge digests or sets, so a real global
+ * still costs more. With {@code light} it only counts the array's elements (the old behaviour,
+ * which leaves the proxy more CPU than a real global would on a shared machine).
+ *
+ * <p>One server can listen on several event loops ({@code instances}, sharing the port), so a
+ * single global can use every core, as a Go global does.
+ *
+ * <pre>
+ * java -cp veneur-proxy.jar dev.veneur.proxy.tools.StandInGlobal [--host 127.0.0.1] [--port 8128]
+ *     [--count 1] [--instances N] [--light] [--print] [--announce]
+ * </pre>
+ * {@code --port 0} picks free ports; {@code --count 3} starts three globals (on three ports);
+ * {@code --announce} prints one line {@code LISTENING p1,p2,...} once all of them listen (the bench
+ * reads it when it runs the globals in their own process).
  */
 public final class StandInGlobal {
   private static final JsonFactory JSON = new JsonFactory();
+  private static final java.util.concurrent.atomic.AtomicInteger SHARED_RANDOM_PORT =
+      new java.util.concurrent.atomic.AtomicInteger();
+  private static final ThreadLocal<Inflater> INFLATERS = ThreadLocal.withInitial(Inflater::new);
+
+  /** One decoded metric, as a global holds it before importing it. */
+  record Metric(String name, String type, String tagstring, List<String> tags, byte[] value) {}
 
   private final AtomicLong metrics = new AtomicLong();
   private final AtomicLong posts = new AtomicLong();
   private final AtomicLong bytes = new AtomicLong();
+  private final AtomicLong valueBytes = new AtomicLong();
+  private final AtomicLong rejected = new AtomicLong();
+  private volatile long lastPostMicros;
   private final boolean print;
-  private HttpServer server;
+  private final boolean light;
+  private final List<HttpServer> servers = new ArrayList<>();
 
   public StandInGlobal(boolean print) {
-    this.print = print;
+    this(print, false);
   }
 
+  public StandInGlobal(boolean print, boolean light) {
+    this.print = print;
+    this.light = light;
+  }
+
+  /** Listens on one event loop. */
   public Future<Integer> listen(Vertx vertx, String host, int port) {
-    server = vertx.createHttpServer();
+    return listen(vertx, host, port, 1);
+  }
+
+  /**
+   * Listens with {@code instances} servers sharing one port, each on its own event loop (Vert.x
+   * spreads the connections over them). Port 0 picks a free port.
+   */
+  public Future<Integer> listen(Vertx vertx, String host, int port, int instances) {
+    // Vert.x shares a port between servers asking for the same port; port 0 is never shared, but
+    // the same negative number is one random port shared by every server asking for it.
+    int asked = port == 0 && instances > 1 ? SHARED_RANDOM_PORT.decrementAndGet() : port;
+    Future<Integer> first = listenOne(vertx, host, asked);
+    for (int i = 1; i < instances; i++) {
+      first = first.compose(p -> listenOne(vertx, host, asked).map(p));
+    }
+    return first;
+  }
+
+  private Future<Integer> listenOne(Vertx vertx, String host, int port) {
+    HttpServer server = vertx.createHttpServer();
     server.requestHandler(this::handle);
+    synchronized (servers) {
+      servers.add(server);
+    }
     return server.listen(port, host).map(HttpServer::actualPort);
+  }
+
+  public Future<Void> close() {
+    List<Future<Void>> all = new ArrayList<>();
+    synchronized (servers) {
+      for (HttpServer s : servers) all.add(s.close());
+      servers.clear();
+    }
+    return Future.join(all).mapEmpty();
   }
 
   public long metrics() {
@@ -49,10 +119,20 @@ public final class StandInGlobal {
     return posts.get();
   }
 
+  /** Wall-clock time (microseconds since the epoch) at which the last accepted post was counted. */
+  public long lastPostMicros() {
+    return lastPostMicros;
+  }
+
+  JsonObject stats() {
+    return new JsonObject().put("metrics", metrics.get()).put("posts", posts.get())
+        .put("bytes", bytes.get()).put("value_bytes", valueBytes.get()).put("rejected", rejected.get())
+        .put("last_post_micros", lastPostMicros).put("light", light);
+  }
+
   private void handle(HttpServerRequest req) {
     if ("/stats".equals(req.path())) {
-      req.response().putHeader("Content-Type", "application/json").end(new JsonObject()
-          .put("metrics", metrics.get()).put("posts", posts.get()).put("bytes", bytes.get()).encode());
+      req.response().putHeader("Content-Type", "application/json").end(stats().encode());
       return;
     }
     if ("/healthcheck".equals(req.path())) {
@@ -65,39 +145,100 @@ public final class StandInGlobal {
     }
     req.body().onSuccess(body -> {
       try {
-        byte[] json = "deflate".equalsIgnoreCase(req.getHeader("Content-Encoding"))
-            ? inflate(body) : body.getBytes();
-        int n = count(json);
+        String encoding = req.getHeader("Content-Encoding");
+        int n;
+        if (print) {
+          byte[] json = readAll(open(body, encoding));
+          n = light ? count(json) : decode(new ByteArrayInputStream(json));
+          System.out.println("global received " + n + " metrics (" + body.length() + " bytes "
+              + encoding + "):");
+          System.out.println("  " + new String(json, java.nio.charset.StandardCharsets.UTF_8));
+        } else if (light) {
+          n = count(readAll(open(body, encoding)));
+        } else {
+          n = decode(open(body, encoding));
+        }
         metrics.addAndGet(n);
         posts.incrementAndGet();
         bytes.addAndGet(body.length());
-        if (print) {
-          System.out.println("global received " + n + " metrics (" + body.length() + " bytes "
-              + req.getHeader("Content-Encoding") + "):");
-          System.out.println("  " + new String(json, java.nio.charset.StandardCharsets.UTF_8));
-        }
+        Instant now = Instant.now();
+        lastPostMicros = now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
         req.response().setStatusCode(202).end();
-      } catch (IOException | DataFormatException e) {
-        req.response().setStatusCode(400).end(e.getMessage());
+      } catch (IOException | IllegalArgumentException e) {
+        rejected.incrementAndGet();
+        req.response().setStatusCode(400).end(String.valueOf(e.getMessage()));
       }
     });
   }
 
-  static byte[] inflate(Buffer body) throws DataFormatException {
-    Inflater inf = new Inflater();
-    try {
-      inf.setInput(body.getBytes());
-      ByteArrayOutputStream out = new ByteArrayOutputStream(body.length() * 4);
-      byte[] buf = new byte[64 * 1024];
-      while (!inf.finished()) {
-        int n = inf.inflate(buf);
-        if (n == 0 && inf.needsInput()) throw new DataFormatException("truncated deflate stream");
-        out.write(buf, 0, n);
-      }
-      return out.toByteArray();
-    } finally {
-      inf.end();
+  /** The body's JSON as a stream: inflated (zlib) or gunzipped as its Content-Encoding says. */
+  private static InputStream open(Buffer body, String encoding) throws IOException {
+    InputStream raw = new ByteArrayInputStream(body.getBytes());
+    if (encoding == null || encoding.isEmpty() || "identity".equalsIgnoreCase(encoding)) return raw;
+    if ("deflate".equalsIgnoreCase(encoding)) {
+      Inflater inf = INFLATERS.get();
+      inf.reset();
+      return new InflaterInputStream(raw, inf, 16 * 1024);
     }
+    if ("gzip".equalsIgnoreCase(encoding)) return new GZIPInputStream(raw, 16 * 1024);
+    throw new IOException("unknown Content-Encoding " + encoding);
+  }
+
+  private static byte[] readAll(InputStream in) throws IOException {
+    return in.readAllBytes();
+  }
+
+  /**
+   * Decodes a JSON array of metrics into objects, base64-decoding each value, as a global does
+   * before importing them; returns how many there were. A malformed body throws.
+   */
+  int decode(InputStream in) throws IOException {
+    List<Metric> out = new ArrayList<>(1024);
+    try (JsonParser p = JSON.createParser(in)) {
+      if (p.nextToken() != JsonToken.START_ARRAY) throw new IOException("not a JSON array");
+      JsonToken t;
+      while ((t = p.nextToken()) == JsonToken.START_OBJECT) {
+        String name = null;
+        String type = null;
+        String tagstring = null;
+        List<String> tags = null;
+        byte[] value = null;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+          String field = p.currentName();
+          JsonToken v = p.nextToken();
+          switch (field) {
+            case "name": name = text(p, v); break;
+            case "type": type = text(p, v); break;
+            case "tagstring": tagstring = text(p, v); break;
+            case "tags":
+              if (v == JsonToken.START_ARRAY) {
+                tags = new ArrayList<>(4);
+                while (p.nextToken() != JsonToken.END_ARRAY) tags.add(p.getText());
+              } else if (v != JsonToken.VALUE_NULL) {
+                throw new IOException("tags is not an array");
+              }
+              break;
+            case "value":
+              value = v == JsonToken.VALUE_NULL ? null : Base64.getDecoder().decode(text(p, v));
+              break;
+            default:
+              p.skipChildren();
+          }
+        }
+        out.add(new Metric(name, type, tagstring, tags, value));
+      }
+      if (t != JsonToken.END_ARRAY) throw new IOException("expected a metric object, got " + t);
+    }
+    long vb = 0;
+    for (Metric m : out) vb += m.value() == null ? 0 : m.value().length;
+    valueBytes.addAndGet(vb); // keeps the decoding observable, so the JIT cannot drop it
+    return out.size();
+  }
+
+  private static String text(JsonParser p, JsonToken v) throws IOException {
+    if (v == JsonToken.VALUE_NULL) return null;
+    if (v != JsonToken.VALUE_STRING) throw new IOException("expected a string, got " + v);
+    return p.getText();
   }
 
   /** Counts the top-level elements of a JSON array without building them. */
@@ -117,19 +258,48 @@ public final class StandInGlobal {
     int port = 8128;
     String host = "127.0.0.1";
     boolean print = false;
+    boolean light = false;
+    boolean announce = false;
+    int count = 1;
+    int instances = Runtime.getRuntime().availableProcessors();
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--port": port = Integer.parseInt(args[++i]); break;
         case "--host": host = args[++i]; break;
         case "--print": print = true; break;
+        case "--light": light = true; break;
+        case "--announce": announce = true; break;
+        case "--count": count = Integer.parseInt(args[++i]); break;
+        case "--instances": instances = Integer.parseInt(args[++i]); break;
         default:
-          System.err.println("usage: StandInGlobal [--host 127.0.0.1] [--port 8128] [--print]");
+          System.err.println("usage: StandInGlobal [--host 127.0.0.1] [--port 8128 (0: free ports)]"
+              + " [--count 1] [--instances <cores>] [--light] [--print] [--announce]");
           System.exit(2);
       }
     }
     Vertx vertx = Vertx.vertx();
-    StandInGlobal g = new StandInGlobal(print);
-    int p = g.listen(vertx, host, port).await();
-    System.out.println("stand-in global listening on http://" + host + ":" + p);
+    List<Integer> ports = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      StandInGlobal g = new StandInGlobal(print, light);
+      int p;
+      try {
+        p = g.listen(vertx, host, port == 0 ? 0 : port + i, instances).await();
+      } catch (RuntimeException e) {
+        System.err.println("stand-in global cannot listen: " + e);
+        System.exit(1);
+        return;
+      }
+      ports.add(p);
+      if (!announce) {
+        System.out.printf(Locale.ROOT, "stand-in global listening on http://%s:%d (%s, %d event loops)%n",
+            host, p, light ? "count only" : "decoding every metric", instances);
+      }
+    }
+    if (announce) {
+      StringBuilder sb = new StringBuilder("LISTENING ");
+      for (int i = 0; i < ports.size(); i++) sb.append(i == 0 ? "" : ",").append(ports.get(i));
+      System.out.println(sb);
+      System.out.flush();
+    }
   }
 }

@@ -63,6 +63,21 @@ public final class SyntheticMetrics {
     return out.encode().getBytes(StandardCharsets.UTF_8);
   }
 
+  /**
+   * {@code count} distinct bodies of {@code perBody} metrics each, as raw JSON: drawn from the
+   * captured Veneur output in {@code sample} (a file holding a JSON array), or synthetic when
+   * {@code sample} is {@code "random"} (incompressible histogram values).
+   */
+  public static java.util.List<byte[]> bodies(String sample, int perBody, int count) throws java.io.IOException {
+    io.vertx.core.json.JsonArray captured = "random".equals(sample) ? null
+        : new io.vertx.core.json.JsonArray(java.nio.file.Files.readString(java.nio.file.Path.of(sample)));
+    java.util.List<byte[]> out = new java.util.ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
+      out.add(captured == null ? body(perBody, i) : fromSample(captured, perBody, i));
+    }
+    return out;
+  }
+
   /** zlib at the default level, as Go's compress/zlib writes it for a local Veneur. */
   public static byte[] deflate(byte[] raw) {
     Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION);

@@ -1,0 +1,176 @@
+package dev.veneur.proxy.tools;
+
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonObject;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The stand-in globals a bench or soak forwards to: either in the calling JVM ({@link #inProcess})
+ * or in a JVM of their own ({@link #ownProcess}), whose CPU and GC are then separate from the load
+ * generator's and can be read from /proc like the proxy's.
+ */
+abstract class Globals implements AutoCloseable {
+  /** The ports the globals listen on, on 127.0.0.1. */
+  abstract List<Integer> ports();
+
+  /** Metrics the globals have counted so far. */
+  abstract long delivered() throws IOException;
+
+  /** Wall-clock time (epoch microseconds) of the latest post any global counted; 0 if none. */
+  abstract long lastPostMicros() throws IOException;
+
+  /** The globals' own process id, or -1 when they run in this JVM. */
+  abstract long pid();
+
+  /** What the globals do with a body, for the report. */
+  abstract String describe();
+
+  @Override
+  public abstract void close();
+
+  /** Globals served by {@code vertx}, in this JVM. */
+  static Globals inProcess(Vertx vertx, int count, boolean light, int instances) {
+    List<StandInGlobal> gs = new ArrayList<>();
+    List<Integer> ports = new ArrayList<>();
+    for (int i = 0; i < count; i++) {
+      StandInGlobal g = new StandInGlobal(false, light);
+      ports.add(g.listen(vertx, "127.0.0.1", 0, instances).await());
+      gs.add(g);
+    }
+    return new Globals() {
+      @Override List<Integer> ports() {
+        return ports;
+      }
+
+      @Override long delivered() {
+        long n = 0;
+        for (StandInGlobal g : gs) n += g.metrics();
+        return n;
+      }
+
+      @Override long lastPostMicros() {
+        long t = 0;
+        for (StandInGlobal g : gs) t = Math.max(t, g.lastPostMicros());
+        return t;
+      }
+
+      @Override long pid() {
+        return -1;
+      }
+
+      @Override String describe() {
+        return count + " in the bench JVM, " + (light ? "count only" : "inflate + decode every metric")
+            + ", " + instances + " event loops each";
+      }
+
+      @Override public void close() {
+        for (StandInGlobal g : gs) g.close().await();
+      }
+    };
+  }
+
+  /**
+   * Globals in a JVM of their own, started from {@code jar} with {@code javaOpts}, logging to {@code dir}; their counts
+   * are read over HTTP ({@code GET /stats}).
+   */
+  static Globals ownProcess(int count, boolean light, String jar, String javaOpts, Path dir, String name)
+      throws Exception {
+    Path log = dir.resolve(name + "-globals.log");
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.addAll(ProxyRig.splitOpts(javaOpts));
+    cmd.addAll(List.of("-cp", jar, StandInGlobal.class.getName(), "--port", "0", "--count", String.valueOf(count),
+        "--announce"));
+    if (light) cmd.add("--light");
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    List<Integer> ports = null;
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    try {
+      while (ports == null) {
+        for (String line : Files.readAllLines(log)) {
+          if (line.startsWith("LISTENING ")) {
+            ports = new ArrayList<>();
+            for (String s : line.substring(10).trim().split(",")) ports.add(Integer.parseInt(s));
+          }
+        }
+        if (ports != null) break;
+        if (!p.isAlive()) throw new IllegalStateException("globals exited: " + Files.readString(log));
+        if (System.nanoTime() > deadline) throw new IllegalStateException("globals did not start; log at " + log);
+        Thread.sleep(50);
+      }
+    } catch (Exception e) {
+      p.destroyForcibly();
+      throw e;
+    }
+    List<Integer> fixed = List.copyOf(ports);
+    HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(Duration.ofSeconds(5)).build();
+    List<HttpRequest> statsRequests = new ArrayList<>();
+    for (int port : fixed) {
+      statsRequests.add(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/stats"))
+          .timeout(Duration.ofSeconds(10)).build());
+    }
+    Globals globals = new Globals() {
+      private JsonObject[] stats() throws IOException {
+        JsonObject[] out = new JsonObject[statsRequests.size()];
+        for (int i = 0; i < out.length; i++) {
+          try {
+            out[i] = new JsonObject(http.send(statsRequests.get(i), HttpResponse.BodyHandlers.ofString()).body());
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+          }
+        }
+        return out;
+      }
+
+      @Override List<Integer> ports() {
+        return fixed;
+      }
+
+      @Override long delivered() throws IOException {
+        return Arrays.stream(stats()).mapToLong(s -> s.getLong("metrics")).sum();
+      }
+
+      @Override long lastPostMicros() throws IOException {
+        return Arrays.stream(stats()).mapToLong(s -> s.getLong("last_post_micros")).max().orElse(0);
+      }
+
+      @Override long pid() {
+        return p.pid();
+      }
+
+      @Override String describe() {
+        return count + " in their own JVM (" + (javaOpts.isBlank() ? "no flags" : javaOpts.trim()) + "), "
+            + (light ? "count only" : "inflate + decode every metric");
+      }
+
+      @Override public void close() {
+        p.destroy();
+        try {
+          if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) p.destroyForcibly().waitFor();
+        } catch (InterruptedException e) {
+          p.destroyForcibly();
+          Thread.currentThread().interrupt();
+        }
+      }
+    };
+    try {
+      globals.delivered(); // every global answers, and the first (slow) use of the client is over
+    } catch (IOException | RuntimeException e) {
+      globals.close();
+      throw e;
+    }
+    return globals;
+  }
+}
