@@ -15,10 +15,11 @@ import java.util.List;
  * Receives one {@code POST /import} body within the memory budget. Every network read is reserved
  * in the budget as it arrives, sized by what actually arrived (never by a declared length). When
  * the budget is full the socket is paused, so TCP pushes back on the sender, and the request waits
- * its turn; only if the wait passes {@code memory_wait_timeout} is it refused with 503. A body
- * that does not arrive within {@code http_request_timeout} of its first byte (time spent waiting
- * for memory not counted) gets 408. Any refusal before the body was read whole closes the
- * connection, so nothing the sender still pushes is kept.
+ * its turn; only if the wait passes {@code memory_wait_timeout} is it refused with 503. A request
+ * has {@code http_request_timeout} from its first byte to its last, whatever happens: past it, a
+ * sender that was too slow gets 408, and one the proxy held back for memory gets 503. Any refusal
+ * before the body was read whole closes the connection, so nothing the sender still pushes is
+ * kept, and no connection outlives its deadline.
  */
 final class ImportRequest {
   /** What the request hands on once its body is complete. */
@@ -40,9 +41,8 @@ final class ImportRequest {
   private MemoryBudget.Waiter waiter;
   private long deadlineTimer = -1;
   private long waitTimer = -1;
-  /** Time left of http_request_timeout, frozen while waiting for memory. */
-  private long deadlineLeftNanos;
-  private long deadlineArmedAt;
+  /** Time left of http_request_timeout when the request handler got the request. */
+  private final long deadlineLeftNanos;
   private long waitedNanos;
   private long waitStarted;
   private boolean paused;
@@ -86,7 +86,16 @@ final class ImportRequest {
     req.endHandler(v -> onEnd());
     req.exceptionHandler(e -> abandon());
     req.response().closeHandler(v -> abandon());
-    armDeadline();
+    if (deadlineLeftNanos <= 0) {
+      slow();
+      return;
+    }
+    deadlineTimer = vertx.setTimer(Math.max(1, deadlineLeftNanos / 1_000_000), t -> {
+      deadlineTimer = -1;
+      // Held back for memory when time ran out: the proxy's overload, not the sender's pace.
+      if (paused) overloaded();
+      else slow();
+    });
     if (ctx.budget().over()) {
       waitForMemory();
     } else {
@@ -119,7 +128,6 @@ final class ImportRequest {
   private void waitForMemory() {
     paused = true;
     req.pause();
-    freezeDeadline();
     waitStarted = System.nanoTime();
     long left = cfg.memoryWaitTimeout.toNanos() - waitedNanos;
     if (left <= 0) {
@@ -148,33 +156,12 @@ final class ImportRequest {
       return;
     }
     paused = false;
-    armDeadline();
     req.resume();
   }
 
   private void overloaded() {
     refuse(new ImportRefusal(503, "overloaded",
         "the proxy's memory budget is full (memory_budget); retry later"));
-  }
-
-  private void armDeadline() {
-    if (deadlineLeftNanos <= 0) {
-      slow();
-      return;
-    }
-    deadlineArmedAt = System.nanoTime();
-    deadlineTimer = vertx.setTimer(Math.max(1, deadlineLeftNanos / 1_000_000), t -> {
-      deadlineTimer = -1;
-      slow();
-    });
-  }
-
-  private void freezeDeadline() {
-    if (deadlineTimer >= 0) {
-      vertx.cancelTimer(deadlineTimer);
-      deadlineTimer = -1;
-      deadlineLeftNanos -= System.nanoTime() - deadlineArmedAt;
-    }
   }
 
   private void slow() {

@@ -340,7 +340,7 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   /** A lingering close ends after this long or this many discarded bytes, whichever first. */
-  private static final long LINGER_MS = 2_000;
+  private static final long LINGER_MS = 1_000;
   private static final long LINGER_BYTES = 64L << 20;
 
   private static String encodingTag(String contentEncoding) {
