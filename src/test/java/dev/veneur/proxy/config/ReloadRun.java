@@ -112,7 +112,7 @@ final class ReloadRun {
     LoadSenders load = null;
     try {
       StateMonitor probe = StateMonitor.unstarted(port);
-      Await.until("the proxy answers /debug/state", Duration.ofSeconds(60), () -> {
+      Await.until("the proxy answers /debug/state", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
         if (!p.process.isAlive()) throw new AssertionError("the proxy exited at start:\n" + p.log());
         return probe.read() != null;
       });
@@ -134,7 +134,7 @@ final class ReloadRun {
         int rewrite = k;
         Set<String> wantSet = Set.copyOf(want);
         try {
-          Await.until("rewrite " + k, APPLY_WITHIN, () -> {
+          Await.until("rewrite " + k, APPLY_WITHIN, Duration.ofMillis(50), () -> {
             JsonObject s = m.read();
             return s != null && Set.copyOf(StateMonitor.strings(s.getJsonArray("members"))).equals(wantSet);
           });
@@ -162,7 +162,7 @@ final class ReloadRun {
       JsonObject[] settled = new JsonObject[1];
       String drainProblem = null;
       try {
-        Await.until("queued == 0", Duration.ofSeconds(30), () -> {
+        Await.until("queued == 0", Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
           JsonObject s = m.read();
           if (s != null && s.getJsonObject("counters").getLong("queued") == 0) {
             settled[0] = s;

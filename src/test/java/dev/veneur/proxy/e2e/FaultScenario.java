@@ -169,7 +169,7 @@ final class FaultScenario {
     try {
       HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
           .connectTimeout(Duration.ofSeconds(2)).build();
-      Await.until("the proxy answers /healthcheck", Duration.ofSeconds(60), () -> {
+      Await.until("the proxy answers /healthcheck", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
         try {
           return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/healthcheck"))
               .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
@@ -204,7 +204,7 @@ final class FaultScenario {
       JsonObject[] settled = new JsonObject[1];
       String drainProblem = null;
       try {
-        Await.until("queued == 0 after the load", Duration.ofSeconds(20), () -> {
+        Await.until("queued == 0 after the load", Duration.ofSeconds(20), Duration.ofMillis(100), () -> {
           JsonObject s = m.read();
           if (s != null && s.getJsonObject("counters").getLong("queued") == 0) {
             settled[0] = s;

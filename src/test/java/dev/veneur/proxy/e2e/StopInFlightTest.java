@@ -64,7 +64,7 @@ class StopInFlightTest {
     List<String> violations = new ArrayList<>();
     try {
       StateMonitor probe = StateMonitor.unstarted(port);
-      Await.until("the proxy answers /debug/state", Duration.ofSeconds(60), () -> {
+      Await.until("the proxy answers /debug/state", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
         if (!p.process.isAlive()) throw new AssertionError("the proxy exited at start:\n" + p.log());
         return probe.read() != null;
       });
