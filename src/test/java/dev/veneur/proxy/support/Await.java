@@ -13,13 +13,18 @@ public final class Await {
   }
 
   public static void until(String what, Duration timeout, BooleanSupplier condition) {
+    until(what, timeout, Duration.ofMillis(5), condition);
+  }
+
+  /** Polls every {@code every}: for conditions that cost a request to the proxy. */
+  public static void until(String what, Duration timeout, Duration every, BooleanSupplier condition) {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
         throw new AssertionError("timed out after " + timeout + " waiting for: " + what);
       }
       try {
-        Thread.sleep(5);
+        Thread.sleep(every.toMillis());
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new AssertionError("interrupted waiting for: " + what);

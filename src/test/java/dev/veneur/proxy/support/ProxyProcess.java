@@ -53,13 +53,52 @@ public final class ProxyProcess {
    * {@link Process#destroy} also closes our end of its output, losing its last words.
    */
   public int terminate() throws InterruptedException {
+    return terminate(java.time.Duration.ofSeconds(60));
+  }
+
+  /** {@link #terminate()} with a shorter wait, for tests that must stay within their time. */
+  public int terminate(java.time.Duration wait) throws InterruptedException {
     process.toHandle().destroy();
-    if (!process.waitFor(60, TimeUnit.SECONDS)) {
+    if (!process.waitFor(wait.toMillis(), TimeUnit.MILLISECONDS)) {
       process.destroyForcibly();
-      throw new AssertionError("the proxy did not exit within 60s of SIGTERM:\n" + log());
+      throw new AssertionError("the proxy did not exit within " + wait.toSeconds() + "s of SIGTERM:\n" + log());
     }
     return process.exitValue();
   }
+
+  /**
+   * Writes everything the process printed to {@code target/proxy-logs/<name>.log} (the working
+   * directory of a Maven test run is the project), for a look after a failed run.
+   */
+  public Path saveLog(String name) {
+    try {
+      Path dir = Path.of("target", "proxy-logs");
+      java.nio.file.Files.createDirectories(dir);
+      Path f = dir.resolve(name.replaceAll("[^A-Za-z0-9._-]", "_") + ".log");
+      java.nio.file.Files.write(f, output);
+      return f.toAbsolutePath();
+    } catch (IOException e) {
+      return Path.of("(could not save the log: " + e + ")");
+    }
+  }
+
+  /** The last {@code stopped: received N, forwarded N, dropped N} line, or null. */
+  public StopSummary stopSummary() {
+    java.util.regex.Pattern p = java.util.regex.Pattern.compile(
+        "stopped: received (\\d+), forwarded (\\d+), dropped (\\d+)");
+    StopSummary found = null;
+    for (String l : output) {
+      java.util.regex.Matcher m = p.matcher(l);
+      if (m.find()) {
+        found = new StopSummary(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)),
+            Long.parseLong(m.group(3)), l);
+      }
+    }
+    return found;
+  }
+
+  /** The figures of the proxy's last log line on a graceful stop. */
+  public record StopSummary(long received, long forwarded, long dropped, String line) {}
 
   /** Resident set size in KiB, from /proc (Linux). */
   public long rssKib() {

@@ -1,0 +1,72 @@
+package dev.veneur.proxy.e2e;
+
+import dev.veneur.proxy.support.FaultyGlobal.Mode;
+import io.vertx.core.Vertx;
+import io.vertx.junit5.VertxExtension;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 9: one global of three answers slowly, under load from four senders of real 1000-metric
+ * bodies, against the proxy process with -Xmx256m. Each test is one {@link FaultScenario} run;
+ * its class comment lists what is expected. Timeouts in the YAML are short (forward_timeout 3s,
+ * eject_slow_after 1s) so a run takes seconds; the faults are scaled to them.
+ */
+@ExtendWith(VertxExtension.class)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+@Timeout(value = 150, unit = TimeUnit.SECONDS)
+class SlowGlobalTest {
+  @TempDir Path dir;
+
+  /**
+   * The harness itself: the same run with F healthy throughout must meet every expectation (but
+   * the one about F's ejection), so a failure of the others is about the fault.
+   */
+  @Test
+  @Order(0)
+  void allHealthyMeetsEveryExpectation(Vertx vertx) throws Exception {
+    FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "all healthy (harness check)", Mode.HEALTHY, g -> { }));
+  }
+
+  /**
+   * 202 after 5 s, as in the issue: past forward_timeout (3 s), so every attempt is cut at the
+   * deadline and counts as a failure; F is ejected and its share goes to the others.
+   */
+  @Test
+  @Order(1)
+  void aGlobalAnsweringAfterFiveSeconds(Vertx vertx) throws Exception {
+    FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "F answers 202 after 5 s", Mode.SLOW,
+        g -> g.slowMs = 5000));
+  }
+
+  /**
+   * 202 after 2 s: within forward_timeout, so each batch is delivered to F and counted forwarded
+   * (never sent again), but slower than eject_slow_after (1 s), so F is ejected as slow and the
+   * rest of its share goes to the others.
+   */
+  @Test
+  @Order(2)
+  void aGlobalAnsweringWithinTheDeadlineButSlowerThanEjectSlowAfter(Vertx vertx) throws Exception {
+    FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "F answers 202 after 2 s", Mode.SLOW,
+        g -> g.slowMs = 2000));
+  }
+
+  /**
+   * 202 headers with a Content-Length at once, then one body byte every 2 s: a deadline over the
+   * whole exchange cuts it at 3 s; a timeout that restarts on every byte never fires (the issue saw
+   * POSTs in flight for 80 s and more).
+   */
+  @Test
+  @Order(3)
+  void aGlobalTricklingIts202Body(Vertx vertx) throws Exception {
+    FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "F trickles its 202 body, 1 byte / 2 s",
+        Mode.TRICKLE, g -> g.trickleMs = 2000));
+  }
+}
