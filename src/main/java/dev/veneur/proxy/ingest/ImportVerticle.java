@@ -87,6 +87,20 @@ public final class ImportVerticle extends VerticleBase {
     measureLag(metrics.registry().histogram("event_loop.lag_ms"));
 
     Router router = Router.router(vertx);
+    // Every request, whatever its path, takes over its connection's deadline from the guard
+    // (which covered its headers) and gives the connection back to it once answered.
+    router.route().handler(rc -> {
+      HttpServerRequest req = rc.request();
+      ConnectionGuard guard = ConnectionGuard.of(req.connection());
+      long left = guard != null ? guard.requestStarted() : ctx.config().httpRequestTimeout.toNanos();
+      rc.put(DEADLINE_LEFT, left);
+      if (guard != null) {
+        req.response().endHandler(v -> {
+          if (req.isEnded()) guard.requestEnded();
+        });
+      }
+      rc.next();
+    });
     router.post("/import").handler(this::onImport);
     router.get("/healthcheck").handler(rc -> rc.response()
         .putHeader("Content-Type", "text/plain").end("ok\n"));
@@ -123,6 +137,7 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
+  private static final String DEADLINE_LEFT = "veneur.deadlineLeftNanos";
 
   /**
    * The cap on open connections, from their accept: past it a connection is closed at once. Kept
@@ -173,11 +188,7 @@ public final class ImportVerticle extends VerticleBase {
   private void onImport(RoutingContext rc) {
     HttpServerRequest req = rc.request();
     requests.inc();
-    ConnectionGuard guard = ConnectionGuard.of(req.connection());
-    long left = guard != null ? guard.requestStarted() : ctx.config().httpRequestTimeout.toNanos();
-    req.response().endHandler(v -> {
-      if (guard != null && req.isEnded()) guard.requestEnded();
-    });
+    long left = rc.get(DEADLINE_LEFT);
     if (ctx.stopping()) {
       refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
           !req.isEnded(), System.nanoTime());
