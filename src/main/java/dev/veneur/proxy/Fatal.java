@@ -1,7 +1,9 @@
 package dev.veneur.proxy;
 
 import dev.veneur.proxy.telemetry.SentryBridge;
-import java.util.function.Consumer;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.nio.charset.StandardCharsets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -12,44 +14,75 @@ import org.slf4j.LoggerFactory;
  * traffic. Either way the right move is to say so and exit at once with code 3, so the supervisor
  * restarts a clean process.
  *
- * <p>The process entry point installs {@link #halting()}; tests that run proxies inside their own
- * JVM keep the default, which only logs.
+ * <p>The process entry point calls {@link #halting()}; tests that run proxies inside their own JVM
+ * keep the default, which only logs.
  */
 public final class Fatal {
   private static final Logger LOG = LoggerFactory.getLogger(Fatal.class);
   public static final int EXIT_CODE = 3;
-  private static volatile Consumer<String> handler = why -> LOG.error("FATAL (not exiting: embedded) {}", why);
+  /** Written without allocating: after an OutOfMemoryError, building a message may fail too. */
+  private static final FileOutputStream STDERR = new FileOutputStream(FileDescriptor.err);
+  private static final byte[] OOM_LINE = ("\nFATAL veneur-proxy: OutOfMemoryError; exiting with code "
+      + EXIT_CODE + " so that the supervisor restarts it\n").getBytes(StandardCharsets.US_ASCII);
+  private static volatile boolean halting;
 
   private Fatal() {}
 
-  /** Exits the process when called: for {@code Main}. */
+  /** From now on, a fatal event exits the process: for {@code Main}. */
   public static void halting() {
-    handler = why -> {
-      // Print first and plainly: after an OutOfMemoryError even logging may fail.
-      System.err.println("FATAL veneur-proxy: " + why + "; exiting with code " + EXIT_CODE
-          + " so that the supervisor restarts it");
-      System.err.flush();
-      try {
-        LOG.error("FATAL {}; exiting with code {}", why, EXIT_CODE);
-        SentryBridge.flush();
-      } catch (Throwable ignored) {
-        // Exiting matters more than reporting.
-      }
-      Runtime.getRuntime().halt(EXIT_CODE);
-    };
+    halting = true;
   }
 
   public static void die(String why) {
-    handler.accept(why);
+    if (!halting) {
+      LOG.error("FATAL (not exiting: the proxy is embedded) {}", why);
+      return;
+    }
+    try {
+      STDERR.write(("FATAL veneur-proxy: " + why + "; exiting with code " + EXIT_CODE
+          + " so that the supervisor restarts it\n").getBytes(StandardCharsets.UTF_8));
+    } catch (Throwable ignored) {
+      // Exiting matters more than saying why.
+    }
+    report(why);
+    Runtime.getRuntime().halt(EXIT_CODE);
   }
 
-  /** Dies if {@code t} is, or was caused by, an OutOfMemoryError. */
+  /** Dies if {@code t} is, or was caused by, an OutOfMemoryError. Allocates nothing on the way. */
   public static void check(Throwable t) {
     for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
       if (c instanceof OutOfMemoryError) {
-        die("OutOfMemoryError: " + c.getMessage());
+        outOfMemory(c);
         return;
       }
+    }
+  }
+
+  private static void outOfMemory(Throwable oom) {
+    if (!halting) {
+      LOG.error("FATAL (not exiting: the proxy is embedded) OutOfMemoryError: {}", oom.getMessage());
+      return;
+    }
+    try {
+      STDERR.write(OOM_LINE);
+    } catch (Throwable ignored) {
+      // Exiting matters more than saying why.
+    }
+    try {
+      report("OutOfMemoryError: " + oom.getMessage());
+    } catch (Throwable ignored) {
+      // Not even room for the message: the line above said enough.
+    }
+    Runtime.getRuntime().halt(EXIT_CODE);
+  }
+
+  /** To the log and Sentry, if there is memory left to do it; never in the way of the exit. */
+  private static void report(String why) {
+    try {
+      LOG.error("FATAL {}; exiting with code {}", why, EXIT_CODE);
+      SentryBridge.flush();
+    } catch (Throwable ignored) {
+      // Exiting matters more than reporting.
     }
   }
 }
