@@ -36,6 +36,7 @@ public final class Accounting {
     for (MetricChunk c : chunks) {
       metrics.delivered(c.count, c.bytes());
       budget.release(c.bytes());
+      if (c.trace != null) c.trace.settled();
     }
   }
 
@@ -46,6 +47,7 @@ public final class Accounting {
   public void dropped(MetricChunk c, String cause) {
     metrics.dropped(c.count, c.bytes(), cause);
     budget.release(c.bytes());
+    if (c.trace != null) c.trace.settled();
   }
 
   /**
@@ -56,11 +58,14 @@ public final class Accounting {
   public void replaced(MetricChunk old, MetricChunk[] parts, String cause) {
     int count = 0;
     long bytes = 0;
+    int n = 0;
     for (MetricChunk p : parts) {
       if (p == null) continue;
       count += p.count;
       bytes += p.bytes();
+      n++;
     }
+    if (old.trace != null) old.trace.split(n);
     metrics.requeued(bytes - old.bytes());
     budget.release(old.bytes());
     if (count != old.count) metrics.dropped(old.count - count, 0, cause);

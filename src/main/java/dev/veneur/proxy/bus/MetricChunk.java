@@ -19,15 +19,15 @@ public final class MetricChunk {
   public final int adler;
   /** Metric objects in the chunk. */
   public final int count;
-  /** When its metrics were first accepted (kept across re-routing), for {@code proxy.duration_ns}. */
-  public final long createdNanos;
+  /** The request its metrics came in (kept across re-routing and splits), or null. */
+  public final RequestTrace trace;
 
-  public MetricChunk(byte[] deflated, int rawLength, int adler, int count, long createdNanos) {
+  public MetricChunk(byte[] deflated, int rawLength, int adler, int count, RequestTrace trace) {
     this.deflated = deflated;
     this.rawLength = rawLength;
     this.adler = adler;
     this.count = count;
-    this.createdNanos = createdNanos;
+    this.trace = trace;
   }
 
   /**

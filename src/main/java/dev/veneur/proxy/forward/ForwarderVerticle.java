@@ -99,7 +99,6 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private Timer jsonTimer;
   private Timer postTimer;
-  private Timer proxyTimer;
   private Histogram bodyBytes;
   private Counter posts;
   private Counter errorsZero;
@@ -146,7 +145,6 @@ public final class ForwarderVerticle extends VerticleBase {
         new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
     jsonTimer = metrics.timer(ProxyMetrics.withTags(ProxyMetrics.FORWARD_DURATION, "part:json"));
     postTimer = metrics.timer(ProxyMetrics.FORWARD_POST_DURATION);
-    proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
     bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
     posts = metrics.registry().counter(ProxyMetrics.FORWARD_POSTS);
     errorsZero = metrics.registry().counter(ProxyMetrics.FORWARD_ERRORS);
@@ -311,9 +309,6 @@ public final class ForwarderVerticle extends VerticleBase {
   private void forwarded(Batch batch) {
     letGo(batch.chunks);
     ctx.accounting().forwarded(batch.chunks);
-    long oldest = Long.MAX_VALUE;
-    for (MetricChunk c : batch.chunks) oldest = Math.min(oldest, c.createdNanos);
-    proxyTimer.update(System.nanoTime() - oldest, TimeUnit.NANOSECONDS);
   }
 
   private void drop(Batch batch, String cause) {

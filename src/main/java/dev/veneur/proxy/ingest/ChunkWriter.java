@@ -74,7 +74,7 @@ final class ChunkWriter {
   }
 
   /** Ends the chunk; null when no metric was added. Its bytes are reserved in the budget. */
-  MetricChunk finish(long createdNanos) {
+  MetricChunk finish(dev.veneur.proxy.bus.RequestTrace trace) {
     if (count == 0) return null;
     flushStage();
     deflater.setInput(NONE);
@@ -89,7 +89,7 @@ final class ChunkWriter {
     byte[] bytes = Arrays.copyOf(out, outLen);
     budget.reserve(bytes.length);
     if (raw > Integer.MAX_VALUE) throw new IllegalStateException("chunk over 2 GiB");
-    return new MetricChunk(bytes, (int) raw, (int) adler.getValue(), count, createdNanos);
+    return new MetricChunk(bytes, (int) raw, (int) adler.getValue(), count, trace);
   }
 
   /** Gives back scratch grown past its base size. */

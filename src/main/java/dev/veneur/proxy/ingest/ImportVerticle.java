@@ -5,6 +5,7 @@ import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Halves;
 import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.bus.RequestTrace;
 import dev.veneur.proxy.bus.Handoff;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.forward.Dispatch;
@@ -52,6 +53,7 @@ public final class ImportVerticle extends VerticleBase {
   private HashRing ring = HashRing.empty();
   private HttpServer server;
   private Counter requests;
+  private com.codahale.metrics.Timer proxyTimer;
   private long lagTimer = -1;
   private int maxConnections;
 
@@ -80,6 +82,7 @@ public final class ImportVerticle extends VerticleBase {
       }
     });
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
+    proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
     maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
     vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
@@ -213,11 +216,13 @@ public final class ImportVerticle extends VerticleBase {
   private final class ImportTask implements Ingester.Task {
     final ImportRequest request;
     final HashRing routing;
-    final long created = System.nanoTime();
+    /** Built when the task starts; counts its chunks once they exist. */
+    final RequestTrace trace;
 
     ImportTask(ImportRequest request, HashRing routing) {
       this.request = request;
       this.routing = routing;
+      this.trace = new RequestTrace(proxyTimer);
     }
 
     @Override
@@ -244,8 +249,8 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
-    public long createdNanos() {
-      return created;
+    public RequestTrace trace() {
+      return trace;
     }
 
     @Override
@@ -277,6 +282,9 @@ public final class ImportVerticle extends VerticleBase {
         return;
       }
       ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
+      int chunks = 0;
+      for (MetricChunk c : r.chunks) if (c != null) chunks++;
+      trace.accepted(chunks);
       for (int d = 0; d < r.chunks.length; d++) {
         MetricChunk c = r.chunks[d];
         if (c == null) continue;
@@ -452,8 +460,8 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
-    public long createdNanos() {
-      return chunk.createdNanos;
+    public RequestTrace trace() {
+      return chunk.trace;
     }
 
     @Override

@@ -34,8 +34,8 @@ public final class Ingester {
 
     Router router();
 
-    /** When its metrics were accepted; kept on chunks for {@code proxy.duration_ns}. */
-    long createdNanos();
+    /** The request its metrics belong to, kept on chunks for {@code proxy.duration_ns}; or null. */
+    dev.veneur.proxy.bus.RequestTrace trace();
 
     /**
      * Its metrics were already accepted once (re-routing a chunk): the size limits that protect
@@ -256,8 +256,8 @@ public final class Ingester {
   private void finish() {
     Task t = task;
     Result r = result;
-    long created = t.createdNanos();
-    for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(created);
+    dev.veneur.proxy.bus.RequestTrace trace = t.trace();
+    for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace);
     cleanup();
     t.done(r);
   }

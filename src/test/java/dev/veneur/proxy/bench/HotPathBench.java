@@ -140,8 +140,8 @@ public class HotPathBench {
       }
 
       @Override
-      public long createdNanos() {
-        return 0;
+      public dev.veneur.proxy.bus.RequestTrace trace() {
+        return null;
       }
 
       @Override

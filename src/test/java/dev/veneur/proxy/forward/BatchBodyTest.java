@@ -41,7 +41,7 @@ class BatchBodyTest {
     d.end();
     Adler32 a = new Adler32();
     a.update(raw);
-    return new MetricChunk(Arrays.copyOf(out, n), raw.length, (int) a.getValue(), count, System.nanoTime());
+    return new MetricChunk(Arrays.copyOf(out, n), raw.length, (int) a.getValue(), count, null);
   }
 
   static String inflateStrict(Buffer body) throws DataFormatException {

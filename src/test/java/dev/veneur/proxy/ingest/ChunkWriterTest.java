@@ -38,7 +38,7 @@ class ChunkWriterTest {
         w.add(all, at, at + len);
         at += len + 1;
       }
-      MetricChunk c = w.finish(7);
+      MetricChunk c = w.finish(null);
       org.junit.jupiter.api.Assertions.assertTrue(budget.used() >= c.bytes(), "the chunk's bytes are reserved");
       String joined = String.join(",", metrics);
       assertEquals(joined, inflateRaw(c.deflated));
@@ -52,7 +52,7 @@ class ChunkWriterTest {
       assertEquals(0, budget.used(), "scratch grown for a big chunk is given back");
     }
     w.begin(1);
-    assertNull(w.finish(0), "no metric, no chunk");
+    assertNull(w.finish(null), "no metric, no chunk");
     w.close();
   }
 
