@@ -269,6 +269,13 @@ public final class ImportVerticle extends VerticleBase {
             false, request.startedNanos);
         return;
       }
+      if (r.valid == 0 && r.refused > 0) {
+        // Nothing a global would take: say why, as the Go proxy does for a body it cannot decode.
+        r.release(ctx.budget());
+        refuse(req, new ImportRefusal(400, "json", "no metric a global would accept: " + r.refusal),
+            false, request.startedNanos);
+        return;
+      }
       if (resp.closed()) {
         // The sender is gone and never saw a 202: it will send again; keep nothing.
         r.release(ctx.budget());
