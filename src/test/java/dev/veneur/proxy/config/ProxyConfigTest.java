@@ -111,4 +111,37 @@ class ProxyConfigTest {
     Exception missing = assertThrows(Exception.class, () -> ConfigLoader.load(vertx, dir.resolve("nope.yaml")).await());
     assertTrue(missing.getMessage().contains("does not exist"), missing.getMessage());
   }
+
+  @Test
+  void memoryKeysValidateAndTheOldQueueKeyIsReadAsTheBudget() {
+    ProxyConfig dflt = ProxyConfig.from(base());
+    long heap = Runtime.getRuntime().maxMemory();
+    assertEquals(Math.max(16L << 20, Math.min(heap * 2 / 5, 256L << 20)), dflt.memoryBudget);
+    assertEquals(dflt.memoryBudget / 2, dflt.maxQueuedBytesPerDestination);
+    assertEquals(Duration.ofSeconds(5), dflt.memoryWaitTimeout);
+
+    ProxyConfig old = ProxyConfig.from(base().put("max_queued_bytes", "64MiB"));
+    assertEquals(64L << 20, old.memoryBudget);
+    assertTrue(old.warnings.stream().anyMatch(w -> w.contains("'max_queued_bytes' is now 'memory_budget'")), old.warnings.toString());
+    assertEquals(32L << 20, ProxyConfig.from(base().put("memory_budget", "64MiB")).maxQueuedBytesPerDestination);
+
+    assertRejected("memory_budget", "lots");
+    assertRejected("memory_budget", "1KiB");
+    assertRejected("memory_wait_timeout", "-1s");
+    assertRejected("max_string_length", "3");
+    assertRejected("max_metric_bytes", "4GiB");
+    assertRejected("eject_slow_after", "soon");
+    assertRejected("http_idle_timeout", "0s");
+    assertRejected("consul_member_address", "ip");
+    assertTrue(ProxyConfig.from(base().put("consul_member_address", "node")).consulNodeAddress);
+  }
+
+  @Test
+  void aChangeOfForwardAddressesAloneIsAChange() {
+    ProxyConfig a = ProxyConfig.from(new JsonObject().put("forward_addresses", new JsonArray().add("http://a:1").add("http://b:1")));
+    ProxyConfig b = ProxyConfig.from(new JsonObject().put("forward_addresses", new JsonArray().add("http://b:1").add("http://c:1")));
+    assertEquals(List.of("forward_addresses"), List.copyOf(a.diff(b).keySet()));
+    assertTrue(a.diff(ProxyConfig.from(new JsonObject().put("forward_addresses", "http://a:1,http://b:1"))).isEmpty(),
+        "a list and the same comma-separated string are one config");
+  }
 }

@@ -212,6 +212,23 @@ class ConsulDiscoveryTest {
   }
 
   @Test
+  void nodeAddressAsTheGoProxyTookItWhenAsked() {
+    // The reverse of the test above: the node's address is the reachable one, the service's is
+    // TEST-NET-1, and consul_member_address: node (the Go proxy v2's choice) picks the node's.
+    consul.setInstances(List.of(
+        new Instance("node-a", "127.0.0.1", "veneur", "192.0.2.1", a.port(), "passing"),
+        new Instance("node-b", "127.0.0.1", "veneur", "", b.port(), "passing")));
+    proxy = TestProxy.start(vertx, new JsonObject()
+        .put("consul_forward_service_name", SVC)
+        .put("consul_address", consul.address())
+        .put("consul_member_address", "node")
+        .put("consul_refresh_interval", "5m")
+        .put("consul_startup_timeout", "15s"));
+    awaitMembers(urls(a, b));
+    postAndCheckPlacement(1000, urls(a, b), a, b);
+  }
+
+  @Test
   void consulFailuresKeepTheLastGoodMembers() {
     consul.setInstances(List.of(node("node-a", a), node("node-b", b)));
     startProxy("1s");
