@@ -70,8 +70,17 @@ public final class GoJsonScanner {
   private static final int S_DONE = 4;
 
   private static final byte[] B64 = new byte[256];
+  /** Bytes that continue a plain ASCII run inside a string: printable, not '"' nor '\\'. */
+  private static final boolean[] PLAIN_ASCII = new boolean[256];
+  /** Bytes that continue a run Go's scanner accepts inside a string: the above, and any >= 0x80. */
+  private static final boolean[] PLAIN_ANY = new boolean[256];
 
   static {
+    for (int c = 0x20; c < 256; c++) {
+      boolean plain = c != '"' && c != '\\';
+      PLAIN_ANY[c] = plain;
+      PLAIN_ASCII[c] = plain && c < 0x80;
+    }
     java.util.Arrays.fill(B64, (byte) -1);
     String a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (int i = 0; i < a.length(); i++) B64[a.charAt(i)] = (byte) i;
@@ -247,7 +256,7 @@ public final class GoJsonScanner {
       if (b[i] != '"') throw syntax("invalid character " + describe(b[i]) + " looking for beginning of object key string");
       i = key(b, i, limit);
       if (i == NEED) return NEED;
-      int field = matchField();
+      int field = keyField;
       i = skipWs(b, i, limit);
       if (i >= limit) return NEED;
       if (b[i] != ':') throw syntax("invalid character " + describe(b[i]) + " after object key");
@@ -297,9 +306,9 @@ public final class GoJsonScanner {
     } else {
       verdict = VALID;
       crc.reset();
-      crc.update(name.bytes, 0, name.length);
-      crc.update(type.bytes, 0, type.length);
-      crc.update(tagstring.bytes, 0, tagstring.length);
+      name.crcInto(crc);
+      type.crcInto(crc);
+      tagstring.crcInto(crc);
       keyHash = (int) crc.getValue();
     }
     return i;
@@ -414,38 +423,60 @@ public final class GoJsonScanner {
 
   // ---------------------------------------------------------------- keys
 
-  /** Decodes a key into {@link #key} (up to its size; longer keys match no field). */
+  /**
+   * Reads a key and sets {@link #keyField} to the field it lands on. A plain ASCII key (all of them
+   * in practice) is matched where it lies; any other is decoded into {@link #key} (up to its size;
+   * longer keys match no field) and folded.
+   */
   private int key(byte[] b, int i, int limit) {
+    int q = i + 1;
+    while (q < limit && PLAIN_ASCII[b[q] & 0xff]) q++;
+    if (q >= limit) return NEED;
+    if (b[q] == '"') {
+      checkLength(q - i - 1);
+      keyField = matchAscii(b, i + 1, q);
+      return q + 1;
+    }
     keyLen = 0;
     keyOverflow = false;
-    int q = i + 1;
-    // Fast path: a short plain ASCII key.
-    while (q < limit) {
-      byte c = b[q];
-      if (c == '"') {
-        int n = q - i - 1;
-        if (n <= key.length) {
-          System.arraycopy(b, i + 1, key, 0, n);
-          keyLen = n;
-        } else {
-          keyOverflow = true;
-        }
-        return q + 1;
-      }
-      if (c == '\\' || c < 0x20) break;
-      q++;
-    }
-    if (q >= limit) return NEED;
     keyCapture.clear();
     int e = string(b, i, limit, keyCapture);
     if (e == NEED) return NEED;
+    keyCapture.materialize();
     if (keyCapture.length <= key.length) {
       System.arraycopy(keyCapture.bytes, 0, key, 0, keyCapture.length);
       keyLen = keyCapture.length;
     } else {
       keyOverflow = true;
     }
+    keyField = matchField();
     return e;
+  }
+
+  /** The field of the last key read. */
+  private int keyField;
+
+  /** A plain ASCII key: the field whose name it equals, letters compared in either case. */
+  private static int matchAscii(byte[] b, int s, int e) {
+    int f;
+    switch (e - s) {
+      case 4:
+        f = (b[s] | 0x20) == 'n' ? F_NAME : (b[s + 3] | 0x20) == 'e' ? F_TYPE : F_TAGS;
+        break;
+      case 5:
+        f = F_VALUE;
+        break;
+      case 9:
+        f = F_TAGSTRING;
+        break;
+      default:
+        return F_OTHER;
+    }
+    byte[] want = FIELDS[f];
+    for (int j = 0; j < want.length; j++) {
+      if ((b[s + j] | 0x20) != want[j]) return F_OTHER;
+    }
+    return f;
   }
 
   private final Utf8Field keyCapture = new Utf8Field();
@@ -501,14 +532,21 @@ public final class GoJsonScanner {
    */
   private int string(byte[] b, int i, int limit, Utf8Field into) {
     int q = i + 1;
+    // Plain ASCII to the closing quote (almost every name, type and tagstring): Go's string is
+    // these very bytes, kept where they lie.
+    while (q < limit && PLAIN_ASCII[b[q] & 0xff]) q++;
+    if (q >= limit) return NEED;
+    if (b[q] == '"') {
+      checkLength(q - i - 1);
+      into.span(b, i + 1, q);
+      return q + 1;
+    }
+    into.clear();
+    q = i + 1;
     int runStart = q;
     while (true) {
       // Plain run: valid bytes copied as-is (UTF-8 checked when the run is flushed).
-      while (q < limit) {
-        byte c = b[q];
-        if (c == '"' || c == '\\' || (c >= 0 && c < 0x20)) break;
-        q++;
-      }
+      while (q < limit && PLAIN_ANY[b[q] & 0xff]) q++;
       if (q >= limit) return NEED;
       checkLength(q - i - 1);
       into.appendUtf8(b, runStart, q);
@@ -564,11 +602,7 @@ public final class GoJsonScanner {
   private int skipString(byte[] b, int i, int limit) {
     int q = i + 1;
     while (true) {
-      while (q < limit) {
-        byte c = b[q];
-        if (c == '"' || c == '\\' || (c >= 0 && c < 0x20)) break;
-        q++;
-      }
+      while (q < limit && PLAIN_ANY[b[q] & 0xff]) q++;
       if (q >= limit) return NEED;
       checkLength(q - i - 1);
       byte c = b[q];
@@ -888,9 +922,37 @@ public final class GoJsonScanner {
     private static final int BASE = 256;
     byte[] bytes = new byte[BASE];
     int length;
+    /** When set, the value is {@code span[spanStart, spanStart + length)} (not copied). */
+    private byte[] span;
+    private int spanStart;
 
     void clear() {
       length = 0;
+      span = null;
+    }
+
+    /** The value is these bytes of the caller's buffer, valid until the element is done. */
+    void span(byte[] src, int start, int end) {
+      span = src;
+      spanStart = start;
+      length = end - start;
+    }
+
+    /** Copies a span into the field's own buffer (before appending to it). */
+    void materialize() {
+      if (span == null) return;
+      byte[] src = span;
+      int n = length;
+      span = null;
+      length = 0;
+      ensure(n);
+      System.arraycopy(src, spanStart, bytes, 0, n);
+      length = n;
+    }
+
+    void crcInto(CRC32 crc) {
+      if (span != null) crc.update(span, spanStart, length);
+      else crc.update(bytes, 0, length);
     }
 
     void trim() {
