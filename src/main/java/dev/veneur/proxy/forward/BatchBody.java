@@ -1,9 +1,7 @@
 package dev.veneur.proxy.forward;
 
 import dev.veneur.proxy.bus.MetricChunk;
-import io.netty.buffer.Unpooled;
 import io.vertx.core.buffer.Buffer;
-import io.vertx.core.internal.buffer.BufferInternal;
 import java.util.List;
 
 /**
@@ -14,7 +12,9 @@ import java.util.List;
  * chunks' own. This is how parallel gzip tools join independently compressed pieces; any zlib
  * reader (Go's compress/zlib in the global) reads it as one stream.
  *
- * <p>The chunks' arrays are wrapped, not copied.
+ * <p>The body is copied once into one array of its exact size: the socket write copies it into
+ * direct memory anyway, and handing Netty a composite of the chunks' arrays instead makes it merge
+ * them into a temporary array first (one more copy and allocation per POST, measured with JFR).
  */
 final class BatchBody {
   /** CMF 0x78 (deflate, 32K window), FLG 0x01 (fastest level, check bits). */
@@ -27,7 +27,7 @@ final class BatchBody {
 
   private BatchBody() {}
 
-  /** The body for {@code chunks}, as a buffer over their arrays. */
+  /** The body for {@code chunks}. */
   static Buffer of(List<MetricChunk> chunks) {
     byte[][] parts = new byte[chunks.size() * 2 + 3][];
     int k = 0;
@@ -47,8 +47,13 @@ final class BatchBody {
     parts[k++] = CLOSE;
     adler = combine(adler, adlerOfByte(']'), 1);
     parts[k++] = new byte[] {(byte) (adler >>> 24), (byte) (adler >>> 16), (byte) (adler >>> 8), (byte) adler};
-    byte[][] exact = k == parts.length ? parts : java.util.Arrays.copyOf(parts, k);
-    return BufferInternal.buffer(Unpooled.wrappedBuffer(exact));
+    long total = 0;
+    for (int p = 0; p < k; p++) total += parts[p].length;
+    if (total > Integer.MAX_VALUE - 16) throw new IllegalStateException("batch body over 2 GiB");
+    // Buffer.buffer(byte[]) would copy the array again; append into one of the exact size.
+    Buffer body = Buffer.buffer((int) total);
+    for (int p = 0; p < k; p++) body.appendBytes(parts[p]);
+    return body;
   }
 
   /** Bytes {@link #of} produces for {@code chunks}. */
