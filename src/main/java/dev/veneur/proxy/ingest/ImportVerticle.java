@@ -54,6 +54,9 @@ public final class ImportVerticle extends VerticleBase {
   private HttpServer server;
   private Counter requests;
   private com.codahale.metrics.Timer proxyTimer;
+  /** Per encoding and per sender, looked up once rather than by name on every request. */
+  private final Map<String, com.codahale.metrics.Timer> importTimers = new java.util.HashMap<>();
+  private final Map<String, Counter> metricsBySender = new java.util.HashMap<>();
   private long lagTimer = -1;
   private int maxConnections;
 
@@ -302,12 +305,12 @@ public final class ImportVerticle extends VerticleBase {
       // proxy's counters sees its metrics there.
       resp.setStatusCode(202).end();
       // As the Go proxy: timed for accepted requests only, tagged with the body's encoding.
-      metrics.timer(ProxyMetrics.withTags(ProxyMetrics.IMPORT_DURATION, "part:request",
-          "encoding:" + encodingTag(req.getHeader("Content-Encoding"))))
+      importTimers.computeIfAbsent(encodingTag(req.getHeader("Content-Encoding")),
+              e -> metrics.timer(ProxyMetrics.withTags(ProxyMetrics.IMPORT_DURATION, "part:request", "encoding:" + e)))
           .update(System.nanoTime() - request.startedNanos, TimeUnit.NANOSECONDS);
       String addr = req.remoteAddress() == null ? "unknown" : req.remoteAddress().hostAddress();
-      metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_METRICS, "remote_addr:" + addr,
-          "veneurglobalonly")).inc(r.valid + r.dropped());
+      metricsBySender.computeIfAbsent(addr, a -> metrics.registry().counter(ProxyMetrics.withTags(
+          ProxyMetrics.IMPORT_METRICS, "remote_addr:" + a, "veneurglobalonly"))).inc(r.valid + r.dropped());
       if (r.refused > 0) {
         refusals.warn("refused_metric", "dropped " + r.refused + " metric(s) from " + req.remoteAddress()
             + " that a global would refuse (" + r.refusal + "); forwarded the other " + r.valid);
