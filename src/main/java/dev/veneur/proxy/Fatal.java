@@ -50,7 +50,9 @@ public final class Fatal {
 
   /** Dies if {@code t} is, or was caused by, an OutOfMemoryError. Allocates nothing on the way. */
   public static void check(Throwable t) {
-    for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+    // Bounded: a cause chain can be a cycle.
+    int depth = 0;
+    for (Throwable c = t; c != null && depth < 32; c = c.getCause(), depth++) {
       if (c instanceof OutOfMemoryError) {
         outOfMemory(c);
         return;

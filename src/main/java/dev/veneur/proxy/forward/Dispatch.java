@@ -30,13 +30,16 @@ public final class Dispatch {
 
   /** To an HTTP verticle, to be split by the current ring and sent on; dropped if nobody takes it. */
   public static void reroute(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops) {
+    // While stopping, forwarders are leaving one by one: a chunk with nowhere to go is a
+    // casualty of the stop, not of the ring.
+    String cause = ctx.stopping() ? "shutdown" : "no_destination";
     if (hops > MAX_HOPS) {
-      ctx.accounting().dropped(chunk, "no_destination");
+      ctx.accounting().dropped(chunk, cause);
       return;
     }
     chunk.depart();
     bus.request(Addresses.INGEST_REROUTE, new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
-      if (chunk.land()) ctx.accounting().dropped(chunk, "no_destination");
+      if (chunk.land()) ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
     });
   }
 }

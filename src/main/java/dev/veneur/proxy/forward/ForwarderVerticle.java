@@ -224,7 +224,16 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   private void pump() {
-    while (!closing && inFlight < window() && !ready.isEmpty()) {
+    if (closing || excluded || leaving) {
+      // Nothing new goes out: at the shutdown deadline what waits is dropped; out of the ring,
+      // it goes to the new owners (halves of a refused batch, say, that came back late).
+      while (!ready.isEmpty()) {
+        Batch b = ready.poll();
+        if (closing) drop(b, "shutdown");
+        else handBack(b);
+      }
+    }
+    while (inFlight < window() && !ready.isEmpty()) {
       post(ready.poll());
     }
     checkDrained();
@@ -290,9 +299,11 @@ public final class ForwarderVerticle extends VerticleBase {
       what = o.timedOut() ? "no complete answer within forward_timeout (" + ctx.config().forwardTimeout.toMillis() + "ms)"
           : String.valueOf(o.error());
     }
-    boolean retryable = o.status() == 0 || o.status() == 429 || o.status() >= 500;
-    if (!retryable) {
-      // The global is up and refuses something in this batch.
+    // 400 (and 413, 422) is a Veneur global saying it cannot decode this batch: something in it,
+    // not the global, is wrong. Anything else (a 404 from a wrong port, a 401 from an auth proxy,
+    // a redirect) is the destination failing, like a 5xx.
+    int st = o.status();
+    if (st == 400 || st == 413 || st == 422) {
       refused(batch, what);
       return;
     }
@@ -366,8 +377,11 @@ public final class ForwarderVerticle extends VerticleBase {
     MetricChunk only = batch.chunks.get(0);
     // Splitting one chunk means inflating and deflating it: the HTTP verticles do that.
     inFlight++;
-    vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only).onComplete(ar -> {
+    vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only,
+        new io.vertx.core.eventbus.DeliveryOptions().setSendTimeout(dev.veneur.proxy.ingest.ImportVerticle.SPLIT_TIMEOUT_MS))
+        .onComplete(ar -> {
       inFlight--;
+      if (ar.succeeded()) landHalves(ar.result().body());
       if (ar.failed() || ar.result().body().first() == null || ar.result().body().second() == null) {
         if (ar.succeeded()) releaseHalves(ar.result().body());
         logs.warn("rejected", url + " refused " + batch.metrics + " metric(s) (" + what
@@ -384,6 +398,12 @@ public final class ForwarderVerticle extends VerticleBase {
       }
       pump();
     });
+  }
+
+  /** The halves were in transit from the HTTP verticle that split them: they are ours now. */
+  private static void landHalves(Halves h) {
+    if (h.first() != null) h.first().land();
+    if (h.second() != null) h.second().land();
   }
 
   private void releaseHalves(Halves h) {
@@ -431,10 +451,15 @@ public final class ForwarderVerticle extends VerticleBase {
   private void reportHealthy() {
     vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, true))
         .onComplete(ar -> {
+          if (ar.failed()) {
+            // The ring did not hear it: stay as we were and try again at the next probe.
+            if (excluded) startProbing();
+            return;
+          }
           reportedDown = false;
           strikes = 0;
           readmittedAt = System.nanoTime();
-          applyExclusion(ar.succeeded() && ar.result().body().excluded());
+          applyExclusion(ar.result().body().excluded());
         });
   }
 

@@ -88,9 +88,11 @@ final class GlobalClient {
         if (!x.done) onSlow.run();
       });
     }
-    x.request = req;
     Future<HttpResponse<Void>> f = body == null ? req.send() : req.sendBuffer(body);
     f.onComplete(ar -> {
+      // Only now: until the request is done, the interceptor may still meet it (a connection
+      // found after the deadline) and must see that it is finished, to reset rather than send.
+      byRequest.remove(req);
       if (ar.succeeded()) x.finish(ar.result().statusCode(), null, false);
       else x.finish(0, ar.cause(), false);
     });
@@ -104,7 +106,6 @@ final class GlobalClient {
     final Consumer<Outcome> callback;
     final long started = System.nanoTime();
     final DiscardingSink sink = new DiscardingSink();
-    HttpRequest<?> request;
     HttpClientRequest clientRequest;
     long deadline = -1;
     long slow = -1;
@@ -119,7 +120,6 @@ final class GlobalClient {
       this.done = true;
       if (deadline >= 0) vertx.cancelTimer(deadline);
       if (slow >= 0) vertx.cancelTimer(slow);
-      byRequest.remove(request);
       callback.accept(new Outcome(status, error, timedOut, System.nanoTime() - started, sink.excerpt()));
     }
   }

@@ -1,25 +1,35 @@
 package dev.veneur.proxy.ingest;
 
+import dev.veneur.proxy.memory.MemoryBudget;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Sits in front of the HTTP decoder of one connection and bounds the time a request may take from
- * its first byte: Vert.x only sees a request once its headers are complete, so a sender that
- * trickles its headers (or opens a connection and sends nothing) would otherwise hold a connection
- * slot forever. When the deadline passes before the request's headers were read, the guard
- * answers {@code 408} itself and closes the connection. Once the headers are in, the request
- * handler takes over the same deadline for the body.
+ * Watches one connection from the socket's side of the HTTP decoder, where Vert.x cannot see.
  *
- * <p>Runs on the connection's event loop, the same thread as the request handler, so it needs no
- * locks.
+ * <p><b>Deadlines.</b> Vert.x only hands over a request once its headers are complete, so a sender
+ * that trickles its headers (or connects and sends nothing) would otherwise hold a connection slot
+ * forever. The guard times each request from its first byte: when {@code http_request_timeout}
+ * passes before its headers were read, it answers {@code 408} itself and closes. Once the headers
+ * are in, the request handler owns the deadline for the body; if a handler answers before the body
+ * ended (a 404, say), the guard takes the deadline back and closes the connection if the rest of
+ * the body does not arrive in time. The connection is idle again only when the request was
+ * answered and its body read to its end, as a second handler after the decoder tells.
+ *
+ * <p><b>Memory.</b> Pausing a request does not stop Vert.x reading its socket at once: up to a
+ * queue's worth of body arrives before it pauses the channel. While a request waits for memory the
+ * guard reserves every byte that still arrives in the budget, so the budget counts it; the request
+ * takes those reservations over as the bytes reach it.
+ *
+ * <p>Runs on the connection's event loop, the same thread as the request handler: no locks.
  */
 public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   static final AttributeKey<ConnectionGuard> KEY = AttributeKey.valueOf("veneur.guard");
@@ -29,25 +39,32 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
       + "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "
       + TIMEOUT_BODY.length() + "\r\n\r\n" + TIMEOUT_BODY).getBytes(StandardCharsets.US_ASCII);
 
-  /** What the guard reports: a request whose headers were too slow. */
+  /** What the guard reports: a request whose headers were too slow, or a connection that was idle. */
   public interface Listener {
     void slowHeaders(boolean anyByte);
   }
 
   private final long timeoutNanos;
   private final Listener listener;
+  private final MemoryBudget budget;
   private ChannelHandlerContext ctx;
   private ScheduledFuture<?> deadline;
-  /** No byte of a new request has arrived since the last one ended. */
+  /** No byte of a new request has arrived since the last one was done. */
   private boolean idle = true;
-  /** The request handler has the current request. */
-  private boolean inRequest;
   private boolean everByte;
   private long firstByteNanos;
+  /** Requests handed to the handler, bodies read to their end, answers sent. */
+  private long started;
+  private long bodiesDone;
+  private long answered;
+  /** A request of this connection waits for memory; bytes arriving meanwhile are reserved here. */
+  private boolean memoryPaused;
+  private long pausedBytes;
 
-  public ConnectionGuard(long timeoutNanos, Listener listener) {
+  public ConnectionGuard(long timeoutNanos, Listener listener, MemoryBudget budget) {
     this.timeoutNanos = timeoutNanos;
     this.listener = listener;
+    this.budget = budget;
   }
 
   @Override
@@ -61,12 +78,19 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
 
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
-    if (idle && msg instanceof ByteBuf && ((ByteBuf) msg).isReadable()) {
-      idle = false;
-      everByte = true;
-      if (!inRequest) {
-        firstByteNanos = System.nanoTime();
-        arm(timeoutNanos);
+    if (msg instanceof ByteBuf) {
+      int n = ((ByteBuf) msg).readableBytes();
+      if (n > 0) {
+        if (idle) {
+          idle = false;
+          everByte = true;
+          firstByteNanos = System.nanoTime();
+          arm(timeoutNanos);
+        }
+        if (memoryPaused) {
+          budget.reserve(n);
+          pausedBytes += n;
+        }
       }
     }
     ctx.fireChannelRead(msg);
@@ -75,23 +99,80 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   @Override
   public void channelInactive(ChannelHandlerContext ctx) {
     cancel();
+    releasePaused();
     ctx.fireChannelInactive();
   }
 
+  /** Sits after the HTTP decoder: sees where each request's body ends. */
+  private final class BodyEnds extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext c, Object msg) {
+      boolean last = msg instanceof LastHttpContent;
+      c.fireChannelRead(msg);
+      if (last) {
+        bodiesDone++;
+        if (answered == bodiesDone && answered == started) done();
+      }
+    }
+  }
+
   /**
-   * The request handler has a request: the guard's part is done; returns the nanoseconds left of
-   * the deadline for its body.
+   * The request handler has a request: the guard's part is done until it is answered; returns the
+   * nanoseconds left of its deadline.
    */
   public long requestStarted() {
-    inRequest = true;
+    started++;
     cancel();
     return timeoutNanos - (System.nanoTime() - firstByteNanos);
   }
 
-  /** The response is sent and the body read: the connection waits for its next request. */
-  public void requestEnded() {
-    inRequest = false;
+  /** The request's answer is sent. */
+  public void answered() {
+    answered++;
+    if (bodiesDone >= started) {
+      if (answered == started) done();
+    } else {
+      // Answered before its body ended: the rest of the body still has the request's deadline.
+      arm(timeoutNanos - (System.nanoTime() - firstByteNanos));
+    }
+  }
+
+  /** Answered and read to its end: the connection waits for its next request. */
+  private void done() {
+    cancel();
     idle = true;
+    // A pipelined request already read is timed from now, not from the previous one's first byte.
+    firstByteNanos = System.nanoTime();
+    releasePaused();
+  }
+
+  /** A request stops reading for lack of memory: count what still arrives. */
+  public void pauseForMemory() {
+    memoryPaused = true;
+  }
+
+  /** It reads again (or gave up): no more counting here. */
+  public void resumeFromMemory() {
+    memoryPaused = false;
+  }
+
+  /**
+   * The request received {@code n} bytes and reserves them itself: give back what the guard
+   * reserved for them while it was paused.
+   */
+  public void delivered(int n) {
+    if (pausedBytes == 0) return;
+    long back = Math.min(n, pausedBytes);
+    pausedBytes -= back;
+    budget.release(back);
+  }
+
+  private void releasePaused() {
+    memoryPaused = false;
+    if (pausedBytes > 0) {
+      budget.release(pausedBytes);
+      pausedBytes = 0;
+    }
   }
 
   private void arm(long nanos) {
@@ -108,7 +189,13 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
 
   private void expired() {
     deadline = null;
-    if (inRequest || !ctx.channel().isActive()) return;
+    if (!ctx.channel().isActive()) return;
+    if (started > answered) return; // the request handler owns this request's deadline
+    if (bodiesDone < started) {
+      // Answered, but the body it did not want still trickles in: enough.
+      ctx.close();
+      return;
+    }
     listener.slowHeaders(everByte);
     if (everByte) {
       ctx.writeAndFlush(Unpooled.wrappedBuffer(TIMEOUT)).addListener(ChannelFutureListener.CLOSE);
@@ -125,11 +212,16 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
     return null;
   }
 
-  /** Installs a guard in front of the HTTP decoder of a just-accepted connection. */
-  public static boolean install(io.vertx.core.http.HttpConnection conn, long timeoutNanos, Listener listener) {
+  /** Installs a guard around the HTTP decoder of a just-accepted connection. */
+  public static boolean install(io.vertx.core.http.HttpConnection conn, long timeoutNanos, MemoryBudget budget,
+      Listener listener) {
     if (!(conn instanceof io.vertx.core.net.impl.ConnectionBase)) return false;
     io.netty.channel.Channel ch = ((io.vertx.core.net.impl.ConnectionBase) conn).channel();
-    ch.pipeline().addFirst("veneur-guard", new ConnectionGuard(timeoutNanos, listener));
+    ConnectionGuard guard = new ConnectionGuard(timeoutNanos, listener, budget);
+    ch.pipeline().addFirst("veneur-guard", guard);
+    if (ch.pipeline().get("httpDecoder") != null) {
+      ch.pipeline().addAfter("httpDecoder", "veneur-guard-body-ends", guard.new BodyEnds());
+    }
     return true;
   }
 }

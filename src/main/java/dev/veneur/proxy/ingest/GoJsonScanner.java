@@ -52,7 +52,7 @@ public final class GoJsonScanner {
   private static final int NEED = -1;
   /**
    * Go's scanner refuses nesting deeper than 10,000, counting the body's array and the metric
-   * object: a value inside a metric may nest 9,998 levels.
+   * object: a value inside a metric may nest 9,998 levels (one fewer inside tags or value).
    */
   private static final int MAX_DEPTH = 10_000 - 2;
 
@@ -136,6 +136,7 @@ public final class GoJsonScanner {
     name.trim();
     type.trim();
     tagstring.trim();
+    keyCapture.trim();
     if (depthBits.length > 4) depthBits = new long[4];
   }
 
@@ -353,7 +354,7 @@ public final class GoJsonScanner {
         i = literal(b, i, limit, "null");
       } else {
         refuse("'tags' has an element that is not a string");
-        i = skipValue(b, i, limit);
+        i = skipValue(b, i, limit, MAX_DEPTH - 1);
       }
       if (i == NEED) return NEED;
       i = skipWs(b, i, limit);
@@ -396,7 +397,7 @@ public final class GoJsonScanner {
         i = literal(b, i, limit, "null");
       } else {
         refuse("'value' has an element that is not an integer from 0 to 255");
-        i = skipValue(b, i, limit);
+        i = skipValue(b, i, limit, MAX_DEPTH - 1);
       }
       if (i == NEED) return NEED;
       i = skipWs(b, i, limit);
@@ -737,6 +738,11 @@ public final class GoJsonScanner {
 
   /** Skips any JSON value, checking its syntax; iterative so depth costs no stack. */
   private int skipValue(byte[] b, int i, int limit) {
+    return skipValue(b, i, limit, MAX_DEPTH);
+  }
+
+  /** @param maxDepth how many levels of arrays and objects may still open inside this value */
+  private int skipValue(byte[] b, int i, int limit, int maxDepth) {
     int depth = 0;
     // Per level: true inside an object (expecting keys), false inside an array.
     while (true) {
@@ -749,7 +755,7 @@ public final class GoJsonScanner {
           i = skipString(b, i, limit);
           break;
         case '{': {
-          if (depth >= MAX_DEPTH) throw syntax("exceeded max depth");
+          if (depth >= maxDepth) throw syntax("exceeded max depth");
           setLevel(depth++, true);
           i = skipWs(b, i + 1, limit);
           if (i >= limit) return NEED;
@@ -763,7 +769,7 @@ public final class GoJsonScanner {
           continue;
         }
         case '[': {
-          if (depth >= MAX_DEPTH) throw syntax("exceeded max depth");
+          if (depth >= maxDepth) throw syntax("exceeded max depth");
           setLevel(depth++, false);
           i = skipWs(b, i + 1, limit);
           if (i >= limit) return NEED;

@@ -46,11 +46,15 @@ final class ImportRequest {
   private long waitedNanos;
   private long waitStarted;
   private boolean paused;
+  /** The one request allowed to read through a full budget (see {@link MemoryBudget#tryLead}). */
+  private boolean leading;
+  private final ConnectionGuard guard;
 
   ImportRequest(Vertx vertx, ProxyContext ctx, HttpServerRequest req, long deadlineLeftNanos, Sink sink) {
     this.vertx = vertx;
     this.ctx = ctx;
     this.req = req;
+    this.guard = ConnectionGuard.of(req.connection());
     this.sink = sink;
     this.cfg = ctx.config();
     this.startedNanos = System.nanoTime();
@@ -107,6 +111,7 @@ final class ImportRequest {
     if (finished) return;
     int n = buf.length();
     ctx.budget().reserve(n);
+    if (guard != null) guard.delivered(n);
     parts.add(buf);
     bytes += n;
     if (bytes > cfg.maxBodyBytes) {
@@ -121,24 +126,22 @@ final class ImportRequest {
     finished = true;
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
+    stopLeading();
     sink.received(this);
   }
 
-  /** Pauses the socket until the budget has room, freezing the request deadline meanwhile. */
+  /** Pauses the socket until the budget has room. */
   private void waitForMemory() {
-    paused = true;
-    req.pause();
-    waitStarted = System.nanoTime();
-    long left = cfg.memoryWaitTimeout.toNanos() - waitedNanos;
-    if (left <= 0) {
-      overloaded();
+    if (bytes > 0 && (leading || ctx.budget().tryLead(this))) {
+      // Every paused request holds what it has read; if they filled the budget between them,
+      // none could finish and free anything. One of them at a time reads on to its end.
+      leading = true;
       return;
     }
-    waitTimer = vertx.setTimer(Math.max(1, left / 1_000_000), t -> {
-      waitTimer = -1;
-      overloaded();
-    });
-    waiter = ctx.budget().await(vertx.getOrCreateContext(), this::memoryAvailable);
+    paused = true;
+    req.pause();
+    if (guard != null) guard.pauseForMemory();
+    waitAgain();
   }
 
   private void memoryAvailable() {
@@ -150,13 +153,32 @@ final class ImportRequest {
     }
     waitedNanos += System.nanoTime() - waitStarted;
     if (ctx.budget().over()) {
-      // Someone else took the room first; queue again (the wait already spent still counts).
-      paused = false;
-      waitForMemory();
-      return;
+      if (bytes > 0 && (leading || ctx.budget().tryLead(this))) {
+        leading = true; // woken to lead: read on through the full budget (see waitForMemory)
+      } else {
+        // Someone else took the room first; queue again (the wait already spent still counts).
+        waitAgain();
+        return;
+      }
     }
     paused = false;
+    if (guard != null) guard.resumeFromMemory();
     req.resume();
+  }
+
+  /** Still paused: back in the queue for memory, with what is left of memory_wait_timeout. */
+  private void waitAgain() {
+    waitStarted = System.nanoTime();
+    long left = cfg.memoryWaitTimeout.toNanos() - waitedNanos;
+    if (left <= 0) {
+      overloaded();
+      return;
+    }
+    waitTimer = vertx.setTimer(Math.max(1, left / 1_000_000), t -> {
+      waitTimer = -1;
+      overloaded();
+    });
+    waiter = ctx.budget().await(vertx.getOrCreateContext(), this::memoryAvailable, bytes > 0);
   }
 
   private void overloaded() {
@@ -180,6 +202,8 @@ final class ImportRequest {
     finished = true;
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
+    if (guard != null) guard.resumeFromMemory();
+    stopLeading();
     release();
     sink.refused(req, r, true);
   }
@@ -190,7 +214,16 @@ final class ImportRequest {
     finished = true;
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
+    if (guard != null) guard.resumeFromMemory();
+    stopLeading();
     release();
+  }
+
+  private void stopLeading() {
+    if (leading) {
+      leading = false;
+      ctx.budget().yieldLead(this);
+    }
   }
 
   private void cancelTimers() {

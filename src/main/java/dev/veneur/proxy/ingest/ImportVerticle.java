@@ -57,7 +57,10 @@ public final class ImportVerticle extends VerticleBase {
   /** Per encoding and per sender, looked up once rather than by name on every request. */
   private final Map<String, com.codahale.metrics.Timer> importTimers = new java.util.HashMap<>();
   private final Map<String, Counter> metricsBySender = new java.util.HashMap<>();
+  private static final int MAX_SENDERS = 10_000;
   private long lagTimer = -1;
+  private io.vertx.core.eventbus.MessageConsumer<Handoff> rerouteConsumer;
+  private io.vertx.core.eventbus.MessageConsumer<MetricChunk> splitConsumer;
   private int maxConnections;
 
   public ImportVerticle(ProxyContext ctx) {
@@ -88,8 +91,8 @@ public final class ImportVerticle extends VerticleBase {
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
     maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
-    vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
-    vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
+    rerouteConsumer = vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
+    splitConsumer = vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
     measureLag(metrics.registry().histogram("event_loop.lag_ms"));
 
     Router router = Router.router(vertx);
@@ -100,11 +103,7 @@ public final class ImportVerticle extends VerticleBase {
       ConnectionGuard guard = ConnectionGuard.of(req.connection());
       long left = guard != null ? guard.requestStarted() : ctx.config().httpRequestTimeout.toNanos();
       rc.put(DEADLINE_LEFT, left);
-      if (guard != null) {
-        req.response().endHandler(v -> {
-          if (req.isEnded()) guard.requestEnded();
-        });
-      }
+      if (guard != null) req.response().endHandler(v -> guard.answered());
       rc.next();
     });
     router.post("/import").handler(this::onImport);
@@ -143,6 +142,8 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
+  /** How long a forwarder waits for a chunk split in halves. */
+  public static final long SPLIT_TIMEOUT_MS = 60_000;
   private static final String DEADLINE_LEFT = "veneur.deadlineLeftNanos";
 
   /**
@@ -171,7 +172,7 @@ public final class ImportVerticle extends VerticleBase {
       return;
     }
     long timeout = ctx.config().httpRequestTimeout.toNanos();
-    ConnectionGuard.install(conn, timeout, anyByte -> {
+    ConnectionGuard.install(conn, timeout, ctx.budget(), anyByte -> {
       requestError(anyByte ? "slow_headers" : "idle_connection");
       if (anyByte) {
         refusals.warn("slow_headers", "closed a connection from " + conn.remoteAddress()
@@ -309,6 +310,9 @@ public final class ImportVerticle extends VerticleBase {
               e -> metrics.timer(ProxyMetrics.withTags(ProxyMetrics.IMPORT_DURATION, "part:request", "encoding:" + e)))
           .update(System.nanoTime() - request.startedNanos, TimeUnit.NANOSECONDS);
       String addr = req.remoteAddress() == null ? "unknown" : req.remoteAddress().hostAddress();
+      // One series per sender, as the Go proxy; past MAX_SENDERS distinct senders (a fleet whose
+      // hosts come and go for weeks) the rest are counted under one tag rather than grow forever.
+      if (!metricsBySender.containsKey(addr) && metricsBySender.size() >= MAX_SENDERS) addr = "other";
       metricsBySender.computeIfAbsent(addr, a -> metrics.registry().counter(ProxyMetrics.withTags(
           ProxyMetrics.IMPORT_METRICS, "remote_addr:" + a, "veneurglobalonly"))).inc(r.valid + r.dropped());
       if (r.refused > 0) {
@@ -446,7 +450,17 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void done(Ingester.Result r) {
-        m.reply(new Halves(r.chunks[0], r.chunks[1]));
+        MetricChunk first = r.chunks[0];
+        MetricChunk second = r.chunks[1];
+        // The halves are in transit until the forwarder lands them. If it gave up waiting (its
+        // request timed out), nobody will: take them back later and give their bytes back.
+        if (first != null) first.depart();
+        if (second != null) second.depart();
+        m.reply(new Halves(first, second));
+        vertx.setTimer(2 * SPLIT_TIMEOUT_MS, t -> {
+          if (first != null && first.land()) ctx.budget().release(first.bytes());
+          if (second != null && second.land()) ctx.budget().release(second.bytes());
+        });
       }
 
       @Override
@@ -537,10 +551,33 @@ public final class ImportVerticle extends VerticleBase {
         });
   }
 
+  /**
+   * Retired (a reload moved the listener, or the proxy stops): no new re-routing work comes here;
+   * the listener closes gracefully, letting requests in progress finish; what the Ingester holds
+   * (bodies being decoded, chunks being re-routed) is worked off; only then its native memory goes.
+   */
   @Override
   public Future<?> stop() {
     if (lagTimer >= 0) vertx.cancelTimer(lagTimer);
-    if (ingester != null) ingester.close();
-    return server == null ? Future.succeededFuture() : server.close();
+    long grace = ctx.config().httpRequestTimeout.toMillis();
+    Future<Void> unregistered = Future.all(
+        rerouteConsumer == null ? Future.succeededFuture() : rerouteConsumer.unregister(),
+        splitConsumer == null ? Future.succeededFuture() : splitConsumer.unregister()).mapEmpty();
+    return unregistered
+        .compose(v -> server == null ? Future.<Void>succeededFuture()
+            : server.shutdown(grace, TimeUnit.MILLISECONDS).recover(e -> Future.succeededFuture()))
+        .compose(v -> drained(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(grace)))
+        .onComplete(v -> {
+          if (ingester != null) ingester.close();
+        });
+  }
+
+  private Future<Void> drained(long deadlineNanos) {
+    if (ingester == null || ingester.backlog() == 0 || System.nanoTime() > deadlineNanos) {
+      return Future.succeededFuture();
+    }
+    io.vertx.core.Promise<Void> p = io.vertx.core.Promise.promise();
+    vertx.setTimer(10, t -> drained(deadlineNanos).onComplete(p));
+    return p.future();
   }
 }

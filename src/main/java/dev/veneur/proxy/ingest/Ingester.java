@@ -145,27 +145,26 @@ public final class Ingester {
   }
 
   private void work() {
-    if (task == null) {
-      task = queue.poll();
-      if (task == null) return;
-      if (!start()) {
-        schedule();
-        return;
-      }
-    }
     try {
+      if (task == null) {
+        task = queue.poll();
+        if (task == null) return;
+        if (!start()) return;
+      }
       if (slice()) finish();
     } catch (ImportRefusal r) {
       Task t = task;
       abandon();
-      t.failed(r);
-    } catch (RuntimeException e) {
+      if (t != null) t.failed(r);
+    } catch (Throwable e) {
+      // A bug must cost one body, never wedge the queue behind it.
       Task t = task;
       abandon();
-      t.failed(new ImportRefusal(500, "internal", "internal error decoding the body: " + e));
+      if (t != null) t.failed(new ImportRefusal(500, "internal", "internal error decoding the body: " + e));
       throw e;
+    } finally {
+      if (task != null || !queue.isEmpty()) schedule();
     }
-    if (task != null || !queue.isEmpty()) schedule();
   }
 
   /** Opens the next task; false if it failed at once (it has been told). */
@@ -185,6 +184,7 @@ public final class Ingester {
     pos = 0;
     fill = 0;
     eof = false;
+    deferred = null;
     try {
       task.open(source);
       return true;
@@ -221,7 +221,9 @@ public final class Ingester {
         }
         pos = scanner.end;
       } else if (step == GoJsonScanner.NEED_MORE) {
-        refill();
+        // The element will be scanned again from its start over the refilled window: count
+        // that toward the slice, so one huge element cannot hold the event loop either.
+        scanned += refill();
       } else {
         // Go's decoder reads one JSON value and ignores whatever follows it; so does this.
         return true;
@@ -230,8 +232,12 @@ public final class Ingester {
     return false;
   }
 
-  /** Keeps the unfinished element, makes room, reads more of the body. */
-  private void refill() {
+  /**
+   * Keeps the unfinished element, makes room, and fills the window with more of the body (all of
+   * it: an element is scanned again from its start after each refill, so a small refill would
+   * make a large element cost its size squared). Returns the bytes the next scan may cover.
+   */
+  private int refill() {
     int keep = scanner.resumeAt();
     if (keep > 0) {
       System.arraycopy(window, keep, window, 0, fill - keep);
@@ -248,10 +254,30 @@ public final class Ingester {
       budget.reserve(bigger - window.length);
       window = java.util.Arrays.copyOf(window, bigger);
     }
-    int n = source.read(window, fill, window.length - fill);
-    if (n < 0) eof = true;
-    else fill += n;
+    if (deferred != null) throw deferred;
+    int before = fill;
+    while (fill < window.length) {
+      int n;
+      try {
+        n = source.read(window, fill, window.length - fill);
+      } catch (ImportRefusal r) {
+        // A stream corrupt or cut short past what was read: Go's decoder would fail only if it
+        // needed those bytes, so fail only when (if) the scanner asks for more.
+        if (fill == before || r.status != 400) throw r;
+        deferred = r;
+        break;
+      }
+      if (n < 0) {
+        eof = true;
+        break;
+      }
+      fill += n;
+    }
+    return fill;
   }
+
+  /** A decoding error met while filling ahead of the scanner, raised if the scanner needs more. */
+  private ImportRefusal deferred;
 
   private void finish() {
     Task t = task;

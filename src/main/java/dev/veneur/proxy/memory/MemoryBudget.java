@@ -35,12 +35,15 @@ public final class MemoryBudget {
   public static final class Waiter {
     final Context context;
     final Runnable resume;
+    /** It holds part of a body: the kind of waiter that can lead (see {@link #tryLead}). */
+    final boolean holdsBytes;
     boolean cancelled;
     boolean done;
 
-    Waiter(Context context, Runnable resume) {
+    Waiter(Context context, Runnable resume, boolean holdsBytes) {
       this.context = context;
       this.resume = resume;
+      this.holdsBytes = holdsBytes;
     }
   }
 
@@ -92,6 +95,56 @@ public final class MemoryBudget {
     if (queuedWaiters > 0 && now < limit.getAsLong()) wake();
   }
 
+  private final java.util.concurrent.atomic.AtomicReference<Object> leader =
+      new java.util.concurrent.atomic.AtomicReference<>();
+
+  /**
+   * Lets {@code reader} go on reading while the budget is full, if no other reader does: readers
+   * that pause keep what they read, and if their partial bodies filled the budget between them,
+   * none could complete and release anything. One leader at a time bounds the overshoot to one
+   * body ({@code max_body_bytes}).
+   */
+  public boolean tryLead(Object reader) {
+    return leader.compareAndSet(null, reader);
+  }
+
+  /**
+   * The leader is done; the longest-waiting reader that holds part of a body is woken even if the
+   * budget is still full, to lead next (or, if none holds any, the first in line).
+   */
+  public void yieldLead(Object reader) {
+    if (!leader.compareAndSet(reader, null)) return;
+    Waiter next = null;
+    synchronized (this) {
+      for (Waiter w : waiters) {
+        if (!w.cancelled && !w.done && w.holdsBytes) {
+          next = w;
+          break;
+        }
+      }
+      if (next == null) {
+        for (Waiter w : waiters) {
+          if (!w.cancelled && !w.done) {
+            next = w;
+            break;
+          }
+        }
+      }
+      if (next != null) {
+        waiters.remove(next);
+        queuedWaiters--;
+        next.done = true;
+      }
+    }
+    if (next != null) {
+      Waiter w = next;
+      w.context.runOnContext(v -> {
+        if (!w.cancelled) w.resume.run();
+        else if (!over()) wake();
+      });
+    }
+  }
+
   /** Waiting readers, for the {@code memory.waiting_requests} gauge. */
   public synchronized int waiting() {
     int n = 0;
@@ -105,7 +158,12 @@ public final class MemoryBudget {
    * has waited longer.
    */
   public Waiter await(Context context, Runnable resume) {
-    Waiter w = new Waiter(context, resume);
+    return await(context, resume, false);
+  }
+
+  /** @param holdsBytes the waiter has read part of its body already */
+  public Waiter await(Context context, Runnable resume, boolean holdsBytes) {
+    Waiter w = new Waiter(context, resume, holdsBytes);
     synchronized (this) {
       waiters.add(w);
       queuedWaiters++;
@@ -116,7 +174,9 @@ public final class MemoryBudget {
 
   /** Forgets a waiter (its request was refused or its connection closed). */
   public synchronized void cancel(Waiter w) {
-    if (w != null) w.cancelled = true;
+    if (w == null || w.cancelled) return;
+    w.cancelled = true;
+    if (!w.done && waiters.remove(w)) queuedWaiters--;
   }
 
   /**
@@ -139,6 +199,7 @@ public final class MemoryBudget {
     for (Waiter w : go) {
       w.context.runOnContext(v -> {
         if (!w.cancelled) w.resume.run();
+        else if (!over()) wake(); // pass the wake-up on rather than lose it
       });
     }
   }

@@ -121,4 +121,44 @@ class FailingGlobalTest {
       proxy.stop();
     }
   }
+
+  @Test
+  void aGlobalAnswering404IsFailingNotRefusingItsShareGoesElsewhere(Vertx vertx) {
+    TestGlobal good = TestGlobal.start(vertx);
+    TestGlobal wrong = TestGlobal.start(vertx);
+    wrong.status.set(404); // a wrong port, a path some other server owns
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_addresses", new JsonArray().add(good.url()).add(wrong.url()))
+        .put("eject_probe_interval", "1h"));
+    try {
+      JsonArray metrics = Bodies.generate("misrouted", 2000, 11);
+      assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(metrics.encode())), "deflate").statusCode());
+      Await.until("everything delivered to the good global", () -> good.metrics.size() == 2000);
+      proxy.awaitSettled();
+      assertEquals(0, proxy.metrics().droppedTotal(), "a 404 is not a refusal of the data");
+      assertEquals(1, proxy.metrics().count("forward.ejections", "destination", wrong.url()));
+      assertTrue(wrong.refusedPosts.get() <= 8, "no halving against a 404: " + wrong.refusedPosts.get() + " POSTs");
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
+  void aRefusalAnsweredAfterTheShutdownDeadlineStillLetsTheStopFinish(Vertx vertx) {
+    TestGlobal picky = TestGlobal.start(vertx);
+    picky.status.set(400);
+    picky.delayMs.set(1500);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", picky.url())
+        .put("shutdown_timeout", "500ms"));
+    assertEquals(202, proxy.post(Bodies.utf8(Bodies.generate("late.refusal", 2, 5).encode()), null).statusCode());
+    Await.until("the POST is in flight", () -> picky.refusedPosts.get() == 1);
+    // The 400 comes back after the shutdown deadline: its halves must not wait for a POST that
+    // will never start.
+    proxy.stop();
+    ProxyMetrics m = proxy.metrics();
+    assertEquals(0, m.queued());
+    assertEquals(2, m.droppedTotal());
+    assertEquals(0, proxy.app.context().budget().used(), "every byte given back");
+  }
 }

@@ -78,6 +78,121 @@ class SenderLimitsTest {
     }
   }
 
+  @Test
+  void aKeptAliveConnectionGetsAFreshDeadlinePerRequestAndSlowHeadersAfterAnAnswerAre408(Vertx vertx)
+      throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", global.url())
+        .put("http_request_timeout", "500ms"));
+    try (Socket s = new Socket("127.0.0.1", proxy.port)) {
+      s.setSoTimeout(20_000);
+      OutputStream out = s.getOutputStream();
+      InputStream in = s.getInputStream();
+      out.write(HEALTHCHECK);
+      assertEquals("HTTP/1.1 200", new String(in.readNBytes(12), StandardCharsets.US_ASCII));
+      skipAnswer(in);
+      // Longer than the deadline, idle: the next request must be timed from its own first byte.
+      Thread.sleep(800);
+      byte[] body = Bodies.utf8(Bodies.generate("alive", 3, 1).encode());
+      out.write(("POST /import HTTP/1.1\r\nHost: x\r\nContent-Length: " + body.length + "\r\n\r\n")
+          .getBytes(StandardCharsets.US_ASCII));
+      out.write(body);
+      assertEquals("HTTP/1.1 202", new String(in.readNBytes(12), StandardCharsets.US_ASCII));
+      skipAnswer(in);
+      // Then headers that trickle and never end: 408 and the connection closes.
+      out.write("POST /import HTTP/1.1\r\nHost: x\r\nX-Slow: ".getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      assertEquals("HTTP/1.1 408", new String(in.readNBytes(12), StandardCharsets.US_ASCII));
+      Await.until("the connection closed", () -> {
+        try {
+          return in.read() == -1;
+        } catch (java.io.IOException e) {
+          return true;
+        }
+      });
+      assertTrue(proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "slow_headers") >= 1);
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
+  void aBodyNobodyWantsAfterAnEarlyAnswerStillHasTheDeadline(Vertx vertx) throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", global.url())
+        .put("http_request_timeout", "500ms"));
+    try (Socket s = new Socket("127.0.0.1", proxy.port)) {
+      s.setSoTimeout(20_000);
+      OutputStream out = s.getOutputStream();
+      // A path with no handler answers 404 at once; the promised megabyte never comes.
+      out.write("POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n[".getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      InputStream in = s.getInputStream();
+      assertEquals("HTTP/1.1 404", new String(in.readNBytes(12), StandardCharsets.US_ASCII));
+      Await.until("the connection closed by its deadline", () -> {
+        try {
+          int b;
+          while ((b = in.read()) != -1) { }
+          return true;
+        } catch (java.io.IOException e) {
+          return true;
+        }
+      });
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  @Test
+  void partialBodiesThatFillTheBudgetBetweenThemStillAllGetThrough(Vertx vertx) throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    // Twenty uncompressed ~300 KB bodies at once against a 2 MiB budget: each paused request holds
+    // what it read; one at a time reads on to its end, so they all complete.
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", global.url())
+        .put("memory_budget", "2MiB")
+        .put("memory_wait_timeout", "60s")
+        .put("http_request_timeout", "60s"));
+    try {
+      List<Thread> senders = new ArrayList<>();
+      java.util.concurrent.atomic.AtomicInteger ok = new java.util.concurrent.atomic.AtomicInteger();
+      java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+      for (int i = 0; i < 20; i++) {
+        byte[] body = Bodies.utf8(Bodies.generate("partial" + i, 1200, i).encode());
+        Thread t = new Thread(() -> {
+          try {
+            go.await();
+            if (proxy.post(body, null).statusCode() == 202) ok.incrementAndGet();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        });
+        t.start();
+        senders.add(t);
+      }
+      go.countDown();
+      for (Thread t : senders) t.join();
+      assertEquals(20, ok.get(), "every body accepted");
+      proxy.awaitSettled();
+      assertEquals(20 * 1200, global.metrics.size());
+      Await.until("the budget back to zero", () -> proxy.app.context().budget().used() == 0);
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  /** Reads the rest of a short answer (headers and a small body) off the socket. */
+  private static void skipAnswer(InputStream in) throws Exception {
+    StringBuilder head = new StringBuilder();
+    while (!head.toString().endsWith("\r\n\r\n")) head.append((char) in.read());
+    String h = head.toString().toLowerCase(java.util.Locale.ROOT);
+    int i = h.indexOf("content-length:");
+    int n = i < 0 ? 0 : Integer.parseInt(h.substring(i + 15, h.indexOf('\r', i)).trim());
+    in.readNBytes(n);
+  }
+
   private static final byte[] HEALTHCHECK =
       "GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
 

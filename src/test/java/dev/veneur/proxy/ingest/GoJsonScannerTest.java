@@ -191,6 +191,11 @@ class GoJsonScannerTest {
     assertEquals("json", assertThrows(ImportRefusal.class, () -> scan(s, Bodies.utf8(deep), 1 << 16)).cause);
     String ok = "[{\"x\":" + "[".repeat(9_998) + "]".repeat(9_998) + ",\"name\":\"a\",\"type\":\"c\"}]";
     assertEquals(GoJsonScanner.VALID, scan(s, Bodies.utf8(ok), 1 << 16).get(0).verdict());
+    // Inside tags or value, one level is already used: 9,998 more is one too many there.
+    String deepTag = "[{\"name\":\"a\",\"type\":\"c\",\"tags\":[" + "[".repeat(9_998) + "]".repeat(9_998) + "]}]";
+    assertEquals("json", assertThrows(ImportRefusal.class, () -> scan(s, Bodies.utf8(deepTag), 1 << 16)).cause);
+    String okTag = "[{\"name\":\"a\",\"type\":\"c\",\"tags\":[" + "[".repeat(9_997) + "]".repeat(9_997) + "]}]";
+    assertEquals(GoJsonScanner.REFUSED, scan(s, Bodies.utf8(okTag), 1 << 16).get(0).verdict(), "deep but legal: a type error");
     // Go's decoder reads one value: what follows the array is never looked at.
     assertEquals(1, scan(s, Bodies.utf8("[{\"name\":\"a\",\"type\":\"c\"}] trailing {"), 8).size());
     // And the scanner is reusable after a refusal.

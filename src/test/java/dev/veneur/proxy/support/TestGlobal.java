@@ -50,7 +50,9 @@ public final class TestGlobal {
       if (answer == 0) return; // hang: accept the body, never answer
       if (answer / 100 != 2) {
         g.refusedPosts.incrementAndGet();
-        req.response().setStatusCode(answer).end("refused by test");
+        int d = g.delayMs.get();
+        if (d > 0) vertx.setTimer(d, t -> req.response().setStatusCode(answer).end("refused by test"));
+        else req.response().setStatusCode(answer).end("refused by test");
         return;
       }
       byte[] raw = body.getBytes();

@@ -116,8 +116,13 @@ public final class TestProxy {
     }
   }
 
+  /** Stops the proxy; a stop that does not finish within a minute fails the test, not hangs it. */
   public void stop() {
-    app.stop().await();
+    try {
+      app.stop().await(60, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (java.util.concurrent.TimeoutException e) {
+      throw new AssertionError("the proxy did not stop within 60 s", e);
+    }
   }
 
   public static int freePort() {
