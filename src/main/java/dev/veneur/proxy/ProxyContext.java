@@ -33,6 +33,8 @@ public final class ProxyContext {
     public final AtomicLong queuedBytes = new AtomicLong();
     public final AtomicInteger inFlight = new AtomicInteger();
     public volatile boolean excluded;
+    /** Recent answer time of its POSTs (a moving average), 0 before the first answer. */
+    public volatile long latencyEwmaNanos;
   }
 
   public ProxyContext(ProxyConfig config) {

@@ -265,12 +265,16 @@ public final class ForwarderVerticle extends VerticleBase {
     client.post(url, body, cfg.forwardTimeout.toMillis(), slowMs, () -> {
       // No answer yet after eject_slow_after: a strike now, not only when the deadline passes,
       // so a hanging global is out of the ring in seconds.
-      struck[0] = true;
-      strike("no answer within eject_slow_after (" + slowMs + "ms)");
+      if (slowerThanPeers(TimeUnit.MILLISECONDS.toNanos(slowMs))) {
+        struck[0] = true;
+        strike("no answer within eject_slow_after (" + slowMs + "ms)");
+      }
     }, outcome -> {
       inFlight--;
       state.inFlight.set(inFlight);
       postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
+      long ewma = state.latencyEwmaNanos;
+      state.latencyEwmaNanos = ewma == 0 ? outcome.elapsedNanos() : (ewma * 4 + outcome.elapsedNanos()) / 5;
       byDestination.set(batch.metrics);
       outcome(batch, outcome, struck[0]);
       pump();
@@ -282,7 +286,7 @@ public final class ForwarderVerticle extends VerticleBase {
       errorsZero.inc(0);
       forwarded(batch);
       long slowNanos = ctx.config().ejectSlowAfter.toNanos();
-      if (slowNanos > 0 && o.elapsedNanos() > slowNanos) {
+      if (slowNanos > 0 && o.elapsedNanos() > slowNanos && slowerThanPeers(o.elapsedNanos())) {
         if (!struck) strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
       } else {
         healthyAnswer();
@@ -412,6 +416,24 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   // ---------------------------------------------------------------- health
+
+  /**
+   * Whether an answer this slow marks this global as slow: slower than {@code eject_slow_after}
+   * (the caller checks) and more than three times the median recent answer time of the other
+   * globals in the ring. When every global is slow, it is the proxy's host or network that is
+   * slow, and ejecting them would only misplace series; with no other global, there is nowhere to
+   * send its keys anyway.
+   */
+  private boolean slowerThanPeers(long elapsedNanos) {
+    List<Long> peers = new ArrayList<>();
+    ctx.destinations().forEach((d, s) -> {
+      if (!d.equals(destination) && !s.excluded && s.latencyEwmaNanos > 0) peers.add(s.latencyEwmaNanos);
+    });
+    if (peers.isEmpty()) return false;
+    peers.sort(null);
+    long median = peers.get(peers.size() / 2);
+    return elapsedNanos > 3 * median;
+  }
 
   /** One more failure (or slow answer, or saturation) in a row. */
   private void strike(String why) {

@@ -38,15 +38,22 @@ final class GlobalClient {
   }
 
   private static final int EXCERPT = 200;
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(GlobalClient.class);
 
   private final Vertx vertx;
   private final WebClient client;
+  private final io.vertx.core.http.HttpClient http;
   /** The request each exchange sends, found again by the interceptor to learn its client request. */
   private final Map<HttpRequest<?>, Exchange> byRequest = new IdentityHashMap<>();
 
   GlobalClient(Vertx vertx, WebClientOptions options, PoolOptions pool) {
     this.vertx = vertx;
-    this.client = WebClient.create(vertx, options, pool);
+    // Connection-level errors (a reset, say) also fail the request in progress, which the
+    // forwarder counts and logs once per episode; Vert.x would log each at ERROR besides.
+    http = vertx.httpClientBuilder().with(options).with(pool)
+        .withConnectHandler(conn -> conn.exceptionHandler(e -> LOG.debug("connection to a global: {}", e.toString())))
+        .build();
+    this.client = WebClient.wrap(http, options);
     client.addInterceptor(ctx -> {
       if (ctx.phase() == ClientPhase.SEND_REQUEST) {
         Exchange x = byRequest.get(ctx.request());
@@ -100,6 +107,7 @@ final class GlobalClient {
 
   void close() {
     client.close();
+    http.close();
   }
 
   private final class Exchange {

@@ -164,6 +164,9 @@ public final class ImportVerticle extends VerticleBase {
   private void onConnection(HttpConnection conn) {
     int open = ctx.connections().incrementAndGet();
     conn.closeHandler(v -> ctx.connections().decrementAndGet());
+    // A sender resetting its connection is its business (a request in progress is abandoned
+    // and counted there); Vert.x would log each one at ERROR.
+    conn.exceptionHandler(e -> LOG.debug("connection from {}: {}", conn.remoteAddress(), e.toString()));
     if (open > Math.min(maxConnections, ctx.config().httpMaxConnections)) {
       requestError("too_many_connections");
       refusals.warn("too_many_connections", "closed a connection from " + conn.remoteAddress()
