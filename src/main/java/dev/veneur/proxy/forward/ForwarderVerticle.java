@@ -274,7 +274,8 @@ public final class ForwarderVerticle extends VerticleBase {
       state.inFlight.set(inFlight);
       postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
       long ewma = state.latencyEwmaNanos;
-      state.latencyEwmaNanos = ewma == 0 ? outcome.elapsedNanos() : (ewma * 4 + outcome.elapsedNanos()) / 5;
+      // Weighted to follow a change within a few answers.
+      state.latencyEwmaNanos = ewma == 0 ? outcome.elapsedNanos() : (ewma + outcome.elapsedNanos()) / 2;
       byDestination.set(batch.metrics);
       outcome(batch, outcome, struck[0]);
       pump();

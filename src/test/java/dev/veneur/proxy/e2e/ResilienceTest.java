@@ -156,4 +156,37 @@ class ResilienceTest {
   private static int doomedBefore(TestGlobal doomed) {
     return doomed.metrics.size();
   }
+
+  @Test
+  void whenEveryGlobalIsEquallySlowNoneIsEjectedForIt(Vertx vertx) {
+    // What a starved proxy host or a slow network looks like from inside: every global answers
+    // after 800 ms, past eject_slow_after. Ejecting them would only move series around.
+    TestGlobal a = TestGlobal.start(vertx);
+    TestGlobal b = TestGlobal.start(vertx);
+    a.delayMs.set(800);
+    b.delayMs.set(800);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_addresses", new JsonArray().add(a.url()).add(b.url()))
+        .put("eject_slow_after", "300ms")
+        .put("batch_max_metrics", 200));
+    try {
+      Set<String> sent = send(proxy, "all.slow", 10, 200);
+      Await.until("everything delivered", Duration.ofSeconds(60), () -> delivered(a, b) == sent.size());
+      proxy.awaitSettled();
+      assertExactlyOnce(sent, a, b);
+      assertEquals(0, proxy.metrics().count("forward.ejections", "destination", a.url()));
+      assertEquals(0, proxy.metrics().count("forward.ejections", "destination", b.url()));
+      // And the same slowness on one global alone does eject it.
+      b.delayMs.set(0);
+      Set<String> more = send(proxy, "one.slow", 20, 200);
+      Await.until("the slow one ejected", Duration.ofSeconds(30),
+          () -> proxy.metrics().count("forward.ejections", "destination", a.url()) == 1);
+      Await.until("everything delivered", Duration.ofSeconds(60),
+          () -> delivered(a, b) == sent.size() + more.size());
+      proxy.awaitSettled();
+      assertEquals(0, proxy.metrics().droppedTotal());
+    } finally {
+      proxy.stop();
+    }
+  }
 }
