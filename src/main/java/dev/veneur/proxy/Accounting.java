@@ -37,6 +37,7 @@ public final class Accounting {
       metrics.delivered(c.count, c.bytes());
       budget.release(c.bytes());
       if (c.trace != null) c.trace.settled();
+      if (c.spill != null) c.spill.settled();
     }
   }
 
@@ -48,7 +49,17 @@ public final class Accounting {
     metrics.dropped(c.count, c.bytes(), cause);
     budget.release(c.bytes());
     if (c.trace != null) c.trace.settled();
+    // What a stop could not deliver stays in spill_dir, for the next start to send.
+    if (c.spill != null && !"shutdown".equals(cause)) c.spill.settled();
   }
+
+  /** A chunk found in spill_dir after a crash or stop, sent again (its bytes are reserved). */
+  public void replayed(MetricChunk c) {
+    metrics.accepted(c.count, c.bytes());
+    metrics.registry().counter(REPLAYED).inc(c.count);
+  }
+
+  public static final String REPLAYED = "metrics.replayed_total";
 
   /**
    * A chunk was split (re-routed or halved) into parts holding the same metrics; the parts' bytes
@@ -66,6 +77,7 @@ public final class Accounting {
       n++;
     }
     if (old.trace != null) old.trace.split(n);
+    if (old.spill != null) old.spill.split(n);
     metrics.requeued(bytes - old.bytes());
     budget.release(old.bytes());
     if (count != old.count) metrics.dropped(old.count - count, 0, cause);

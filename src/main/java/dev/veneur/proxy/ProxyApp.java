@@ -47,7 +47,7 @@ public final class ProxyApp {
       "http_idle_timeout");
   private static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
   /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
-  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host",
+  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir",
       "idle_connection_timeout", "enable_profiling", "profiling_dir");
 
   private final Vertx vertx;
@@ -93,6 +93,15 @@ public final class ProxyApp {
       ownsSentry = true;
     }
     if (cfg.enableProfiling) ctx.profiler(Profiler.start(cfg.profilingDir));
+    if (!cfg.spillDir.isEmpty()) {
+      try {
+        ctx.spill(dev.veneur.proxy.spill.Spill.open(java.nio.file.Path.of(cfg.spillDir)));
+        LOG.info("spill_dir {}: accepted metrics are kept on disk until a global confirms them", cfg.spillDir);
+      } catch (java.io.IOException e) {
+        return Future.failedFuture(new ConfigException("spill_dir", cfg.spillDir,
+            "a directory this process can create and write (" + e.getMessage() + ")"));
+      }
+    }
     startReporter(cfg);
     return vertx.deployVerticle(new RingVerticle(ctx))
         .onSuccess(id -> ringId = id)
@@ -101,6 +110,9 @@ public final class ProxyApp {
         .compose(id -> awaitRing(cfg))
         .compose(v -> deployHttp(cfg))
         .onSuccess(id -> httpId = id)
+        .compose(id -> ctx.spill() == null ? Future.succeededFuture(id)
+            : vertx.deployVerticle(new dev.veneur.proxy.spill.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
+                .map(id))
         .onSuccess(id -> {
           watchdog = new dev.veneur.proxy.ingest.ListenerWatchdog(cfg.httpHost, cfg.httpPort);
           LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles, memory budget {} MiB",

@@ -26,6 +26,7 @@ public final class ProxyContext {
   private final AtomicInteger connections = new AtomicInteger();
   private volatile boolean stopping;
   private volatile Profiler profiler;
+  private volatile dev.veneur.proxy.spill.Spill spill;
 
   /** What one forwarder holds, published for /debug/state and the gauges. */
   public static final class DestinationState {
@@ -71,6 +72,19 @@ public final class ProxyContext {
   /** Per-destination state, keyed by destination; a forwarder registers itself while it runs. */
   public Map<String, DestinationState> destinations() {
     return destinations;
+  }
+
+  /** {@code spill_dir}, or null when it is off. */
+  public dev.veneur.proxy.spill.Spill spill() {
+    return spill;
+  }
+
+  public void spill(dev.veneur.proxy.spill.Spill s) {
+    spill = s;
+    if (s != null) {
+      metrics.registry().register("spill.bytes_written", (Gauge<Long>) s::bytesWritten);
+      metrics.registry().register("spill.errors", (Gauge<Long>) s::errors);
+    }
   }
 
   /** The JFR recording when {@code enable_profiling} is on, else null. */

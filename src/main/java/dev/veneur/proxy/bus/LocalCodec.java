@@ -41,7 +41,7 @@ public final class LocalCodec<T> implements MessageCodec<T, T> {
     return -1;
   }
 
-  /** Registers the local codec for every message type of the proxy; call once per Vertx. */
+  /** Registers the local codec for every message type of the proxy, once per Vertx. */
   public static void registerAll(Vertx vertx) {
     EventBus bus = vertx.eventBus();
     register(bus, MetricChunk.class);
@@ -55,6 +55,10 @@ public final class LocalCodec<T> implements MessageCodec<T, T> {
   }
 
   private static <T> void register(EventBus bus, Class<T> type) {
-    bus.registerDefaultCodec(type, new LocalCodec<>(type));
+    try {
+      bus.registerDefaultCodec(type, new LocalCodec<>(type));
+    } catch (IllegalStateException alreadyRegistered) {
+      // A second proxy in the same Vertx (a test's restart) shares the first one's codecs.
+    }
   }
 }

@@ -36,7 +36,8 @@ public final class ProxyConfig {
       "config_scan_interval", "forward_retry_budget", "forward_retry_backoff",
       "eject_after_failures", "eject_probe_interval", "http_request_timeout",
       "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
-      "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address");
+      "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
+      "spill_dir");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -75,6 +76,8 @@ public final class ProxyConfig {
   public final Duration ejectSlowAfter;
   /** Consul members from the service's address (default) or the node's, as the Go proxy did. */
   public final boolean consulNodeAddress;
+  /** Where accepted chunks are kept until settled, so a crash loses nothing; empty: off. */
+  public final String spillDir;
   public final Duration shutdownTimeout;
   public final Duration configScanInterval;
   public final Duration forwardRetryBudget;
@@ -188,6 +191,7 @@ public final class ProxyConfig {
       throw new ConfigException("consul_member_address", memberAddress, "service or node");
     }
     consulNodeAddress = memberAddress.equals("node");
+    spillDir = r.string("spill_dir", "").trim();
     shutdownTimeout = r.positiveDuration("shutdown_timeout", "10s");
     configScanInterval = r.positiveDuration("config_scan_interval", "3s");
     forwardRetryBudget = r.duration("forward_retry_budget", "5s");

@@ -75,6 +75,11 @@ final class ChunkWriter {
 
   /** Ends the chunk; null when no metric was added. Its bytes are reserved in the budget. */
   MetricChunk finish(dev.veneur.proxy.bus.RequestTrace trace) {
+    return finish(trace, null);
+  }
+
+  /** @param spill the spill record of the chunk these metrics were split from, if any */
+  MetricChunk finish(dev.veneur.proxy.bus.RequestTrace trace, dev.veneur.proxy.spill.SpillRecord spill) {
     if (count == 0) return null;
     flushStage();
     deflater.setInput(NONE);
@@ -89,7 +94,9 @@ final class ChunkWriter {
     byte[] bytes = Arrays.copyOf(out, outLen);
     budget.reserve(bytes.length);
     if (raw > Integer.MAX_VALUE) throw new IllegalStateException("chunk over 2 GiB");
-    return new MetricChunk(bytes, (int) raw, (int) adler.getValue(), count, trace);
+    MetricChunk c = new MetricChunk(bytes, (int) raw, (int) adler.getValue(), count, trace);
+    c.spill = spill;
+    return c;
   }
 
   /** Gives back scratch grown past its base size. */

@@ -50,6 +50,7 @@ public final class ImportVerticle extends VerticleBase {
   private final ProxyMetrics metrics;
   private final LogThrottle refusals = new LogThrottle(LOG, 10_000);
   private Ingester ingester;
+  private dev.veneur.proxy.spill.SpillWriter spillWriter;
   private HashRing ring = HashRing.empty();
   private HttpServer server;
   private Counter requests;
@@ -88,6 +89,7 @@ public final class ImportVerticle extends VerticleBase {
       }
     });
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
+    if (ctx.spill() != null) spillWriter = ctx.spill().writer();
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
     maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
@@ -295,6 +297,10 @@ public final class ImportVerticle extends VerticleBase {
             false, request.startedNanos);
         return;
       }
+      if (spillWriter != null) {
+        // On disk before the 202: what the sender is told was taken survives a crash.
+        for (MetricChunk c : r.chunks) if (c != null) c.spill = spillWriter.append(c);
+      }
       ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
       int chunks = 0;
       for (MetricChunk c : r.chunks) if (c != null) chunks++;
@@ -492,6 +498,11 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
+    public dev.veneur.proxy.spill.SpillRecord spill() {
+      return chunk.spill;
+    }
+
+    @Override
     public boolean trusted() {
       return true;
     }
@@ -572,6 +583,7 @@ public final class ImportVerticle extends VerticleBase {
         .compose(v -> drained(System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(grace)))
         .onComplete(v -> {
           if (ingester != null) ingester.close();
+          if (spillWriter != null) spillWriter.close();
         });
   }
 

@@ -37,6 +37,11 @@ public final class Ingester {
     /** The request its metrics belong to, kept on chunks for {@code proxy.duration_ns}; or null. */
     dev.veneur.proxy.bus.RequestTrace trace();
 
+    /** The spill record its metrics are kept under (re-splitting a spilled chunk), or null. */
+    default dev.veneur.proxy.spill.SpillRecord spill() {
+      return null;
+    }
+
     /**
      * Its metrics were already accepted once (re-routing a chunk): the size limits that protect
      * the proxy from senders do not apply to them again (a reload may have lowered them).
@@ -283,7 +288,8 @@ public final class Ingester {
     Task t = task;
     Result r = result;
     dev.veneur.proxy.bus.RequestTrace trace = t.trace();
-    for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace);
+    dev.veneur.proxy.spill.SpillRecord spill = t.spill();
+    for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace, spill);
     cleanup();
     t.done(r);
   }

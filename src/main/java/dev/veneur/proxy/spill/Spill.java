@@ -1,0 +1,159 @@
+package dev.veneur.proxy.spill;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import java.util.zip.CRC32;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code spill_dir}: every chunk the proxy accepts is appended to a file in this directory before
+ * its request is answered 202, and marked settled once a global confirms it (or it is dropped for
+ * good). Files whose chunks are all settled are deleted. After a crash ({@code kill -9}, an
+ * OutOfMemoryError, a host's OOM killer), the next start finds what was accepted and never
+ * settled and sends it again; after a stop, what {@code shutdown_timeout} left undelivered too.
+ *
+ * <p>Writes go to the page cache without fsync: the data survives the process, not the host.
+ * Delivery across a crash is at least once: a chunk a global confirmed just before the crash,
+ * before its settle mark was written, is sent twice.
+ */
+public final class Spill {
+  private static final Logger LOG = LoggerFactory.getLogger(Spill.class);
+  static final byte[] FILE_MAGIC = "VPSPILL1".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  static final int RECORD_MAGIC = 0x56505243; // "VPRC"
+  static final int RECORD_HEADER = 28;
+  /** A segment stops taking chunks past this size or age, so settled data can be deleted. */
+  static final long SEGMENT_BYTES = 64L << 20;
+  static final long SEGMENT_NANOS = 10_000_000_000L;
+
+  private final Path dir;
+  private final List<Path> leftovers;
+  private final String runId = Long.toString(System.currentTimeMillis(), 36) + "-" + ProcessHandle.current().pid();
+  private final AtomicInteger writers = new AtomicInteger();
+  final AtomicLong bytesWritten = new AtomicLong();
+  final AtomicLong errors = new AtomicLong();
+
+  private Spill(Path dir, List<Path> leftovers) {
+    this.dir = dir;
+    this.leftovers = leftovers;
+  }
+
+  /** Opens (creating) the directory and notes the files a previous run left there. */
+  public static Spill open(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    List<Path> old = new ArrayList<>();
+    try (Stream<Path> files = Files.list(dir)) {
+      files.filter(p -> p.getFileName().toString().endsWith(".spill")).sorted().forEach(old::add);
+    }
+    return new Spill(dir, old);
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public long bytesWritten() {
+    return bytesWritten.get();
+  }
+
+  public long errors() {
+    return errors.get();
+  }
+
+  /** A writer for one HTTP event loop. */
+  public SpillWriter writer() {
+    return new SpillWriter(this, dir, runId + "-" + writers.incrementAndGet());
+  }
+
+  /** Files left by a previous run, oldest first. */
+  public List<Path> leftovers() {
+    return leftovers;
+  }
+
+  /** A chunk found in a leftover file, with the record that settles it there. */
+  public record Found(MetricChunk chunk, SpillRecord record) {}
+
+  /**
+   * Reads the unsettled chunks of one leftover file, in order. A record cut short or damaged (the
+   * write a crash interrupted) ends the file. Once every chunk read from it is settled, the file
+   * is deleted.
+   */
+  public static void readLeftover(Path file, Consumer<Found> each) throws IOException {
+    Segment seg = new Segment(file);
+    BitSet settled = new BitSet();
+    if (Files.exists(seg.done)) {
+      ByteBuffer marks = ByteBuffer.wrap(Files.readAllBytes(seg.done));
+      while (marks.remaining() >= 4) settled.set(marks.getInt());
+    }
+    int found = 0;
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+      ByteBuffer magic = ByteBuffer.allocate(FILE_MAGIC.length);
+      if (!readFully(ch, magic) || !java.util.Arrays.equals(magic.array(), FILE_MAGIC)) {
+        LOG.warn("{} is not a spill file; left alone", file);
+        return;
+      }
+      ByteBuffer head = ByteBuffer.allocate(RECORD_HEADER);
+      CRC32 crc = new CRC32();
+      while (true) {
+        head.clear();
+        if (!readFully(ch, head)) break;
+        head.flip();
+        if (head.getInt() != RECORD_MAGIC) {
+          LOG.warn("{}: a damaged record ends what can be read of it", file);
+          break;
+        }
+        int index = head.getInt();
+        int count = head.getInt();
+        int rawLength = head.getInt();
+        int adler = head.getInt();
+        int length = head.getInt();
+        int sum = head.getInt();
+        if (length < 0 || count <= 0 || length > (256 << 20)) {
+          LOG.warn("{}: a damaged record ends what can be read of it", file);
+          break;
+        }
+        ByteBuffer payload = ByteBuffer.allocate(length);
+        if (!readFully(ch, payload)) {
+          LOG.info("{}: its last record was cut short by the crash; it was never answered 202", file);
+          break;
+        }
+        crc.reset();
+        crc.update(payload.array(), 0, length);
+        if ((int) crc.getValue() != sum) {
+          LOG.warn("{}: a record fails its checksum; it and what follows are skipped", file);
+          break;
+        }
+        if (settled.get(index)) continue;
+        seg.opened();
+        found++;
+        each.accept(new Found(new MetricChunk(payload.array(), rawLength, adler, count, null),
+            new SpillRecord(seg, index)));
+      }
+    } catch (EOFException e) {
+      // the end
+    }
+    // Nothing more will be added to it: it goes once what was found in it is settled.
+    seg.seal();
+    if (found == 0) LOG.debug("{} held nothing unsettled", file);
+  }
+
+  private static boolean readFully(FileChannel ch, ByteBuffer b) throws IOException {
+    while (b.hasRemaining()) {
+      if (ch.read(b) < 0) return false;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,90 @@
+package dev.veneur.proxy.spill;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The spill files on their own: what a crash leaves is exactly what was accepted and not settled. */
+class SpillTest {
+
+  private static MetricChunk chunk(int i) {
+    byte[] b = new byte[100 + i];
+    for (int k = 0; k < b.length; k++) b[k] = (byte) (i * 31 + k);
+    return new MetricChunk(b, 1000 + i, 7 * i, i + 1, null);
+  }
+
+  private static List<Path> files(Path dir, String suffix) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.filter(p -> p.toString().endsWith(suffix)).sorted().toList();
+    }
+  }
+
+  private static List<Spill.Found> read(Path dir) throws IOException {
+    List<Spill.Found> found = new ArrayList<>();
+    for (Path f : Spill.open(dir).leftovers()) Spill.readLeftover(f, found::add);
+    return found;
+  }
+
+  @Test
+  void whatACrashLeavesIsWhatWasNotSettledAndItGoesOnceSettled(@TempDir Path dir) throws IOException {
+    Spill spill = Spill.open(dir);
+    SpillWriter w = spill.writer();
+    List<SpillRecord> records = new ArrayList<>();
+    for (int i = 0; i < 10; i++) records.add(w.append(chunk(i)));
+    // Settled: 0..5 whole; 6 split in three parts of which two settled; 7..9 not at all.
+    for (int i = 0; i < 6; i++) records.get(i).settled();
+    records.get(6).split(3);
+    records.get(6).settled();
+    records.get(6).settled();
+    // "Crash": the writer is never closed; a new run opens the directory.
+    List<Spill.Found> left = read(dir);
+    assertEquals(List.of(6, 7, 8, 9), left.stream().map(f -> f.chunk().count - 1).toList());
+    for (Spill.Found f : left) {
+      MetricChunk want = chunk(f.chunk().count - 1);
+      assertArrayEquals(want.deflated, f.chunk().deflated);
+      assertEquals(want.rawLength, f.chunk().rawLength);
+      assertEquals(want.adler, f.chunk().adler);
+    }
+    // The replay settles them: the file and its marks go.
+    for (Spill.Found f : left) f.record().settled();
+    assertTrue(files(dir, ".spill").isEmpty(), "settled files deleted: " + files(dir, ""));
+    assertTrue(files(dir, ".done").isEmpty());
+  }
+
+  @Test
+  void aRecordCutShortByTheCrashEndsTheFile(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    for (int i = 0; i < 3; i++) assertNotNull(w.append(chunk(i)));
+    Path file = files(dir, ".spill").get(0);
+    long size = Files.size(file);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      ch.truncate(size - 10); // the last record's write was interrupted
+    }
+    List<Spill.Found> left = read(dir);
+    assertEquals(2, left.size(), "the two whole records, not the cut one");
+  }
+
+  @Test
+  void aClosedWriterLeavesNothingOnceAllIsSettledAndSegmentsRotate(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    SpillRecord r = w.append(chunk(1));
+    w.close();
+    assertFalse(files(dir, ".spill").isEmpty(), "kept while unsettled");
+    r.settled();
+    assertTrue(files(dir, ".spill").isEmpty());
+  }
+}
