@@ -13,9 +13,14 @@ public final class Addresses {
   /** Request a {@link RouteQuery}; the reply is the destination string, or a failure on an empty ring. */
   public static final String RING_ROUTE = "veneur.ring.route";
   /**
-   * A {@link Handoff}: a chunk whose destination is gone or out of the ring, to be split by the
-   * current ring; any HTTP verticle takes it (point to point), since splitting means inflating,
-   * scanning and deflating again, the bytes work they are built for.
+   * A {@link Handoff}: a chunk whose destination is gone or out of the ring. The ring verticle
+   * takes it first and attaches its current ring (the truth about which forwarders exist), then
+   * passes it to {@link #INGEST_REROUTE}.
+   */
+  public static final String RING_REROUTE = "veneur.ring.reroute";
+  /**
+   * A {@link Handoff} with the ring to split it on; any HTTP verticle takes it (point to point),
+   * since splitting means inflating, scanning and deflating again, the bytes work they do.
    */
   public static final String INGEST_REROUTE = "veneur.ingest.reroute";
   /** A {@link MetricChunk} to split in two halves by position; the reply is a {@link Halves}. */

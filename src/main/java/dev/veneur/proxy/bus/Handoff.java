@@ -1,8 +1,16 @@
 package dev.veneur.proxy.bus;
 
+import dev.veneur.proxy.ring.HashRing;
+
 /**
- * A chunk handed to a forwarder, or back to the HTTP verticles to be routed again. Whoever lands
- * it ({@link MetricChunk#land()}) owns it. {@code hops} counts how often it has been sent back, so
- * a chunk can never circle between a stale ring snapshot and a forwarder that is gone.
+ * A chunk handed to a forwarder, or to be routed again. Whoever lands it
+ * ({@link MetricChunk#land()}) owns it. {@code hops} counts how often it has been sent back, so a
+ * chunk can never circle for ever. {@code ring}, when set, is the ring to split it on: the ring
+ * verticle attaches its own, whose every member has a forwarder, rather than let an HTTP verticle
+ * use a snapshot that may be a change behind.
  */
-public record Handoff(MetricChunk chunk, int hops) {}
+public record Handoff(MetricChunk chunk, int hops, HashRing ring) {
+  public Handoff(MetricChunk chunk, int hops) {
+    this(chunk, hops, null);
+  }
+}

@@ -32,14 +32,32 @@ public final class Dispatch {
   public static void reroute(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops) {
     // While stopping, forwarders are leaving one by one: a chunk with nowhere to go is a
     // casualty of the stop, not of the ring.
-    String cause = ctx.stopping() ? "shutdown" : "no_destination";
     if (hops > MAX_HOPS) {
-      ctx.accounting().dropped(chunk, cause);
+      dropLost(ctx, chunk, "routed " + hops + " times without reaching a forwarder");
       return;
     }
     chunk.depart();
-    bus.request(Addresses.INGEST_REROUTE, new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
-      if (chunk.land()) ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
+    bus.request(Addresses.RING_REROUTE, new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
+      if (chunk.land()) dropLost(ctx, chunk, "the ring verticle did not take it (" + e.getMessage() + ")");
     });
+  }
+
+  /** From the ring verticle: to an HTTP verticle, to be split on {@code ring}. */
+  public static void split(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops,
+      dev.veneur.proxy.ring.HashRing ring) {
+    chunk.depart();
+    bus.request(Addresses.INGEST_REROUTE, new Handoff(chunk, hops, ring), OPTIONS).onFailure(e -> {
+      if (chunk.land()) dropLost(ctx, chunk, "no HTTP verticle took it (" + e.getMessage() + ")");
+    });
+  }
+
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Dispatch.class);
+  private static final dev.veneur.proxy.telemetry.LogThrottle LOST = new dev.veneur.proxy.telemetry.LogThrottle(LOG, 10_000);
+
+  /** Nowhere to send it: dropped, counted, and said (once per episode). */
+  static void dropLost(ProxyContext ctx, MetricChunk chunk, String why) {
+    String cause = ctx.stopping() ? "shutdown" : "no_destination";
+    ctx.accounting().dropped(chunk, cause);
+    if (!ctx.stopping()) LOST.error("lost", "dropped " + chunk.count + " metrics with nowhere to route them: " + why);
   }
 }

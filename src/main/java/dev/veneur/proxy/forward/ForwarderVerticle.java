@@ -185,7 +185,7 @@ public final class ForwarderVerticle extends VerticleBase {
     long queued = state.queuedBytes.get();
     if (saturated && queued < cfg.maxQueuedBytesPerDestination / 2) saturated = false;
     if (!saturated && !reportedDown && !ctx.stopping() && cfg.ejectAfterFailures > 0
-        && queued >= cfg.maxQueuedBytesPerDestination) {
+        && queued >= cfg.maxQueuedBytesPerDestination && anotherGlobalRoutes()) {
       // It cannot drain what it is given: as good as failing, for everyone whose metrics wait here.
       saturated = true;
       reportDown("its queue reached max_queued_bytes_per_destination (" + cfg.maxQueuedBytesPerDestination
@@ -283,6 +283,18 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   private void outcome(Batch batch, GlobalClient.Outcome o, boolean struck) {
+    if (o.ok() && (o.timedOut() || o.error() != null)) {
+      // The global said 2xx (it has the data; sending it again would count it twice) but its
+      // answer did not end well (trickled past the deadline, endless, or cut): the batch is
+      // delivered, the global misbehaves.
+      errorsZero.inc(0);
+      forwarded(batch);
+      String how = o.timedOut() ? "did not end within forward_timeout" : "broke off (" + o.error() + ")";
+      if (!struck) strike("its " + o.status() + " answer " + how);
+      logs.warn("endless", url + " answered " + o.status() + " but its answer " + how
+          + "; counted delivered, the connection cut");
+      return;
+    }
     if (o.ok()) {
       errorsZero.inc(0);
       forwarded(batch);
@@ -434,6 +446,14 @@ public final class ForwarderVerticle extends VerticleBase {
     peers.sort(null);
     long median = peers.get(peers.size() / 2);
     return elapsedNanos > 3 * median;
+  }
+
+  /** Whether some other global is in the ring to take this one's keys. */
+  private boolean anotherGlobalRoutes() {
+    for (var e : ctx.destinations().entrySet()) {
+      if (!e.getKey().equals(destination) && !e.getValue().excluded) return true;
+    }
+    return false;
   }
 
   /** One more failure (or slow answer, or saturation) in a row. */

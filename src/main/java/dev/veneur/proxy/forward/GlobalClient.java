@@ -30,7 +30,11 @@ import java.util.function.Consumer;
  * <p>One per forwarder, used on its event loop only.
  */
 final class GlobalClient {
-  /** How an exchange ended. {@code status} is 0 when no answer came (error or deadline). */
+  /**
+   * How an exchange ended. {@code status} is the answer's status, or 0 when none came (an error,
+   * or the deadline before the status line). {@code timedOut} with a status: the status line came
+   * but the body did not end by the deadline (a trickling or endless answer).
+   */
   record Outcome(int status, Throwable error, boolean timedOut, long elapsedNanos, String excerpt) {
     boolean ok() {
       return status / 100 == 2;
@@ -62,6 +66,10 @@ final class GlobalClient {
           // The deadline passed while a connection was being found: don't send at all.
           if (x.done) x.clientRequest.reset();
         }
+      } else if (ctx.phase() == ClientPhase.RECEIVE_RESPONSE) {
+        // The status line is in, before the body: what the global decided, whatever its body does.
+        Exchange x = byRequest.get(ctx.request());
+        if (x != null && ctx.clientResponse() != null) x.status = ctx.clientResponse().statusCode();
       }
       ctx.next();
     });
@@ -86,8 +94,10 @@ final class GlobalClient {
     byRequest.put(req, x);
     x.deadline = vertx.setTimer(Math.max(1, deadlineMs), t -> {
       x.deadline = -1;
+      // Settled as a timeout first: the reset below fails the request at once, and that failure
+      // must not be taken for the outcome.
+      x.finish(x.status, null, true);
       if (x.clientRequest != null) x.clientRequest.reset();
-      x.finish(0, null, true);
     });
     if (slowMs > 0 && onSlow != null) {
       x.slow = vertx.setTimer(slowMs, t -> {
@@ -101,7 +111,7 @@ final class GlobalClient {
       // found after the deadline) and must see that it is finished, to reset rather than send.
       byRequest.remove(req);
       if (ar.succeeded()) x.finish(ar.result().statusCode(), null, false);
-      else x.finish(0, ar.cause(), false);
+      else x.finish(x.status, ar.cause(), false); // a status line may have come before the failure
     });
   }
 
@@ -115,6 +125,8 @@ final class GlobalClient {
     final long started = System.nanoTime();
     final DiscardingSink sink = new DiscardingSink();
     HttpClientRequest clientRequest;
+    /** The answer's status once its status line arrived; 0 before. */
+    int status;
     long deadline = -1;
     long slow = -1;
     boolean done;

@@ -79,14 +79,17 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     if (msg instanceof ByteBuf) {
-      int n = ((ByteBuf) msg).readableBytes();
+      ByteBuf buf = (ByteBuf) msg;
+      int n = buf.readableBytes();
       if (n > 0) {
         if (idle) {
           idle = false;
           everByte = true;
           firstByteNanos = System.nanoTime();
           arm(timeoutNanos);
+          headers.reset();
         }
+        if (headers.reading) headers.scan(buf);
         if (memoryPaused) {
           budget.reserve(n);
           pausedBytes += n;
@@ -101,6 +104,61 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
     cancel();
     releasePaused();
     ctx.fireChannelInactive();
+  }
+
+  /**
+   * Reads a request's header block as it arrives, for what the decoder hides: Netty drops a
+   * Content-Length that comes with Transfer-Encoding (and goes by the chunks), so only here can a
+   * request framed both ways, the shape of request smuggling, be seen and refused.
+   */
+  private final HeaderScan headers = new HeaderScan();
+
+  /** Whether the current request came with both Content-Length and Transfer-Encoding. */
+  public boolean framedTwoWays() {
+    return headers.contentLength && headers.transferEncoding;
+  }
+
+  private static final class HeaderScan {
+    private static final byte[] CL = "content-length:".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] TE = "transfer-encoding:".getBytes(StandardCharsets.US_ASCII);
+    boolean reading;
+    boolean contentLength;
+    boolean transferEncoding;
+    private int col;
+    private boolean clMatch;
+    private boolean teMatch;
+    private int newlines;
+
+    void reset() {
+      reading = true;
+      contentLength = false;
+      transferEncoding = false;
+      col = -1; // the request line is not a header
+      newlines = 0;
+    }
+
+    void scan(ByteBuf buf) {
+      for (int i = buf.readerIndex(), end = buf.writerIndex(); i < end && reading; i++) {
+        byte b = buf.getByte(i);
+        if (b == '\n') {
+          if (++newlines == 2) reading = false; // an empty line: the headers are done
+          col = 0;
+          clMatch = true;
+          teMatch = true;
+          continue;
+        }
+        if (b == '\r') continue;
+        newlines = 0;
+        if (col < 0) continue;
+        byte lower = (byte) (b >= 'A' && b <= 'Z' ? b + 32 : b);
+        if (clMatch && (col >= CL.length || CL[col] != lower)) clMatch = false;
+        if (teMatch && (col >= TE.length || TE[col] != lower)) teMatch = false;
+        col++;
+        if (clMatch && col == CL.length) contentLength = true;
+        if (teMatch && col == TE.length) transferEncoding = true;
+        if (!clMatch && !teMatch) col = Integer.MIN_VALUE / 2; // skip the rest of the line
+      }
+    }
   }
 
   /** Sits after the HTTP decoder: sees where each request's body ends. */
@@ -123,6 +181,11 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   public long requestStarted() {
     started++;
     cancel();
+    return remainingNanos();
+  }
+
+  /** What is left of the current request's deadline. */
+  public long remainingNanos() {
     return timeoutNanos - (System.nanoTime() - firstByteNanos);
   }
 
@@ -149,6 +212,11 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   /** A request stops reading for lack of memory: count what still arrives. */
   public void pauseForMemory() {
     memoryPaused = true;
+  }
+
+  /** Bytes that arrived while the request was paused, not yet delivered to it. */
+  public long pausedBytes() {
+    return pausedBytes;
   }
 
   /** It reads again (or gave up): no more counting here. */

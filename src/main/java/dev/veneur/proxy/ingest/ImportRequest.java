@@ -132,10 +132,16 @@ final class ImportRequest {
 
   /** Pauses the socket until the budget has room. */
   private void waitForMemory() {
-    if (bytes > 0 && (leading || ctx.budget().tryLead(this))) {
-      // Every paused request holds what it has read; if they filled the budget between them,
-      // none could finish and free anything. One of them at a time reads on to its end.
+    if (leading || ctx.budget().tryLead(this)) {
+      // Every paused request holds what it has read (and what its socket delivered after the
+      // pause); if they filled the budget between them, none could finish and free anything.
+      // One request at a time reads on to its end.
       leading = true;
+      if (paused) {
+        paused = false;
+        if (guard != null) guard.resumeFromMemory();
+        req.resume();
+      }
       return;
     }
     paused = true;
@@ -153,7 +159,7 @@ final class ImportRequest {
     }
     waitedNanos += System.nanoTime() - waitStarted;
     if (ctx.budget().over()) {
-      if (bytes > 0 && (leading || ctx.budget().tryLead(this))) {
+      if (leading || ctx.budget().tryLead(this)) {
         leading = true; // woken to lead: read on through the full budget (see waitForMemory)
       } else {
         // Someone else took the room first; queue again (the wait already spent still counts).
@@ -178,7 +184,8 @@ final class ImportRequest {
       waitTimer = -1;
       overloaded();
     });
-    waiter = ctx.budget().await(vertx.getOrCreateContext(), this::memoryAvailable, bytes > 0);
+    waiter = ctx.budget().await(vertx.getOrCreateContext(), this::memoryAvailable,
+        bytes > 0 || guard != null && guard.pausedBytes() > 0);
   }
 
   private void overloaded() {

@@ -98,15 +98,31 @@ public final class ImportVerticle extends VerticleBase {
     measureLag(metrics.registry().histogram("event_loop.lag_ms"));
 
     Router router = Router.router(vertx);
-    // Every request, whatever its path, takes over its connection's deadline from the guard
-    // (which covered its headers) and gives the connection back to it once answered.
+    // A message framed two ways (or in a way HTTP/1.1 does not define) is how requests are
+    // smuggled past a proxy in front: refuse it and close, as RFC 9112 section 6.1 asks.
     router.route().handler(rc -> {
       HttpServerRequest req = rc.request();
-      ConnectionGuard guard = ConnectionGuard.of(req.connection());
-      long left = guard != null ? guard.requestStarted() : ctx.config().httpRequestTimeout.toNanos();
-      rc.put(DEADLINE_LEFT, left);
-      if (guard != null) req.response().endHandler(v -> guard.answered());
+      String framing = badFraming(req);
+      if (framing != null) {
+        refuse(req, new ImportRefusal(framing.startsWith("unsupported") ? 501 : 400, "framing", framing),
+            true, System.nanoTime());
+        return;
+      }
       rc.next();
+    });
+    // What a route throws (or a request Vert.x Web cannot route, such as OPTIONS *) gets a
+    // one-line answer, counted, instead of an ERROR log line per request.
+    router.route().failureHandler(rc -> {
+      int status = rc.statusCode() > 0 ? rc.statusCode() : 500;
+      if (rc.failure() != null && status == 500) {
+        refusals.error("route_failure", "request " + rc.request().method() + " " + rc.request().uri()
+            + " failed: " + rc.failure());
+      }
+      requestError(status == 404 ? "not_found" : status == 500 ? "internal" : "bad_request");
+      if (!rc.response().ended() && !rc.response().closed()) {
+        rc.response().setStatusCode(status).putHeader("Content-Type", "text/plain; charset=utf-8")
+            .end(status == 404 ? "not found\n" : status == 500 ? "internal error\n" : "bad request\n");
+      }
     });
     router.post("/import").handler(this::onImport);
     router.get("/healthcheck").handler(rc -> rc.response()
@@ -131,22 +147,34 @@ public final class ImportVerticle extends VerticleBase {
         // the connection cap, and its preface detection delays the connection handler until the
         // first byte, which is when the cap and the header deadline must already apply.
         .setHttp2ClearTextEnabled(false)
+        // As Go's net/http: a sender that asks first (curl does for big bodies) is told to go on.
+        .setHandle100ContinueAutomatically(true)
         .setDecompressionSupported(false)
         .setCompressionSupported(false)
         .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
     server.connectionHandler(this::onConnection);
+    // Every request, routed or not, takes over its connection's deadline from the guard (which
+    // covered its headers) and gives the connection back to it once answered.
+    Router routes = router;
+    server.requestHandler(req -> {
+      ConnectionGuard guard = ConnectionGuard.of(req.connection());
+      if (guard != null) {
+        guard.requestStarted();
+        req.response().endHandler(v -> guard.answered());
+      }
+      routes.handle(req);
+    });
     return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
         })
-        .compose(v -> server.requestHandler(router).listen());
+        .compose(v -> server.listen());
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
   /** How long a forwarder waits for a chunk split in halves. */
   public static final long SPLIT_TIMEOUT_MS = 60_000;
-  private static final String DEADLINE_LEFT = "veneur.deadlineLeftNanos";
 
   /**
    * The cap on open connections, from their accept: past it a connection is closed at once. Kept
@@ -200,7 +228,8 @@ public final class ImportVerticle extends VerticleBase {
   private void onImport(RoutingContext rc) {
     HttpServerRequest req = rc.request();
     requests.inc();
-    long left = rc.get(DEADLINE_LEFT);
+    ConnectionGuard guard = ConnectionGuard.of(req.connection());
+    long left = guard != null ? guard.remainingNanos() : ctx.config().httpRequestTimeout.toNanos();
     if (ctx.stopping()) {
       refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
           !req.isEnded(), System.nanoTime());
@@ -337,6 +366,20 @@ public final class ImportVerticle extends VerticleBase {
     }
   }
 
+  /** Why a request's framing is refused, or null when it is sound. */
+  private static String badFraming(HttpServerRequest req) {
+    java.util.List<String> te = req.headers().getAll("Transfer-Encoding");
+    ConnectionGuard guard = ConnectionGuard.of(req.connection());
+    if ((guard != null && guard.framedTwoWays()) || !te.isEmpty() && req.headers().contains("Content-Length")) {
+      return "a request with both Content-Length and Transfer-Encoding is refused";
+    }
+    if (te.isEmpty()) return null;
+    if (te.size() > 1 || !"chunked".equalsIgnoreCase(te.get(0).trim())) {
+      return "unsupported Transfer-Encoding '" + String.join(", ", te) + "': only chunked";
+    }
+    return null;
+  }
+
   private void requestError(String cause) {
     metrics.counter(ProxyMetrics.IMPORT_ERRORS, "cause", cause).inc();
   }
@@ -398,9 +441,9 @@ public final class ImportVerticle extends VerticleBase {
     MetricChunk chunk = rr.chunk();
     m.reply(null);
     if (!chunk.land()) return;
-    HashRing routing = ring;
+    HashRing routing = rr.ring() != null ? rr.ring() : ring;
     if (routing.isEmpty()) {
-      ctx.accounting().dropped(chunk, "no_destination");
+      ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       return;
     }
     ingester.submit(new ChunkTask(chunk) {
@@ -523,10 +566,11 @@ public final class ImportVerticle extends VerticleBase {
       m.registry().getCounters((name, metric) -> name.startsWith(prefix))
           .forEach((name, c) -> byCause.put(name.substring(prefix.length()), c.getCount()));
       byCause.forEach(errors::put);
-      long received = m.received();
-      long forwarded = m.forwarded();
-      long droppedTotal = m.droppedTotal();
-      long queued = m.queued();
+      long[] acc = m.accountingSnapshot();
+      long received = acc[0];
+      long forwarded = acc[1];
+      long droppedTotal = acc[2];
+      long queued = acc[3];
       JsonObject dests = new JsonObject();
       new TreeMap<>(ctx.destinations()).forEach((d, s) -> dests.put(d, new JsonObject()
           .put("queued_metrics", s.queuedMetrics.get())
@@ -541,7 +585,7 @@ public final class ImportVerticle extends VerticleBase {
       state.put("connections", ctx.connections().get());
       state.put("counters", new JsonObject()
           .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
-          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", m.queuedBytes())
+          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", acc[4])
           .put("request_errors", errors));
       state.put("accounting", new JsonObject()
           .put("received", received)

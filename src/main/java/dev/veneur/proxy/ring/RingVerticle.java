@@ -5,6 +5,7 @@ import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.Membership;
+import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
 import dev.veneur.proxy.forward.ForwarderVerticle;
 import io.vertx.core.Future;
@@ -36,6 +37,7 @@ public final class RingVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(RingVerticle.class);
 
   private final ProxyContext ctx;
+  private final dev.veneur.proxy.telemetry.LogThrottle allOut = new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
   /** Who discovery says exists. */
   private List<String> members = List.of();
   /** Members taken out of routing for failing; never more than all of them. */
@@ -63,6 +65,7 @@ public final class RingVerticle extends VerticleBase {
     bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
+    bus.<dev.veneur.proxy.bus.Handoff>consumer(Addresses.RING_REROUTE, this::reroute);
     return Future.succeededFuture();
   }
 
@@ -114,7 +117,7 @@ public final class RingVerticle extends VerticleBase {
     }
     if (routing.isEmpty()) {
       if (!ejected.isEmpty() && !members.isEmpty()) {
-        LOG.error("every member is ejected; routing to all of them rather than to none");
+        allOut.error("all_ejected", "every member is ejected; routing to all of them rather than to none");
       }
       for (String m : members) if (forwarders.containsKey(m)) routing.add(m);
     }
@@ -164,6 +167,22 @@ public final class RingVerticle extends VerticleBase {
       applying = false;
       applyPending();
     });
+  }
+
+  /**
+   * A chunk to route again: split on this verticle's current ring, every member of which has a
+   * forwarder, so it cannot go back to one that left while an HTTP verticle's snapshot lags.
+   */
+  private void reroute(Message<dev.veneur.proxy.bus.Handoff> m) {
+    dev.veneur.proxy.bus.Handoff h = m.body();
+    m.reply(null);
+    MetricChunk chunk = h.chunk();
+    if (!chunk.land()) return;
+    if (ring.isEmpty()) {
+      ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
+      return;
+    }
+    dev.veneur.proxy.forward.Dispatch.split(vertx.eventBus(), ctx, chunk, h.hops(), ring);
   }
 
   @Override

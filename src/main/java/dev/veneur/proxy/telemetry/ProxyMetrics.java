@@ -114,30 +114,30 @@ public final class ProxyMetrics {
   }
 
   /** Metrics accepted into the pipeline and now queued for a forwarder. */
-  public void accepted(int metrics, long bytes) {
+  public synchronized void accepted(int metrics, long bytes) {
     received.inc(metrics);
     queued.addAndGet(metrics);
     queuedBytes.addAndGet(bytes);
   }
 
   /** Metrics the ingest counted as received but dropped before queueing (e.g. invalid objects). */
-  public void rejectedOnArrival(int metrics, String cause) {
+  public synchronized void rejectedOnArrival(int metrics, String cause) {
     received.inc(metrics);
     droppedCounter(cause).inc(metrics);
   }
 
-  public void delivered(int metrics, long bytes) {
+  public synchronized void delivered(int metrics, long bytes) {
     forwarded.inc(metrics);
     queued.addAndGet(-metrics);
     queuedBytes.addAndGet(-bytes);
   }
 
   /** Queued bytes changed without a metric entering or leaving (a chunk split into parts). */
-  public void requeued(long bytesDelta) {
+  public synchronized void requeued(long bytesDelta) {
     queuedBytes.addAndGet(bytesDelta);
   }
 
-  public void dropped(int metrics, long bytes, String cause) {
+  public synchronized void dropped(int metrics, long bytes, String cause) {
     droppedCounter(cause).inc(metrics);
     queued.addAndGet(-metrics);
     queuedBytes.addAndGet(-bytes);
@@ -145,6 +145,14 @@ public final class ProxyMetrics {
 
   private Counter droppedCounter(String cause) {
     return dropped.computeIfAbsent(cause, c -> registry.counter(tagged(DROPPED, "cause", c)));
+  }
+
+  /**
+   * The accounting counters read together: updates hold the same lock, so the identity
+   * {@code received = forwarded + dropped + queued} holds exactly in what this returns.
+   */
+  public synchronized long[] accountingSnapshot() {
+    return new long[] {received.getCount(), forwarded.getCount(), droppedTotal(), queued.get(), queuedBytes.get()};
   }
 
   public long received() {

@@ -27,8 +27,10 @@ import java.util.zip.Inflater;
  * ({@link #mode}). Whatever the mode, every complete {@code POST /import} body is inflated and each
  * metric's name handed to the {@code received} recorder BEFORE the double misbehaves, so a test can
  * tell whether a batch reached this global even when the proxy never learnt that it did. Names of
- * metrics whose {@code 202} was written out in full go to the {@code confirmed} recorder: those are
- * the only ones the proxy may count as forwarded to this global.
+ * metrics whose {@code 202} status line went out go to the {@code confirmed} recorder: a Veneur
+ * global writes its status once it has taken the batch, so those are the ones the proxy may (and
+ * must) count as forwarded to this global, even when the rest of the answer trickles or never
+ * ends.
  *
  * <p>Modes, for {@code /import} and {@code /healthcheck} alike (a sick global is sick on every
  * path, so the proxy's health probe cannot re-admit it while it misbehaves):
@@ -188,12 +190,12 @@ public final class FaultyGlobal {
       case SLOW -> vertx.setTimer(Math.max(1, slowMs), t -> finish(resp, status, names, done));
       case TRICKLE -> {
         resp.setStatusCode(status).putHeader("Content-Length", Integer.toString(TRICKLE_LENGTH));
-        resp.writeHead();
+        resp.writeHead().onSuccess(v -> confirm(names, done));
         trickle(resp, TRICKLE_LENGTH);
       }
       case ENDLESS -> {
         resp.setStatusCode(status).setChunked(true);
-        resp.writeHead();
+        resp.writeHead().onSuccess(v -> confirm(names, done));
         endless(resp, Buffer.buffer(new byte[ENDLESS_CHUNK]));
       }
       case HANG -> { }
@@ -206,13 +208,15 @@ public final class FaultyGlobal {
 
   private void finish(HttpServerResponse resp, int status, List<String> names, AtomicBoolean done) {
     if (resp.closed() || resp.ended()) return;
-    resp.setStatusCode(status).end().onSuccess(v -> {
-      if (names != null && done.compareAndSet(false, true)) {
-        unanswered.decrementAndGet();
-        metricsConfirmed.addAndGet(names.size());
-        for (String n : names) confirmed.metric(n);
-      }
-    });
+    resp.setStatusCode(status).end().onSuccess(v -> confirm(names, done));
+  }
+
+  private void confirm(List<String> names, AtomicBoolean done) {
+    if (names != null && done.compareAndSet(false, true)) {
+      unanswered.decrementAndGet();
+      metricsConfirmed.addAndGet(names.size());
+      for (String n : names) confirmed.metric(n);
+    }
   }
 
   private void trickle(HttpServerResponse resp, int left) {
