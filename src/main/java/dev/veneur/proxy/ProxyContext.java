@@ -47,6 +47,7 @@ public final class ProxyContext {
     reg.register("memory.budget_bytes", (Gauge<Long>) budget::limit);
     reg.register("memory.used_bytes", (Gauge<Long>) budget::used);
     reg.register("memory.waiting_requests", (Gauge<Integer>) budget::waiting);
+    reg.register("memory.receiving_bytes", (Gauge<Long>) budget::receiving);
   }
 
   public ProxyConfig config() {

@@ -92,6 +92,7 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
         if (headers.reading) headers.scan(buf);
         if (memoryPaused) {
           budget.reserve(n);
+          budget.receiving(n);
           pausedBytes += n;
         }
       }
@@ -232,12 +233,14 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
     if (pausedBytes == 0) return;
     long back = Math.min(n, pausedBytes);
     pausedBytes -= back;
+    budget.receiving(-back);
     budget.release(back);
   }
 
   private void releasePaused() {
     memoryPaused = false;
     if (pausedBytes > 0) {
+      budget.receiving(-pausedBytes);
       budget.release(pausedBytes);
       pausedBytes = 0;
     }

@@ -111,6 +111,7 @@ final class ImportRequest {
     if (finished) return;
     int n = buf.length();
     ctx.budget().reserve(n);
+    ctx.budget().receiving(n);
     if (guard != null) guard.delivered(n);
     parts.add(buf);
     bytes += n;
@@ -124,6 +125,7 @@ final class ImportRequest {
   private void onEnd() {
     if (finished) return;
     finished = true;
+    ctx.budget().receiving(-bytes); // complete: it frees itself once decoded
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
     stopLeading();
@@ -207,6 +209,7 @@ final class ImportRequest {
   private void refuse(ImportRefusal r) {
     if (finished) return;
     finished = true;
+    ctx.budget().receiving(-bytes);
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
     if (guard != null) guard.resumeFromMemory();
@@ -219,6 +222,7 @@ final class ImportRequest {
   private void abandon() {
     if (finished) return;
     finished = true;
+    ctx.budget().receiving(-bytes);
     cancelTimers();
     if (waiter != null) ctx.budget().cancel(waiter);
     if (guard != null) guard.resumeFromMemory();

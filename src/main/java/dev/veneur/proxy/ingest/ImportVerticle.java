@@ -113,6 +113,7 @@ public final class ImportVerticle extends VerticleBase {
     // What a route throws (or a request Vert.x Web cannot route, such as OPTIONS *) gets a
     // one-line answer, counted, instead of an ERROR log line per request.
     router.route().failureHandler(rc -> {
+      if (rc.failure() != null) dev.veneur.proxy.Fatal.check(rc.failure());
       int status = rc.statusCode() > 0 ? rc.statusCode() : 500;
       if (rc.failure() != null && status == 500) {
         refusals.error("route_failure", "request " + rc.request().method() + " " + rc.request().uri()
@@ -581,6 +582,7 @@ public final class ImportVerticle extends VerticleBase {
       state.put("memory", new JsonObject()
           .put("budget_bytes", ctx.budget().limit())
           .put("used_bytes", ctx.budget().used())
+          .put("receiving_bytes", ctx.budget().receiving())
           .put("waiting_requests", ctx.budget().waiting()));
       state.put("connections", ctx.connections().get());
       state.put("counters", new JsonObject()

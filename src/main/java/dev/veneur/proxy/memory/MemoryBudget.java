@@ -98,13 +98,28 @@ public final class MemoryBudget {
   private final java.util.concurrent.atomic.AtomicReference<Object> leader =
       new java.util.concurrent.atomic.AtomicReference<>();
 
+  /** Of {@link #used()}: bodies still arriving (partial), which only their own completion frees. */
+  private final AtomicLong receiving = new AtomicLong();
+
+  /** Bytes of bodies still arriving changed (they are reserved with {@link #reserve} as well). */
+  public void receiving(long delta) {
+    if (delta != 0) receiving.addAndGet(delta);
+  }
+
+  public long receiving() {
+    return receiving.get();
+  }
+
   /**
-   * Lets {@code reader} go on reading while the budget is full, if no other reader does: readers
-   * that pause keep what they read, and if their partial bodies filled the budget between them,
-   * none could complete and release anything. One leader at a time bounds the overshoot to one
+   * Lets {@code reader} go on reading while the budget is full, if no other reader does and if
+   * partial bodies are what fill it: readers that pause keep what they read, and if their partial
+   * bodies filled the budget between them, none could complete and release anything. When queued
+   * data fills it instead, nobody leads: the globals' progress releases memory, and senders wait
+   * (or get 503), which is the back-pressure. One leader at a time bounds the overshoot to one
    * body ({@code max_body_bytes}).
    */
   public boolean tryLead(Object reader) {
+    if (receiving.get() < limit.getAsLong() / 2) return false;
     return leader.compareAndSet(null, reader);
   }
 
