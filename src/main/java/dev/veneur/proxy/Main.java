@@ -57,18 +57,21 @@ public final class Main {
           usage("unknown argument " + args[i]);
       }
     }
-    Vertx vertx = Vertx.vertx();
     JsonObject raw;
     ProxyConfig config;
+    // The config is read first (with a Vertx of its own) because it sizes the real one.
+    Vertx boot = Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1));
     try {
-      raw = ConfigLoader.loadRaw(vertx, file).await();
+      raw = ConfigLoader.loadRaw(boot, file).await();
       config = ProxyConfig.from(raw);
     } catch (ConfigException e) {
       System.err.println("veneur-proxy: " + e.getMessage());
-      vertx.close();
+      boot.close();
       System.exit(2);
       return;
     }
+    boot.close().await();
+    Vertx vertx = Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(config.effectiveEventLoops()));
     ProxyApp app;
     try {
       LOG.info("veneur-proxy {} starting with {}", Version.get(), file.toAbsolutePath());

@@ -47,7 +47,7 @@ public final class ProxyApp {
       "http_idle_timeout");
   private static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
   /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
-  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir",
+  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir", "event_loops",
       "idle_connection_timeout", "enable_profiling", "profiling_dir");
 
   private final Vertx vertx;
