@@ -274,17 +274,7 @@ public final class ImportVerticle extends VerticleBase {
 
     @Override
     public Ingester.Router router() {
-      return new Ingester.Router() {
-        @Override
-        public int ways() {
-          return routing.size();
-        }
-
-        @Override
-        public int slot(int index, int keyHash) {
-          return routing.ownerIndex(keyHash);
-        }
-      };
+      return ringRouter(routing);
     }
 
     @Override
@@ -450,17 +440,7 @@ public final class ImportVerticle extends VerticleBase {
     ingester.submit(new ChunkTask(chunk) {
       @Override
       public Ingester.Router router() {
-        return new Ingester.Router() {
-          @Override
-          public int ways() {
-            return routing.size();
-          }
-
-          @Override
-          public int slot(int index, int keyHash) {
-            return routing.ownerIndex(keyHash);
-          }
-        };
+        return ringRouter(routing);
       }
 
       @Override
@@ -521,6 +501,21 @@ public final class ImportVerticle extends VerticleBase {
         m.fail(500, refusal.reason());
       }
     });
+  }
+
+  /** Each metric to its owner on {@code ring}: one slot per member. */
+  private static Ingester.Router ringRouter(HashRing ring) {
+    return new Ingester.Router() {
+      @Override
+      public int ways() {
+        return ring.size();
+      }
+
+      @Override
+      public int slot(int index, int keyHash) {
+        return ring.ownerIndex(keyHash);
+      }
+    };
   }
 
   /** Decodes a queued chunk again (already accepted once, so trusted). */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
+import dev.veneur.proxy.support.DebugState;
 import dev.veneur.proxy.support.ProxyProcess;
 import dev.veneur.proxy.support.TestGlobal;
 import dev.veneur.proxy.support.TestProxy;
@@ -87,10 +88,10 @@ class CrashSpillTest {
       for (JsonObject m : global.metrics) deliveries.merge(m.getString("name"), 1, Integer::sum);
       long twice = deliveries.values().stream().filter(n -> n > 1).count();
       Await.until("the replay settled", () -> {
-        JsonObject s = state(http, port);
+        JsonObject s = DebugState.get(port);
         return s != null && s.getJsonObject("counters").getLong("queued") == 0;
       });
-      JsonObject counters = state(http, port).getJsonObject("counters");
+      JsonObject counters = DebugState.get(port).getJsonObject("counters");
       long received = counters.getLong("received");
       assertTrue(received > 0 && received <= (long) BODIES * PER_BODY - confirmedBefore,
           "the second run received only the replayed backlog: " + counters);
@@ -145,10 +146,5 @@ class CrashSpillTest {
     } catch (Exception e) {
       return null;
     }
-  }
-
-  private static JsonObject state(HttpClient http, int port) {
-    HttpResponse<String> r = get(http, port, "/debug/state");
-    return r == null ? null : new JsonObject(r.body());
   }
 }
