@@ -256,6 +256,9 @@ public final class ForwarderVerticle extends VerticleBase {
       batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
     }
     bodyBytes.update(body.length());
+    // The body is a copy of the chunks for the time of the POST: it counts in the budget too.
+    long held = body.length();
+    ctx.budget().reserve(held);
     batch.attempts++;
     inFlight++;
     state.inFlight.set(inFlight);
@@ -270,6 +273,7 @@ public final class ForwarderVerticle extends VerticleBase {
         strike("no answer within eject_slow_after (" + slowMs + "ms)");
       }
     }, outcome -> {
+      ctx.budget().release(held);
       inFlight--;
       state.inFlight.set(inFlight);
       postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
