@@ -185,7 +185,7 @@ public final class ForwarderVerticle extends VerticleBase {
     long queued = state.queuedBytes.get();
     if (saturated && queued < cfg.maxQueuedBytesPerDestination / 2) saturated = false;
     if (!saturated && !reportedDown && !ctx.stopping() && cfg.ejectAfterFailures > 0
-        && queued >= cfg.maxQueuedBytesPerDestination && anotherGlobalRoutes()) {
+        && queued >= cfg.maxQueuedBytesPerDestination && drainsWorseThanPeers(queued)) {
       // It cannot drain what it is given: as good as failing, for everyone whose metrics wait here.
       saturated = true;
       reportDown("its queue reached max_queued_bytes_per_destination (" + cfg.maxQueuedBytesPerDestination
@@ -452,12 +452,21 @@ public final class ForwarderVerticle extends VerticleBase {
     return elapsedNanos > 3 * median;
   }
 
-  /** Whether some other global is in the ring to take this one's keys. */
-  private boolean anotherGlobalRoutes() {
-    for (var e : ctx.destinations().entrySet()) {
-      if (!e.getKey().equals(destination) && !e.getValue().excluded) return true;
-    }
-    return false;
+  /**
+   * Whether a full queue here means this global does not drain, rather than that all of them are
+   * fed more than they take: it holds more than four times the median queue of the other globals
+   * in the ring. When every global's queue is long, moving one's keys to the others would only
+   * move the backlog (and cost re-splitting it); the memory budget then holds senders back
+   * instead. With no other global there is nowhere to move its keys.
+   */
+  private boolean drainsWorseThanPeers(long queued) {
+    List<Long> peers = new ArrayList<>();
+    ctx.destinations().forEach((d, s) -> {
+      if (!d.equals(destination) && !s.excluded) peers.add(s.queuedBytes.get());
+    });
+    if (peers.isEmpty()) return false;
+    peers.sort(null);
+    return queued > 4 * peers.get(peers.size() / 2);
   }
 
   /** One more failure (or slow answer, or saturation) in a row. */
