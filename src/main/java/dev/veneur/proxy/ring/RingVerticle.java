@@ -97,8 +97,8 @@ public final class RingVerticle extends VerticleBase {
         LOG.info("re-admitted {} to the ring: it answers again", dest);
       } else {
         ctx.metrics().counter("forward.ejections", "destination", tag).inc();
-        LOG.warn("ejected {} from the ring after repeated failed forwards; its keys go to the others "
-            + "until it answers /healthcheck", dest);
+        LOG.warn("ejected {} from the ring (its forwarder found it failing, slow or saturated, as logged just "
+            + "before); its keys go to the others until it answers /healthcheck", dest);
       }
       publish();
     }

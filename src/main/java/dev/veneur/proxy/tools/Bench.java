@@ -67,6 +67,7 @@ public final class Bench {
     int perBody = 1000;
     int distinctBodies = 32;
     String jar = "target/veneur-proxy.jar";
+    String proxyJar; // null: the same as jar
     String javaOpts = "-Xmx256m";
     String extraYaml = "";
     String sample = "src/test/resources/fixtures/captured/large.json";
@@ -167,6 +168,7 @@ public final class Bench {
           case "--metrics-per-body": o.perBody = Integer.parseInt(args[++i]); break;
           case "--distinct-bodies": o.distinctBodies = Integer.parseInt(args[++i]); break;
           case "--jar": o.jar = args[++i]; break;
+          case "--proxy-jar": o.proxyJar = args[++i]; break;
           case "--java-opts": o.javaOpts = args[++i]; break;
           case "--yaml": o.extraYaml = args[++i]; break;
           case "--sample": o.sample = args[++i]; break;
@@ -219,7 +221,7 @@ public final class Bench {
     System.err.println("usage: scripts/bench [--matrix] [--runs N] [--senders 2,8,32] [--globals 1,3] [--warmup 15]"
         + " [--seconds 20] [--burst N --interval 10s --rounds K] [--java-opts '-Xmx256m'|''] [--globals-in-bench]"
         + " [--globals-java-opts ...] [--light] [--yaml 'k: v'] [--sample file|random] [--metrics-per-body 1000]"
-        + " [--distinct-bodies 32] [--burst-warmup-senders 8] [--jar path] [--csv file] [--keep-logs]");
+        + " [--distinct-bodies 32] [--burst-warmup-senders 8] [--jar path] [--proxy-jar path] [--csv file] [--keep-logs]");
     System.err.println("scripts/bench --help explains each option.");
     System.exit(code);
   }
@@ -245,7 +247,7 @@ public final class Bench {
       Globals globals = o.globalsInBench
           ? Globals.inProcess(vertx, cell.globals(), o.light, Runtime.getRuntime().availableProcessors())
           : Globals.ownProcess(cell.globals(), o.light, o.jar, o.globalsJavaOpts, dir, name);
-      rig = ProxyRig.launch(globals, o.jar, o.javaOpts, o.extraYaml, dir, name);
+      rig = ProxyRig.launch(globals, o.proxyJar != null ? o.proxyJar : o.jar, o.javaOpts, o.extraYaml, dir, name);
       System.out.printf(Locale.ROOT, "-- %s: run %d of %d, proxy pid %d, globals %s, load average %s%n",
           name, run, o.runs, rig.proxy.pid(), globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(),
           loadAvg());
@@ -795,7 +797,8 @@ public final class Bench {
         Runtime.getRuntime().availableProcessors(), cpuModel(), memTotalKib() / 1024.0 / 1024.0, kernel(), loadAvg()));
     String revision = System.getProperty("bench.revision", "");
     sb.append(String.format(Locale.ROOT, "proxy:    java %s-jar %s%s (Java %s), a fresh process per run, forward_addresses%s%n",
-        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.jar, revision.isEmpty() ? "" : " at " + revision,
+        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.proxyJar != null ? o.proxyJar : o.jar,
+        o.proxyJar != null || revision.isEmpty() ? "" : " at " + revision,
         System.getProperty("java.runtime.version"), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
     if (o.javaOpts.isBlank()) {
       sb.append("          (no JVM flags: the default heap is a quarter of RAM, the GC JVM ergonomics pick)\n");

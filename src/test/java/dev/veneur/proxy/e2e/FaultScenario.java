@@ -98,7 +98,12 @@ final class FaultScenario {
    * three healthy globals on a busy machine).
    */
   static String yaml(int port, List<String> destinations) {
-    return String.join("\n",
+    return yaml(port, destinations, Map.of());
+  }
+
+  /** The same, with some keys given other values (quoted YAML scalars). */
+  static String yaml(int port, List<String> destinations, Map<String, String> overrides) {
+    String base = String.join("\n",
         "http_address: \"127.0.0.1:" + port + "\"",
         "forward_addresses:",
         "  - \"" + destinations.get(0) + "\"",
@@ -113,6 +118,21 @@ final class FaultScenario {
         "batch_max_metrics: 1000",
         "shutdown_timeout: \"5s\"",
         "");
+    StringBuilder out = new StringBuilder();
+    Set<String> seen = new java.util.HashSet<>();
+    for (String line : base.split("\n", -1)) {
+      int colon = line.indexOf(':');
+      String key = colon > 0 && !line.startsWith(" ") ? line.substring(0, colon) : null;
+      if (key != null && overrides.containsKey(key)) {
+        line = key + ": \"" + overrides.get(key) + "\"";
+        seen.add(key);
+      }
+      out.append(line).append('\n');
+    }
+    overrides.forEach((k, v) -> {
+      if (!seen.contains(k)) out.append(k).append(": \"").append(v).append("\"\n");
+    });
+    return out.toString();
   }
 
   /** What one run measured and every expectation it broke. */
@@ -148,6 +168,12 @@ final class FaultScenario {
 
   static Result run(Vertx vertx, Path dir, String label, FaultyGlobal.Mode faultMode,
       Consumer<FaultyGlobal> tune) throws Exception {
+    return run(vertx, dir, label, faultMode, tune, Map.of());
+  }
+
+  /** A run with some of the proxy's config keys set otherwise (see {@link #yaml(int, List, Map)}). */
+  static Result run(Vertx vertx, Path dir, String label, FaultyGlobal.Mode faultMode,
+      Consumer<FaultyGlobal> tune, Map<String, String> configOverrides) throws Exception {
     Result r = new Result(label);
     boolean faulty = faultMode != FaultyGlobal.Mode.HEALTHY;
     Ledger l1 = new Ledger();
@@ -161,7 +187,7 @@ final class FaultScenario {
     List<String> dests = List.of(h1.url(), h2.url(), f.url());
     int port = TestProxy.freePort();
     Path yaml = dir.resolve("proxy-" + faultMode.name().toLowerCase() + ".yaml");
-    Files.writeString(yaml, yaml(port, dests));
+    Files.writeString(yaml, yaml(port, dests, configOverrides));
     ProxyProcess p = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
     StateMonitor mon = null;
     LoadSenders load = null;

@@ -69,4 +69,20 @@ class SlowGlobalTest {
     FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "F trickles its 202 body, 1 byte / 2 s",
         Mode.TRICKLE, g -> g.trickleMs = 2000));
   }
+
+  /**
+   * A global that answers well within every deadline but cannot take its share: 202 after 2.5 s,
+   * at most 8 POSTs of 1000 metrics in flight, so about 3,200 metrics/s against the ~13,000/s its
+   * keys bring. Slowness alone ejects nothing here ({@code eject_slow_after: 0}), so only the
+   * saturation rule can act: its queue reaches max_queued_bytes_per_destination (512 KiB of
+   * compressed chunks, scaled down like the run's deadlines) while the healthy globals' queues
+   * stay short, and it is ejected like a failing global instead of holding everyone's memory.
+   */
+  @Test
+  @Order(4)
+  void aGlobalThatCannotDrainItsShareIsEjectedWhenItsQueueIsFull(Vertx vertx) throws Exception {
+    FaultScenario.assertHeld(FaultScenario.run(vertx, dir, "F drains 3,200 of its ~13,000 metrics/s (saturated)",
+        Mode.SLOW, g -> g.slowMs = 2500,
+        java.util.Map.of("eject_slow_after", "0s", "max_queued_bytes_per_destination", "512KiB")));
+  }
 }
