@@ -94,9 +94,21 @@ public final class Spill {
   public static void readLeftover(Path file, Consumer<Found> each) throws IOException {
     Segment seg = new Segment(file);
     BitSet settled = new BitSet();
+    // A record takes at least its header, so no index can reach this: a mark past it (or below 0)
+    // is damage, and trusting it would size the bit set by garbage or lose the whole file.
+    long maxIndex = Files.size(file) / RECORD_HEADER + 1;
     if (Files.exists(seg.done)) {
       ByteBuffer marks = ByteBuffer.wrap(Files.readAllBytes(seg.done));
-      while (marks.remaining() >= 4) settled.set(marks.getInt());
+      int damaged = 0;
+      while (marks.remaining() >= 4) {
+        int mark = marks.getInt();
+        if (mark >= 0 && mark <= maxIndex) settled.set(mark);
+        else damaged++;
+      }
+      if (damaged > 0) {
+        LOG.warn("{}: {} damaged settle mark(s) ignored; the records they would settle are sent again", seg.done,
+            damaged);
+      }
     }
     int found = 0;
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
@@ -125,9 +137,17 @@ public final class Spill {
           LOG.warn("{}: a damaged record ends what can be read of it", file);
           break;
         }
+        // Never allocate more than the file still holds: a length the file cannot back is a record
+        // cut short, or damage.
+        if (length > ch.size() - ch.position()) {
+          LOG.warn("{}: its last {} bytes are an incomplete record: a write cut short by a crash (never "
+              + "answered 202), or the file was truncated (as a power loss can do); what precedes it is "
+              + "sent again", file, ch.size() - ch.position() + RECORD_HEADER);
+          break;
+        }
         ByteBuffer payload = ByteBuffer.allocate(length);
         if (!readFully(ch, payload)) {
-          LOG.info("{}: its last record was cut short by the crash; it was never answered 202", file);
+          LOG.warn("{}: it ends inside a record (the file shrank while read?); what precedes it is sent again", file);
           break;
         }
         crc.reset();

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.spill;
 
+import dev.veneur.proxy.Fatal;
 import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.forward.Dispatch;
 import io.vertx.core.Future;
@@ -55,6 +56,7 @@ public final class SpillReplayVerticle extends VerticleBase {
       return found;
     }, false).onComplete(ar -> {
       if (ar.failed()) {
+        Fatal.check(ar.cause());
         LOG.error("spill_dir: cannot read {}: {}", file, ar.cause().getMessage());
       } else {
         for (Spill.Found f : ar.result()) {

@@ -78,6 +78,45 @@ class SpillTest {
     assertEquals(2, left.size(), "the two whole records, not the cut one");
   }
 
+  /**
+   * Damage the process did not write: settle marks pointing nowhere (a huge index once sized the
+   * bit set into an OutOfMemoryError and lost the whole file), and a record whose length field
+   * claims more than the file holds (never allocated). The good records are still sent again.
+   */
+  @Test
+  void damagedSettleMarksAndLengthsCostOnlyWhatTheyDamaged(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    List<SpillRecord> records = new ArrayList<>();
+    for (int i = 0; i < 4; i++) records.add(w.append(chunk(i)));
+    records.get(1).settled();
+    Path done = files(dir, ".done").get(0);
+    Files.write(done, new byte[] {0x7f, (byte) 0xff, (byte) 0xff, (byte) 0xf0, (byte) 0xff, (byte) 0xff,
+        (byte) 0xff, (byte) 0xff}, StandardOpenOption.APPEND);
+    List<Spill.Found> left = read(dir);
+    assertEquals(List.of(0, 2, 3), left.stream().map(f -> f.chunk().count - 1).toList(),
+        "every unsettled record, the settled one not, the bogus marks ignored");
+
+    // The last record's length field now claims 200 MB: that record is lost, nothing is allocated for it.
+    Path dir2 = Files.createDirectory(dir.resolve("second"));
+    SpillWriter w2 = Spill.open(dir2).writer();
+    for (int i = 0; i < 3; i++) w2.append(chunk(i));
+    Path file = files(dir2, ".spill").get(0);
+    long lastRecord = Files.size(file) - (Spill.RECORD_HEADER + chunk(2).deflated.length);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      // Header: magic, index, count, rawLength, adler, length, crc.
+      ch.write(java.nio.ByteBuffer.allocate(4).putInt(0, 200 << 20), lastRecord + 20);
+    }
+    List<Spill.Found> left2 = new ArrayList<>();
+    List<Path> leftovers = Spill.open(dir2).leftovers();
+    com.sun.management.ThreadMXBean threads =
+        (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+    long before = threads.getCurrentThreadAllocatedBytes();
+    for (Path f : leftovers) Spill.readLeftover(f, left2::add);
+    long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+    assertEquals(List.of(0, 1), left2.stream().map(f -> f.chunk().count - 1).toList());
+    assertTrue(allocated < (16 << 20), "reading the damaged file allocated " + allocated + " bytes");
+  }
+
   @Test
   void aClosedWriterLeavesNothingOnceAllIsSettledAndSegmentsRotate(@TempDir Path dir) throws IOException {
     SpillWriter w = Spill.open(dir).writer();
