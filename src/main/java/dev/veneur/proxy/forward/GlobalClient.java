@@ -63,8 +63,13 @@ final class GlobalClient {
         Exchange x = byRequest.get(ctx.request());
         if (x != null) {
           x.clientRequest = ctx.clientRequest();
-          // The deadline passed while a connection was being found: don't send at all.
-          if (x.done) x.clientRequest.reset();
+          if (x.done) {
+            // The deadline passed while a connection was being found: don't send at all. Failing
+            // the context resets the request; going on to the send phase with a reset request
+            // made the Web Client throw a NullPointerException on the event loop.
+            ctx.fail(new java.util.concurrent.TimeoutException("forward_timeout passed before the request was sent"));
+            return;
+          }
         }
       } else if (ctx.phase() == ClientPhase.RECEIVE_RESPONSE) {
         // The status line is in, before the body: what the global decided, whatever its body does.

@@ -279,6 +279,8 @@ final class FaultScenario {
           + (p.process.isAlive() ? "?" : p.process.exitValue()) + ")");
       r.check(!p.logged("OutOfMemoryError"), "the proxy logged OutOfMemoryError: " + firstLine(p, "OutOfMemoryError"));
       r.check(!p.logged("FATAL"), "the proxy logged FATAL: " + firstLine(p, "FATAL"));
+      r.check(!p.logged("uncaught exception"), "an exception escaped to an event loop: "
+          + firstLine(p, "uncaught exception"));
       long peakMib = mon.peakRssKib.get() / 1024;
       r.check(peakMib < RSS_BOUND_MIB, "peak RSS " + peakMib + " MiB >= " + RSS_BOUND_MIB + " MiB with -Xmx256m");
       r.check(mon.memoryReports > 0, "/debug/state has no 'memory' section (design.md: memory.budget_bytes, "
