@@ -1,6 +1,7 @@
 package dev.veneur.proxy.config;
 
 import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.ConsulDouble;
 import dev.veneur.proxy.support.FaultyGlobal;
 import dev.veneur.proxy.support.Ledger;
 import dev.veneur.proxy.support.LoadSenders;
@@ -60,12 +61,24 @@ final class ReloadRun {
    * @param globalDelayMs how long the globals take to answer during the load
    * @param fastDrain whether the globals answer at once after the load, to drain a large queue fast
    * @param extraYaml more config lines, the same in every version of the file
+   * @param consul the globals come from Consul instead: the file alternates between two Consul
+   *     services, on two Consul agents, whose healthy instances are [A, B] and [B, C]
    */
-  record Options(String label, boolean list, long globalDelayMs, boolean fastDrain, List<String> extraYaml) {}
+  record Options(String label, boolean list, long globalDelayMs, boolean fastDrain, List<String> extraYaml,
+      boolean consul) {
+    Options(String label, boolean list, long globalDelayMs, boolean fastDrain, List<String> extraYaml) {
+      this(label, list, globalDelayMs, fastDrain, extraYaml, false);
+    }
+  }
 
   private ReloadRun() {}
 
   private static String yaml(int port, List<String> dests, boolean list, List<String> extra) {
+    return yaml(port, dests, list, extra, null, null);
+  }
+
+  private static String yaml(int port, List<String> dests, boolean list, List<String> extra, String consulAgent,
+      String consulService) {
     StringBuilder sb = new StringBuilder()
         .append("http_address: \"127.0.0.1:").append(port).append("\"\n")
         // Scans ten times a second [3s], so a rewrite applies well within its second.
@@ -73,7 +86,10 @@ final class ReloadRun {
         // Shorter than the default 10s to keep the stop short.
         .append("shutdown_timeout: \"5s\"\n");
     for (String l : extra) sb.append(l).append('\n');
-    if (list) {
+    if (consulAgent != null) {
+      sb.append("consul_address: \"").append(consulAgent).append("\"\n");
+      sb.append("consul_forward_service_name: \"").append(consulService).append("\"\n");
+    } else if (list) {
       sb.append("forward_addresses:\n");
       for (String d : dests) sb.append("  - \"").append(d).append("\"\n");
     } else {
@@ -101,10 +117,26 @@ final class ReloadRun {
     List<List<String>> variants = list
         ? List.of(List.of(a.url(), b.url()), List.of(b.url(), c.url()))
         : List.of(List.of(a.url()), List.of(b.url()));
-    String key = list ? "forward_addresses" : "forward_address";
+    String key = o.consul() ? "consul_forward_service_name" : list ? "forward_addresses" : "forward_address";
+    List<ConsulDouble> agents = new ArrayList<>();
+    if (o.consul()) {
+      for (int v = 0; v < 2; v++) {
+        ConsulDouble agent = ConsulDouble.start(vertx, "globals-" + v);
+        List<ConsulDouble.Instance> instances = new ArrayList<>();
+        for (String url : variants.get(v)) {
+          int gport = Integer.parseInt(url.substring(url.lastIndexOf(':') + 1));
+          instances.add(ConsulDouble.Instance.passing("node-" + gport, "127.0.0.1", gport));
+        }
+        agent.setInstances(instances);
+        agents.add(agent);
+      }
+    }
     int port = TestProxy.freePort();
+    java.util.function.IntFunction<String> version = v -> o.consul()
+        ? yaml(port, variants.get(v), list, o.extraYaml(), agents.get(v).address(), "globals-" + v)
+        : yaml(port, variants.get(v), list, o.extraYaml());
     Path file = dir.resolve("proxy.yaml");
-    writeAtomically(file, yaml(port, variants.get(0), list, o.extraYaml()));
+    writeAtomically(file, version.apply(0));
     ProxyProcess p = ProxyProcess.start(file, Map.of(), "-Xmx256m");
     List<String> violations = new ArrayList<>();
     StringBuilder figures = new StringBuilder();
@@ -130,7 +162,7 @@ final class ReloadRun {
         List<String> want = variants.get(k % 2);
         long wrote = System.nanoTime();
         if (k == 1) firstChange = wrote;
-        writeAtomically(file, yaml(port, want, list, o.extraYaml()));
+        writeAtomically(file, version.apply(k % 2));
         int rewrite = k;
         Set<String> wantSet = Set.copyOf(want);
         try {
@@ -328,6 +360,7 @@ final class ReloadRun {
       a.stop();
       b.stop();
       c.stop();
+      for (ConsulDouble agent : agents) agent.close();
     }
   }
 }

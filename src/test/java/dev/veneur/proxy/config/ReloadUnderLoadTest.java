@@ -33,4 +33,15 @@ class ReloadUnderLoadTest {
     ReloadRun.run(vertx, dir, new ReloadRun.Options("forward_address A <-> B every second under load",
         false, 100, false, List.of()));
   }
+
+  /**
+   * The Consul service (and agent) alternating: consul_forward_service_name and consul_address
+   * change together every second, between a service whose healthy instances are [A, B] and one
+   * whose are [B, C]. Each change replaces the discovery verticle; the ring follows its first answer.
+   */
+  @Test
+  void consulServiceAlternatingUnderLoad(Vertx vertx) throws Exception {
+    ReloadRun.run(vertx, dir, new ReloadRun.Options("Consul service [A, B] <-> [B, C] every second under load",
+        true, 100, false, List.of(), true));
+  }
 }
