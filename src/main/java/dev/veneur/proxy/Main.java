@@ -73,6 +73,28 @@ public final class Main {
     boot.close().await();
     Vertx vertx = Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(config.effectiveEventLoops()));
     ProxyApp app;
+    // Handle the signals ourselves rather than only in a shutdown hook, so a graceful stop can
+    // exit 0 (a JVM killed by SIGTERM otherwise exits 143 even after its hooks ran). Installed
+    // before the listener opens: a SIGTERM right after the port answers must still stop gracefully.
+    java.util.concurrent.atomic.AtomicReference<String> early = new java.util.concurrent.atomic.AtomicReference<>();
+    java.util.concurrent.atomic.AtomicReference<java.util.function.Consumer<String>> onSignal =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    for (String sig : new String[] {"TERM", "INT"}) {
+      Signal.handle(new Signal(sig), s -> {
+        synchronized (early) {
+          java.util.function.Consumer<String> stop = onSignal.get();
+          if (stop != null) {
+            stop.accept("SIG" + sig);
+          } else if (!ProxyApp.OPENING_LISTENER.get()) {
+            // Still starting (waiting for Consul, say), nothing accepted: no reason to wait.
+            LOG.info("SIG{} while starting, before serving: exiting", sig);
+            System.exit(0);
+          } else {
+            early.compareAndSet(null, "SIG" + sig);
+          }
+        }
+      });
+    }
     try {
       LOG.info("veneur-proxy {} starting with {}", Version.get(), file.toAbsolutePath());
       app = ProxyApp.start(vertx, config).await();
@@ -84,10 +106,12 @@ public final class Main {
       System.exit(1);
       return;
     }
-    // Handle the signals ourselves rather than only in a shutdown hook, so a graceful stop can
-    // exit 0 (a JVM killed by SIGTERM otherwise exits 143 even after its hooks ran).
-    Signal.handle(new Signal("TERM"), s -> stopThenExit(app, vertx, config, "SIGTERM"));
-    Signal.handle(new Signal("INT"), s -> stopThenExit(app, vertx, config, "SIGINT"));
+    ProxyApp started = app;
+    synchronized (early) {
+      onSignal.set(why -> stopThenExit(started, vertx, config, why));
+      // A signal that came while starting: stop now, gracefully.
+      if (early.get() != null) stopThenExit(started, vertx, config, early.get());
+    }
   }
 
   private static void stopThenExit(ProxyApp app, Vertx vertx, ProxyConfig config, String why) {

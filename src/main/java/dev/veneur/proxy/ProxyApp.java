@@ -67,6 +67,13 @@ public final class ProxyApp {
     this.ctx = new ProxyContext(config);
   }
 
+  /**
+   * Set once a start opens its listener, for {@code Main}: a stop requested before that has
+   * accepted nothing and can simply exit; one requested after must stop gracefully.
+   */
+  public static final java.util.concurrent.atomic.AtomicBoolean OPENING_LISTENER =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
   public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config) {
     return start(vertx, config, System.getenv());
   }
@@ -108,7 +115,10 @@ public final class ProxyApp {
         .compose(id -> vertx.deployVerticle(discoveryFor(cfg)))
         .onSuccess(id -> discoveryId = id)
         .compose(id -> awaitRing(cfg))
-        .compose(v -> deployHttp(cfg))
+        .compose(v -> {
+          OPENING_LISTENER.set(true);
+          return deployHttp(cfg);
+        })
         .onSuccess(id -> httpId = id)
         .compose(id -> ctx.spill() == null ? Future.succeededFuture(id)
             : vertx.deployVerticle(new dev.veneur.proxy.spill.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
