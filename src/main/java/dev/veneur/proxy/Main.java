@@ -76,25 +76,8 @@ public final class Main {
     // Handle the signals ourselves rather than only in a shutdown hook, so a graceful stop can
     // exit 0 (a JVM killed by SIGTERM otherwise exits 143 even after its hooks ran). Installed
     // before the listener opens: a SIGTERM right after the port answers must still stop gracefully.
-    java.util.concurrent.atomic.AtomicReference<String> early = new java.util.concurrent.atomic.AtomicReference<>();
-    java.util.concurrent.atomic.AtomicReference<java.util.function.Consumer<String>> onSignal =
-        new java.util.concurrent.atomic.AtomicReference<>();
-    for (String sig : new String[] {"TERM", "INT"}) {
-      Signal.handle(new Signal(sig), s -> {
-        synchronized (early) {
-          java.util.function.Consumer<String> stop = onSignal.get();
-          if (stop != null) {
-            stop.accept("SIG" + sig);
-          } else if (!ProxyApp.OPENING_LISTENER.get()) {
-            // Still starting (waiting for Consul, say), nothing accepted: no reason to wait.
-            LOG.info("SIG{} while starting, before serving: exiting", sig);
-            System.exit(0);
-          } else {
-            early.compareAndSet(null, "SIG" + sig);
-          }
-        }
-      });
-    }
+    Signals signals = new Signals();
+    for (String sig : new String[] {"TERM", "INT"}) Signal.handle(new Signal(sig), s -> signals.on("SIG" + sig));
     try {
       LOG.info("veneur-proxy {} starting with {}", Version.get(), file.toAbsolutePath());
       app = ProxyApp.start(vertx, config).await();
@@ -107,10 +90,31 @@ public final class Main {
       return;
     }
     ProxyApp started = app;
-    synchronized (early) {
-      onSignal.set(why -> stopThenExit(started, vertx, config, why));
+    signals.started(why -> stopThenExit(started, vertx, config, why));
+  }
+
+  /** SIGTERM and SIGINT, from before start-up until the process ends. */
+  private static final class Signals {
+    /** A signal that came after the listener opened but before start-up completed. */
+    private String early;
+    private java.util.function.Consumer<String> stop;
+
+    synchronized void on(String why) {
+      if (stop != null) {
+        stop.accept(why);
+      } else if (!ProxyApp.OPENING_LISTENER.get()) {
+        // Still starting (waiting for Consul, say), nothing accepted: no reason to wait.
+        LOG.info("{} while starting, before serving: exiting", why);
+        System.exit(0);
+      } else if (early == null) {
+        early = why;
+      }
+    }
+
+    synchronized void started(java.util.function.Consumer<String> stopper) {
+      stop = stopper;
       // A signal that came while starting: stop now, gracefully.
-      if (early.get() != null) stopThenExit(started, vertx, config, early.get());
+      if (early != null) stop.accept(early);
     }
   }
 

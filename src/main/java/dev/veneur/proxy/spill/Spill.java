@@ -96,7 +96,8 @@ public final class Spill {
     BitSet settled = new BitSet();
     // A record takes at least its header, so no index can reach this: a mark past it (or below 0)
     // is damage, and trusting it would size the bit set by garbage or lose the whole file.
-    long maxIndex = Files.size(file) / RECORD_HEADER + 1;
+    long fileSize = Files.size(file);
+    long maxIndex = fileSize / RECORD_HEADER + 1;
     if (Files.exists(seg.done)) {
       ByteBuffer marks = ByteBuffer.wrap(Files.readAllBytes(seg.done));
       int damaged = 0;
@@ -139,10 +140,10 @@ public final class Spill {
         }
         // Never allocate more than the file still holds: a length the file cannot back is a record
         // cut short, or damage.
-        if (length > ch.size() - ch.position()) {
+        if (length > fileSize - ch.position()) {
           LOG.warn("{}: its last {} bytes are an incomplete record: a write cut short by a crash (never "
               + "answered 202), or the file was truncated (as a power loss can do); what precedes it is "
-              + "sent again", file, ch.size() - ch.position() + RECORD_HEADER);
+              + "sent again", file, fileSize - ch.position() + RECORD_HEADER);
           break;
         }
         ByteBuffer payload = ByteBuffer.allocate(length);

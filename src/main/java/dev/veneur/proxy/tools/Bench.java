@@ -76,6 +76,11 @@ public final class Bench {
     boolean light;
     String csv;
     boolean keepLogs;
+
+    /** The jar run as the proxy. */
+    String proxyJar() {
+      return proxyJar != null ? proxyJar : jar;
+    }
   }
 
   /** One cell of the table: steady (closed-loop senders) or burst (N locals in step). */
@@ -247,7 +252,7 @@ public final class Bench {
       Globals globals = o.globalsInBench
           ? Globals.inProcess(vertx, cell.globals(), o.light, Runtime.getRuntime().availableProcessors())
           : Globals.ownProcess(cell.globals(), o.light, o.jar, o.globalsJavaOpts, dir, name);
-      rig = ProxyRig.launch(globals, o.proxyJar != null ? o.proxyJar : o.jar, o.javaOpts, o.extraYaml, dir, name);
+      rig = ProxyRig.launch(globals, o.proxyJar(), o.javaOpts, o.extraYaml, dir, name);
       System.out.printf(Locale.ROOT, "-- %s: run %d of %d, proxy pid %d, globals %s, load average %s%n",
           name, run, o.runs, rig.proxy.pid(), globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(),
           loadAvg());
@@ -797,7 +802,7 @@ public final class Bench {
         Runtime.getRuntime().availableProcessors(), cpuModel(), memTotalKib() / 1024.0 / 1024.0, kernel(), loadAvg()));
     String revision = System.getProperty("bench.revision", "");
     sb.append(String.format(Locale.ROOT, "proxy:    java %s-jar %s%s (Java %s), a fresh process per run, forward_addresses%s%n",
-        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.proxyJar != null ? o.proxyJar : o.jar,
+        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.proxyJar(),
         o.proxyJar != null || revision.isEmpty() ? "" : " at " + revision,
         System.getProperty("java.runtime.version"), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
     if (o.javaOpts.isBlank()) {

@@ -73,10 +73,7 @@ final class ReloadRun {
 
   private ReloadRun() {}
 
-  private static String yaml(int port, List<String> dests, boolean list, List<String> extra) {
-    return yaml(port, dests, list, extra, null, null);
-  }
-
+  /** {@code consulAgent} null: static destinations ({@code dests}), else that agent's service. */
   private static String yaml(int port, List<String> dests, boolean list, List<String> extra, String consulAgent,
       String consulService) {
     StringBuilder sb = new StringBuilder()
@@ -132,9 +129,8 @@ final class ReloadRun {
       }
     }
     int port = TestProxy.freePort();
-    java.util.function.IntFunction<String> version = v -> o.consul()
-        ? yaml(port, variants.get(v), list, o.extraYaml(), agents.get(v).address(), "globals-" + v)
-        : yaml(port, variants.get(v), list, o.extraYaml());
+    java.util.function.IntFunction<String> version = v -> yaml(port, variants.get(v), list, o.extraYaml(),
+        o.consul() ? agents.get(v).address() : null, "globals-" + v);
     Path file = dir.resolve("proxy.yaml");
     writeAtomically(file, version.apply(0));
     ProxyProcess p = ProxyProcess.start(file, Map.of(), "-Xmx256m");

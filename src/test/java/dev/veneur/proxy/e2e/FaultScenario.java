@@ -101,7 +101,7 @@ final class FaultScenario {
     return yaml(port, destinations, Map.of());
   }
 
-  /** The same, with some keys given other values (quoted YAML scalars). */
+  /** The same, with some of its keys given other values (quoted YAML scalars). */
   static String yaml(int port, List<String> destinations, Map<String, String> overrides) {
     String base = String.join("\n",
         "http_address: \"127.0.0.1:" + port + "\"",
@@ -118,21 +118,14 @@ final class FaultScenario {
         "batch_max_metrics: 1000",
         "shutdown_timeout: \"5s\"",
         "");
-    StringBuilder out = new StringBuilder();
-    Set<String> seen = new java.util.HashSet<>();
-    for (String line : base.split("\n", -1)) {
-      int colon = line.indexOf(':');
-      String key = colon > 0 && !line.startsWith(" ") ? line.substring(0, colon) : null;
-      if (key != null && overrides.containsKey(key)) {
-        line = key + ": \"" + overrides.get(key) + "\"";
-        seen.add(key);
-      }
-      out.append(line).append('\n');
+    for (Map.Entry<String, String> o : overrides.entrySet()) {
+      String line = "\n" + o.getKey() + ": ";
+      int at = base.indexOf(line);
+      if (at < 0) throw new IllegalArgumentException("no key '" + o.getKey() + "' in the scenario's config");
+      int end = base.indexOf('\n', at + 1);
+      base = base.substring(0, at) + line + "\"" + o.getValue() + "\"" + base.substring(end);
     }
-    overrides.forEach((k, v) -> {
-      if (!seen.contains(k)) out.append(k).append(": \"").append(v).append("\"\n");
-    });
-    return out.toString();
+    return base;
   }
 
   /** What one run measured and every expectation it broke. */
