@@ -3,6 +3,7 @@ package dev.veneur.proxy;
 import dev.veneur.proxy.config.ConfigException;
 import dev.veneur.proxy.config.ConfigLoader;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.Fatal;
 import dev.veneur.proxy.telemetry.SentryBridge;
 import dev.veneur.proxy.telemetry.Version;
 import io.vertx.core.Vertx;
@@ -35,7 +36,7 @@ public final class Main {
     });
     // Netty and Vert.x catch what their handlers throw and only log it: watch the log for it.
     ((ch.qos.logback.classic.LoggerContext) LoggerFactory.getILoggerFactory())
-        .addTurboFilter(new dev.veneur.proxy.telemetry.OutOfMemoryWatch());
+        .addTurboFilter(new dev.veneur.proxy.core.OutOfMemoryWatch());
     Path file = Path.of("conf/proxy.yaml");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {

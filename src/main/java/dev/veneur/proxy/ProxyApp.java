@@ -8,12 +8,16 @@ import dev.veneur.proxy.config.ConfigException;
 import dev.veneur.proxy.config.ConfigWatchVerticle;
 import dev.veneur.proxy.config.GoDuration;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.Fatal;
+import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.discovery.ConsulDiscoveryVerticle;
 import dev.veneur.proxy.discovery.ConsulEndpoint;
 import dev.veneur.proxy.discovery.StaticDiscoveryVerticle;
+import dev.veneur.proxy.forward.ForwarderVerticle;
 import dev.veneur.proxy.ingest.ImportVerticle;
-import dev.veneur.proxy.ring.HashRing;
 import dev.veneur.proxy.ring.RingVerticle;
+import dev.veneur.proxy.routing.Dispatch;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.telemetry.Profiler;
 import dev.veneur.proxy.telemetry.SentryBridge;
 import dev.veneur.proxy.telemetry.StatsdReporter;
@@ -81,6 +85,7 @@ public final class ProxyApp {
   /** @param env where {@code CONSUL_HTTP_ADDR} and {@code CONSUL_HTTP_TOKEN} are read from */
   public static Future<ProxyApp> start(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     LocalCodec.registerAll(vertx);
+    Dispatch.registerCodecs(vertx);
     // Exceptions that escape a handler on an event loop: log at ERROR so Sentry sees them; an
     // OutOfMemoryError ends the process (see Fatal).
     vertx.exceptionHandler(t -> {
@@ -110,7 +115,7 @@ public final class ProxyApp {
       }
     }
     startReporter(cfg);
-    return vertx.deployVerticle(new RingVerticle(ctx))
+    return vertx.deployVerticle(new RingVerticle(ctx, member -> new ForwarderVerticle(ctx, member)))
         .onSuccess(id -> ringId = id)
         .compose(id -> vertx.deployVerticle(discoveryFor(cfg)))
         .onSuccess(id -> discoveryId = id)
@@ -121,7 +126,7 @@ public final class ProxyApp {
         })
         .onSuccess(id -> httpId = id)
         .compose(id -> ctx.spill() == null ? Future.succeededFuture(id)
-            : vertx.deployVerticle(new dev.veneur.proxy.spill.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
+            : vertx.deployVerticle(new dev.veneur.proxy.ingest.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
                 .map(id))
         .onSuccess(id -> {
           watchdog = new dev.veneur.proxy.ingest.ListenerWatchdog(cfg.httpHost, cfg.httpPort);

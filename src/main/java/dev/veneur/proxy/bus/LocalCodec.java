@@ -49,12 +49,11 @@ public final class LocalCodec<T> implements MessageCodec<T, T> {
     register(bus, RouteQuery.class);
     register(bus, Health.class);
     register(bus, Exclusion.class);
-    register(bus, dev.veneur.proxy.ring.HashRing.class);
-    register(bus, Handoff.class);
     register(bus, Halves.class);
   }
 
-  private static <T> void register(EventBus bus, Class<T> type) {
+  /** Registers the local codec for a message type defined outside this package. */
+  public static <T> void register(EventBus bus, Class<T> type) {
     try {
       bus.registerDefaultCodec(type, new LocalCodec<>(type));
     } catch (IllegalStateException alreadyRegistered) {

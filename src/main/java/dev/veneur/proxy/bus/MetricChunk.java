@@ -41,7 +41,7 @@ public final class MetricChunk {
    * Where the chunk is kept on disk with {@code spill_dir}, or null. Set once, before the chunk
    * leaves the verticle that made it; parts of a split chunk share their origin's.
    */
-  public dev.veneur.proxy.spill.SpillRecord spill;
+  public SpillMark spill;
 
   /** Marks the chunk as handed off; call just before sending it. */
   public void depart() {

@@ -1,8 +1,8 @@
 package dev.veneur.proxy.discovery;
 
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Membership;
+import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;

@@ -3,14 +3,15 @@ package dev.veneur.proxy.forward;
 import com.codahale.metrics.Counter;
 import com.codahale.metrics.Histogram;
 import com.codahale.metrics.Timer;
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
 import dev.veneur.proxy.bus.Halves;
-import dev.veneur.proxy.bus.Handoff;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.ProxyContext;
+import dev.veneur.proxy.routing.Dispatch;
+import dev.veneur.proxy.routing.Handoff;
 import dev.veneur.proxy.telemetry.EventGauge;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
@@ -399,7 +400,7 @@ public final class ForwarderVerticle extends VerticleBase {
     // Splitting one chunk means inflating and deflating it: the HTTP verticles do that.
     inFlight++;
     vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only,
-        new io.vertx.core.eventbus.DeliveryOptions().setSendTimeout(dev.veneur.proxy.ingest.ImportVerticle.SPLIT_TIMEOUT_MS))
+        new io.vertx.core.eventbus.DeliveryOptions().setSendTimeout(Addresses.SPLIT_TIMEOUT_MS))
         .onComplete(ar -> {
       inFlight--;
       if (ar.succeeded()) landHalves(ar.result().body());

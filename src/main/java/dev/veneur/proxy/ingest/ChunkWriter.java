@@ -79,7 +79,7 @@ final class ChunkWriter {
   }
 
   /** @param spill the spill record of the chunk these metrics were split from, if any */
-  MetricChunk finish(dev.veneur.proxy.bus.RequestTrace trace, dev.veneur.proxy.spill.SpillRecord spill) {
+  MetricChunk finish(dev.veneur.proxy.bus.RequestTrace trace, dev.veneur.proxy.bus.SpillMark spill) {
     if (count == 0) return null;
     flushStage();
     deflater.setInput(NONE);

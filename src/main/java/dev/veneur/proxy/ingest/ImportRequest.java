@@ -1,7 +1,7 @@
 package dev.veneur.proxy.ingest;
 
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.memory.MemoryBudget;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;

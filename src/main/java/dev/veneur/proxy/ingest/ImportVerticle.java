@@ -1,15 +1,15 @@
 package dev.veneur.proxy.ingest;
 
 import com.codahale.metrics.Counter;
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Halves;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RequestTrace;
-import dev.veneur.proxy.bus.Handoff;
 import dev.veneur.proxy.config.ProxyConfig;
-import dev.veneur.proxy.forward.Dispatch;
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.core.ProxyContext;
+import dev.veneur.proxy.routing.Dispatch;
+import dev.veneur.proxy.routing.Handoff;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
@@ -113,7 +113,7 @@ public final class ImportVerticle extends VerticleBase {
     // What a route throws (or a request Vert.x Web cannot route, such as OPTIONS *) gets a
     // one-line answer, counted, instead of an ERROR log line per request.
     router.route().failureHandler(rc -> {
-      if (rc.failure() != null) dev.veneur.proxy.Fatal.check(rc.failure());
+      if (rc.failure() != null) dev.veneur.proxy.core.Fatal.check(rc.failure());
       int status = rc.statusCode() > 0 ? rc.statusCode() : 500;
       if (rc.failure() != null && status == 500) {
         refusals.error("route_failure", "request " + rc.request().method() + " " + rc.request().uri()
@@ -174,8 +174,6 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
-  /** How long a forwarder waits for a chunk split in halves. */
-  public static final long SPLIT_TIMEOUT_MS = 60_000;
 
   /**
    * The cap on open connections, from their accept: past it a connection is closed at once. Kept
@@ -490,7 +488,7 @@ public final class ImportVerticle extends VerticleBase {
         if (first != null) first.depart();
         if (second != null) second.depart();
         m.reply(new Halves(first, second));
-        vertx.setTimer(2 * SPLIT_TIMEOUT_MS, t -> {
+        vertx.setTimer(2 * Addresses.SPLIT_TIMEOUT_MS, t -> {
           if (first != null && first.land()) ctx.budget().release(first.bytes());
           if (second != null && second.land()) ctx.budget().release(second.bytes());
         });
@@ -537,7 +535,7 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
-    public dev.veneur.proxy.spill.SpillRecord spill() {
+    public dev.veneur.proxy.bus.SpillMark spill() {
       return chunk.spill;
     }
 

@@ -2,10 +2,10 @@ package dev.veneur.proxy.ingest;
 
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.memory.MemoryBudget;
-import java.util.concurrent.Executor;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Executor;
 
 /**
  * The bytes work of one HTTP event loop: decodes bodies window by window, scans each metric as
@@ -38,7 +38,7 @@ public final class Ingester {
     dev.veneur.proxy.bus.RequestTrace trace();
 
     /** The spill record its metrics are kept under (re-splitting a spilled chunk), or null. */
-    default dev.veneur.proxy.spill.SpillRecord spill() {
+    default dev.veneur.proxy.bus.SpillMark spill() {
       return null;
     }
 
@@ -288,7 +288,7 @@ public final class Ingester {
     Task t = task;
     Result r = result;
     dev.veneur.proxy.bus.RequestTrace trace = t.trace();
-    dev.veneur.proxy.spill.SpillRecord spill = t.spill();
+    dev.veneur.proxy.bus.SpillMark spill = t.spill();
     for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace, spill);
     cleanup();
     t.done(r);

@@ -1,6 +1,6 @@
 package dev.veneur.proxy.ingest;
 
-import dev.veneur.proxy.Fatal;
+import dev.veneur.proxy.core.Fatal;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;

@@ -1,13 +1,16 @@
 package dev.veneur.proxy.ring;
 
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.Membership;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
-import dev.veneur.proxy.forward.ForwarderVerticle;
+import dev.veneur.proxy.core.ProxyContext;
+import dev.veneur.proxy.routing.Dispatch;
+import dev.veneur.proxy.routing.Handoff;
+import dev.veneur.proxy.routing.HashRing;
+import io.vertx.core.Deployable;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.eventbus.EventBus;
@@ -15,10 +18,9 @@ import io.vertx.core.eventbus.Message;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.TreeSet;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,10 +30,10 @@ import org.slf4j.LoggerFactory;
  * ejects failing members). The routing ring is the members minus the ejected ones, or all members
  * when every one is ejected: the ring is never empty once it had members.
  *
- * <p>For each new member a forwarder is deployed before any importer can route to it; then the new
- * immutable ring is published to the importers; then forwarders of members that left are retired
- * (they hand their queued metrics back to the HTTP verticles, which route them again on the new
- * ring). Also answers routing queries.
+ * <p>For each new member a forwarder is started ({@link ForwarderFleet}) before any importer can
+ * route to it; then the new immutable ring is published to the importers; then forwarders of
+ * members that left are retired (they hand their queued metrics back to the HTTP verticles, which
+ * route them again on the new ring). Also answers routing queries.
  */
 public final class RingVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(RingVerticle.class);
@@ -44,17 +46,22 @@ public final class RingVerticle extends VerticleBase {
   private final TreeSet<String> ejected = new TreeSet<>();
   /** What importers route on. */
   private HashRing ring = HashRing.empty();
-  private final Map<String, String> forwarders = new HashMap<>();
+  /** Set in {@link #start()}: one forwarder per member. */
+  private ForwarderFleet forwarders;
+  private final Function<String, Deployable> forwarderFactory;
   /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
   private Membership pending;
   private boolean applying;
 
-  public RingVerticle(ProxyContext ctx) {
+  /** @param forwarderFactory makes the forwarder of one member (a destination URL) */
+  public RingVerticle(ProxyContext ctx, Function<String, Deployable> forwarderFactory) {
     this.ctx = ctx;
+    this.forwarderFactory = forwarderFactory;
   }
 
   @Override
   public Future<?> start() {
+    forwarders = new ForwarderFleet(vertx, forwarderFactory);
     EventBus bus = vertx.eventBus();
     bus.<Membership>consumer(Addresses.RING_MEMBERS, m -> {
       pending = m.body();
@@ -65,7 +72,7 @@ public final class RingVerticle extends VerticleBase {
     bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
-    bus.<dev.veneur.proxy.bus.Handoff>consumer(Addresses.RING_REROUTE, this::reroute);
+    bus.<Handoff>consumer(Addresses.RING_REROUTE, this::reroute);
     return Future.succeededFuture();
   }
 
@@ -113,19 +120,19 @@ public final class RingVerticle extends VerticleBase {
   private void publish() {
     List<String> routing = new ArrayList<>();
     for (String m : members) {
-      if (!ejected.contains(m) && forwarders.containsKey(m)) routing.add(m);
+      if (!ejected.contains(m) && forwarders.has(m)) routing.add(m);
     }
     if (routing.isEmpty()) {
       if (!ejected.isEmpty() && !members.isEmpty()) {
         allOut.error("all_ejected", "every member is ejected; routing to all of them rather than to none");
       }
-      for (String m : members) if (forwarders.containsKey(m)) routing.add(m);
+      for (String m : members) if (forwarders.has(m)) routing.add(m);
     }
     HashRing next = HashRing.of(routing);
     if (next.members().equals(ring.members())) return;
     ring = next;
     vertx.eventBus().publish(Addresses.RING_SNAPSHOT, ring);
-    for (String m : forwarders.keySet()) {
+    for (String m : forwarders.members()) {
       vertx.eventBus().send(Addresses.forwarderControl(m), new Exclusion(!ring.members().contains(m)));
     }
   }
@@ -142,27 +149,14 @@ public final class RingVerticle extends VerticleBase {
     List<String> nextMembers = HashRing.of(next.members()).members();
     if (nextMembers.equals(members)) return;
     applying = true;
-    List<Future<?>> deployments = new ArrayList<>();
-    for (String member : nextMembers) {
-      if (!forwarders.containsKey(member)) {
-        deployments.add(vertx.deployVerticle(new ForwarderVerticle(ctx, member))
-            .onSuccess(id -> forwarders.put(member, id))
-            .onFailure(e -> LOG.error("could not start a forwarder for {}: {}", member, e.getMessage())));
-      }
-    }
-    Future.join(deployments).onComplete(done -> {
+    forwarders.open(nextMembers).onComplete(done -> {
       List<String> previous = members;
       members = nextMembers;
       ejected.retainAll(members);
       LOG.info("ring members from {}: {} (was {})", next.source(), members, previous);
       publish();
       for (String old : previous) {
-        if (!members.contains(old)) {
-          String id = forwarders.remove(old);
-          if (id != null) {
-            vertx.undeploy(id).onFailure(e -> LOG.error("could not retire forwarder for {}", old, e));
-          }
-        }
+        if (!members.contains(old)) forwarders.retire(old);
       }
       applying = false;
       applyPending();
@@ -173,8 +167,8 @@ public final class RingVerticle extends VerticleBase {
    * A chunk to route again: split on this verticle's current ring, every member of which has a
    * forwarder, so it cannot go back to one that left while an HTTP verticle's snapshot lags.
    */
-  private void reroute(Message<dev.veneur.proxy.bus.Handoff> m) {
-    dev.veneur.proxy.bus.Handoff h = m.body();
+  private void reroute(Message<Handoff> m) {
+    Handoff h = m.body();
     m.reply(null);
     MetricChunk chunk = h.chunk();
     if (!chunk.land()) return;
@@ -182,7 +176,7 @@ public final class RingVerticle extends VerticleBase {
       ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       return;
     }
-    dev.veneur.proxy.forward.Dispatch.split(vertx.eventBus(), ctx, chunk, h.hops(), ring);
+    Dispatch.split(vertx.eventBus(), ctx, chunk, h.hops(), ring);
   }
 
   @Override

@@ -1,6 +1,6 @@
 package dev.veneur.proxy.tools;
 
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.routing.HashRing;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;

@@ -5,13 +5,13 @@ import dev.veneur.proxy.bus.LocalCodec;
 import dev.veneur.proxy.bus.Membership;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.ingest.BodySource;
 import dev.veneur.proxy.ingest.Ingester;
 import dev.veneur.proxy.memory.MemoryBudget;
-import dev.veneur.proxy.ring.HashRing;
 import dev.veneur.proxy.ring.RingVerticle;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.tools.SyntheticMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
@@ -102,8 +102,9 @@ public class HotPathBench {
     }
     vertx = Vertx.vertx();
     LocalCodec.registerAll(vertx);
+    dev.veneur.proxy.routing.Dispatch.registerCodecs(vertx);
     ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
-    vertx.deployVerticle(new RingVerticle(ctx)).await();
+    vertx.deployVerticle(new RingVerticle(ctx, member -> new dev.veneur.proxy.forward.ForwarderVerticle(ctx, member))).await();
     vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("bench", ring.members())).await();
     while (vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().isEmpty()) {
       Thread.sleep(10);

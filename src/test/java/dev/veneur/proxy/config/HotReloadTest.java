@@ -150,7 +150,7 @@ class HotReloadTest {
         "consul_forward_service_name: \"globals\"", "consul_address: \"" + consul.address() + "\"");
     Await.until("Consul's instance is the ring", () -> {
       var r = app.context().config();
-      return r.usesConsul() && vertx.eventBus().<dev.veneur.proxy.ring.HashRing>request(
+      return r.usesConsul() && vertx.eventBus().<dev.veneur.proxy.routing.HashRing>request(
           dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().members().equals(List.of(b.url()));
     });
     assertEquals(202, post(port));

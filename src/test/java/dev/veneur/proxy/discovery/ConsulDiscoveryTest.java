@@ -3,13 +3,13 @@ package dev.veneur.proxy.discovery;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
-import dev.veneur.proxy.support.ConsulDouble;
 import dev.veneur.proxy.support.ConsulDouble.Instance;
+import dev.veneur.proxy.support.ConsulDouble;
 import dev.veneur.proxy.support.TestGlobal;
 import dev.veneur.proxy.support.TestProxy;
-import dev.veneur.proxy.ring.HashRing;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;

@@ -1,6 +1,6 @@
 package dev.veneur.proxy.e2e;
 
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.FaultyGlobal;
 import dev.veneur.proxy.support.LagProbe;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.RouteQuery;
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
 import dev.veneur.proxy.support.TestGlobal;

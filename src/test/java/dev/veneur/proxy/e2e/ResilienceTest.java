@@ -3,7 +3,7 @@ package dev.veneur.proxy.e2e;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
 import dev.veneur.proxy.support.TestGlobal;

@@ -1,6 +1,6 @@
 package dev.veneur.proxy.support;
 
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.routing.HashRing;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.io.ByteArrayOutputStream;

@@ -3,10 +3,8 @@ package dev.veneur.proxy.support;
 import dev.veneur.proxy.ProxyApp;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.RouteQuery;
-import dev.veneur.proxy.ring.HashRing;
-import java.util.List;
-import java.util.Map;
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
@@ -17,6 +15,8 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 
 /** A proxy running in the test's Vertx on a real port, and a plain JDK client to talk to it. */
 public final class TestProxy {

@@ -1,9 +1,8 @@
-package dev.veneur.proxy.forward;
+package dev.veneur.proxy.routing;
 
-import dev.veneur.proxy.ProxyContext;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.MetricChunk;
-import dev.veneur.proxy.bus.Handoff;
+import dev.veneur.proxy.core.ProxyContext;
 import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.EventBus;
 
@@ -19,6 +18,12 @@ public final class Dispatch {
   private static final int MAX_HOPS = 8;
 
   private Dispatch() {}
+
+  /** Registers the local codecs of the routing messages, beside {@code LocalCodec.registerAll}. */
+  public static void registerCodecs(io.vertx.core.Vertx vertx) {
+    dev.veneur.proxy.bus.LocalCodec.register(vertx.eventBus(), HashRing.class);
+    dev.veneur.proxy.bus.LocalCodec.register(vertx.eventBus(), Handoff.class);
+  }
 
   /** To the forwarder of {@code destination}; if none takes it, routed again. */
   public static void toForwarder(EventBus bus, ProxyContext ctx, String destination, MetricChunk chunk, int hops) {
@@ -44,7 +49,7 @@ public final class Dispatch {
 
   /** From the ring verticle: to an HTTP verticle, to be split on {@code ring}. */
   public static void split(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops,
-      dev.veneur.proxy.ring.HashRing ring) {
+      dev.veneur.proxy.routing.HashRing ring) {
     chunk.depart();
     bus.request(Addresses.INGEST_REROUTE, new Handoff(chunk, hops, ring), OPTIONS).onFailure(e -> {
       if (chunk.land()) dropLost(ctx, chunk, "no HTTP verticle took it (" + e.getMessage() + ")");

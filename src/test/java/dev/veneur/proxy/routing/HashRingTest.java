@@ -1,9 +1,10 @@
-package dev.veneur.proxy.ring;
+package dev.veneur.proxy.routing;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Bodies;
 import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;

@@ -1,6 +1,7 @@
-package dev.veneur.proxy.bus;
+package dev.veneur.proxy.routing;
 
-import dev.veneur.proxy.ring.HashRing;
+import dev.veneur.proxy.bus.MetricChunk;
+
 
 /**
  * A chunk handed to a forwarder, or to be routed again. Whoever lands it

@@ -1,4 +1,4 @@
-package dev.veneur.proxy;
+package dev.veneur.proxy.core;
 
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.memory.MemoryBudget;

@@ -1,4 +1,4 @@
-package dev.veneur.proxy.ring;
+package dev.veneur.proxy.routing;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;

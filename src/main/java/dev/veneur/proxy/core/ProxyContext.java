@@ -1,4 +1,4 @@
-package dev.veneur.proxy;
+package dev.veneur.proxy.core;
 
 import com.codahale.metrics.Gauge;
 import dev.veneur.proxy.config.ProxyConfig;

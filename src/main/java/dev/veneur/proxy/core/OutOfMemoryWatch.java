@@ -1,10 +1,9 @@
-package dev.veneur.proxy.telemetry;
+package dev.veneur.proxy.core;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.turbo.TurboFilter;
 import ch.qos.logback.core.spi.FilterReply;
-import dev.veneur.proxy.Fatal;
 import org.slf4j.Marker;
 
 /**

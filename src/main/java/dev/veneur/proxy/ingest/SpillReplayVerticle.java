@@ -1,8 +1,9 @@
-package dev.veneur.proxy.spill;
+package dev.veneur.proxy.ingest;
 
-import dev.veneur.proxy.Fatal;
-import dev.veneur.proxy.ProxyContext;
-import dev.veneur.proxy.forward.Dispatch;
+import dev.veneur.proxy.core.Fatal;
+import dev.veneur.proxy.core.ProxyContext;
+import dev.veneur.proxy.routing.Dispatch;
+import dev.veneur.proxy.spill.Spill;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import java.nio.file.Path;

@@ -1,0 +1,113 @@
+package dev.veneur.proxy.layout;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The direction rule of docs/architecture.md, checked on the production sources: packages sit in
+ * layers along the data's way, and a package may use only packages of lower layers. So no stage
+ * reaches into another, the message package stays a leaf, and there are no cycles. A new package
+ * fails this test until it is given a layer here and in the document.
+ */
+class ImportDirectionTest {
+  /** Lowest first. "app" is the root package {@code dev.veneur.proxy}: the composition root. */
+  static final List<List<String>> LAYERS = List.of(
+      List.of("bus", "config", "memory"),
+      List.of("telemetry", "spill"),
+      List.of("core"),
+      List.of("routing"),
+      List.of("ingest", "ring", "forward", "discovery"),
+      List.of("app"));
+
+  private static final Path MAIN = Path.of("src/main/java/dev/veneur/proxy");
+  private static final Pattern PACKAGE = Pattern.compile("^package dev\\.veneur\\.proxy(?:\\.(\\w+))?;", Pattern.MULTILINE);
+  /** Any use of a proxy class by name: imports, static imports, wildcards and qualified names. */
+  private static final Pattern USE = Pattern.compile("\\bdev\\.veneur\\.proxy\\.(\\w+)");
+  private static final Pattern COMMENTS = Pattern.compile("//[^\\n]*|/\\*.*?\\*/", Pattern.DOTALL);
+  private static final Pattern STRINGS = Pattern.compile("\"(?:\\\\.|[^\"\\\\])*\"");
+
+  @Test
+  void productionPackagesDependOnlyOnLowerLayers() throws IOException {
+    Map<String, String> sources = new TreeMap<>();
+    try (Stream<Path> files = Files.walk(MAIN)) {
+      for (Path f : (Iterable<Path>) files.filter(p -> p.toString().endsWith(".java"))::iterator) {
+        sources.put(MAIN.relativize(f).toString(), Files.readString(f));
+      }
+    }
+    assertTrue(sources.size() > 50, "found only " + sources.size() + " sources under " + MAIN.toAbsolutePath());
+    List<String> violations = violations(sources);
+    assertEquals(List.of(), violations, "imports against the direction rule (docs/architecture.md):\n"
+        + String.join("\n", violations));
+  }
+
+  /** The check itself must be able to fail: a leaf using a stage, a stage using a stage, a cycle. */
+  @Test
+  void theCheckCatchesWrongDirections() {
+    Map<String, String> bad = new TreeMap<>();
+    bad.put("bus/A.java", "package dev.veneur.proxy.bus;\nimport dev.veneur.proxy.routing.HashRing;\nclass A {}");
+    bad.put("ring/B.java", "package dev.veneur.proxy.ring;\nclass B { Object f = new dev.veneur.proxy.forward.X(); }");
+    bad.put("core/C.java", "package dev.veneur.proxy.core;\nimport static dev.veneur.proxy.ProxyApp.start;\nclass C {}");
+    bad.put("ingest/D.java", "package dev.veneur.proxy.ingest;\nimport dev.veneur.proxy.forward.*;\nclass D {}");
+    bad.put("newpkg/E.java", "package dev.veneur.proxy.newpkg;\nclass E {}");
+    bad.put("forward/F.java", "package dev.veneur.proxy.forward;\n// dev.veneur.proxy.ingest.X in a comment\n"
+        + "class F { String s = \"dev.veneur.proxy.ingest.Y\"; dev.veneur.proxy.routing.Dispatch d; }");
+    List<String> v = violations(bad);
+    assertEquals(5, v.size(), String.join("\n", v));
+    assertTrue(v.get(0).startsWith("bus/A.java: bus -> routing"), v.get(0));
+    assertTrue(v.get(1).startsWith("core/C.java: core -> app"), v.get(1));
+    assertTrue(v.get(2).startsWith("ingest/D.java: ingest -> forward"), v.get(2));
+    assertTrue(v.get(3).startsWith("newpkg/E.java: package newpkg has no layer"), v.get(3));
+    assertTrue(v.get(4).startsWith("ring/B.java: ring -> forward"), v.get(4));
+  }
+
+  static List<String> violations(Map<String, String> sources) {
+    List<String> out = new ArrayList<>();
+    for (Map.Entry<String, String> e : sources.entrySet()) {
+      String code = STRINGS.matcher(COMMENTS.matcher(e.getValue()).replaceAll(" ")).replaceAll("\"\"");
+      Matcher pm = PACKAGE.matcher(code);
+      if (!pm.find()) {
+        out.add(e.getKey() + ": no package declaration");
+        continue;
+      }
+      String from = pm.group(1) == null ? "app" : pm.group(1);
+      int fromLayer = layer(from);
+      if (fromLayer < 0) {
+        out.add(e.getKey() + ": package " + from + " has no layer in the direction rule");
+        continue;
+      }
+      TreeSet<String> used = new TreeSet<>();
+      Matcher m = USE.matcher(code.substring(pm.end()));
+      while (m.find()) {
+        String first = m.group(1);
+        used.add(Character.isUpperCase(first.charAt(0)) ? "app" : first);
+      }
+      for (String to : used) {
+        if (to.equals(from)) continue;
+        int toLayer = layer(to);
+        if (toLayer < 0 || toLayer >= fromLayer) {
+          out.add(e.getKey() + ": " + from + " -> " + to + " (" + from + " is in layer " + fromLayer + ", "
+              + to + (toLayer < 0 ? " in none" : " in layer " + toLayer) + "; only lower layers may be used)");
+        }
+      }
+    }
+    return out;
+  }
+
+  private static int layer(String pkg) {
+    for (int i = 0; i < LAYERS.size(); i++) if (LAYERS.get(i).contains(pkg)) return i;
+    return -1;
+  }
+}
