@@ -16,20 +16,16 @@ import dev.veneur.proxy.telemetry.EventGauge;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.ext.web.client.WebClientOptions;
 import java.net.URI;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -56,12 +52,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ForwarderVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(ForwarderVerticle.class);
-  private static final long MAX_RETRY_BACKOFF_MS = 2_000;
-  private static final long MAX_PROBE_INTERVAL_MS = 30_000;
-  /** Readmitted and ejected again within this: the probe backoff keeps growing (flap damping). */
-  private static final long FLAP_WINDOW_NANOS = TimeUnit.SECONDS.toNanos(60);
-  /** A refused batch may cost at most this many extra POSTs to isolate what the global refuses. */
-  private static final int SPLIT_POSTS = 64;
 
   private final ProxyContext ctx;
   private final String destination;
@@ -74,15 +64,10 @@ public final class ForwarderVerticle extends VerticleBase {
   private String url;
   private String healthUrl;
 
-  private List<MetricChunk> pending = new ArrayList<>();
-  private int pendingMetrics;
-  private long pendingRaw;
-  private long lingerTimer = -1;
-  /** Batches ready to POST, oldest first (retries and halves go to the front). */
-  private final ArrayDeque<Batch> ready = new ArrayDeque<>();
-  /** Batches waiting out a retry backoff, with their timer. */
-  private final Map<Batch, Long> waiting = new LinkedHashMap<>();
-  private int inFlight;
+  private BatchBuilder batches;
+  private SendWindow window;
+  private HealthProbe probe;
+  private Drain drain;
 
   private int strikes;
   /** Reported for a full queue; asked again only once the queue fell below half the cap. */
@@ -90,13 +75,7 @@ public final class ForwarderVerticle extends VerticleBase {
   private boolean reportedDown;
   private boolean excluded;
   private boolean leaving;
-  private long probeTimer = -1;
-  private long probeDelayMs;
-  private long readmittedAt;
   private long sweepTimer = -1;
-  /** Stopping: no new POST may start (the shutdown deadline passed). */
-  private boolean closing;
-  private Promise<Void> drained;
 
   private Timer jsonTimer;
   private Timer postTimer;
@@ -104,25 +83,6 @@ public final class ForwarderVerticle extends VerticleBase {
   private Counter posts;
   private Counter errorsZero;
   private EventGauge byDestination;
-
-  /** Metrics that travel together in one POST. */
-  private static final class Batch {
-    final List<MetricChunk> chunks;
-    final int metrics;
-    final long cutNanos = System.nanoTime();
-    long deadlineNanos;
-    int attempts;
-    /** Extra POSTs left for isolating refused metrics; shared by the halves of one batch. */
-    final int[] splitBudget;
-
-    Batch(List<MetricChunk> chunks, int[] splitBudget) {
-      this.chunks = chunks;
-      int n = 0;
-      for (MetricChunk c : chunks) n += c.count;
-      this.metrics = n;
-      this.splitBudget = splitBudget;
-    }
-  }
 
   public ForwarderVerticle(ProxyContext ctx, String destination) {
     this.ctx = ctx;
@@ -144,6 +104,17 @@ public final class ForwarderVerticle extends VerticleBase {
         .setSsl("https".equals(u.getScheme()))
         .setUserAgent("veneur-proxy-jvm"),
         new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
+    Timers timers = Timers.of(vertx);
+    batches = new BatchBuilder(timers, b -> {
+      window.add(b);
+      pump();
+    });
+    window = new SendWindow(timers, this::pump);
+    probe = new HealthProbe(timers, () -> ctx.config().ejectProbeInterval.toMillis(), this::probeOnce, () -> {
+      LOG.info("{} answers /healthcheck again; asking the ring to re-admit it", destination);
+      reportHealthy();
+    });
+    drain = new Drain(timers);
     jsonTimer = metrics.timer(ProxyMetrics.withTags(ProxyMetrics.FORWARD_DURATION, "part:json"));
     postTimer = metrics.timer(ProxyMetrics.FORWARD_POST_DURATION);
     bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
@@ -171,22 +142,12 @@ public final class ForwarderVerticle extends VerticleBase {
       return;
     }
     hold(chunk);
-    pending.add(chunk);
-    pendingMetrics += chunk.count;
-    pendingRaw += chunk.rawLength;
     ProxyConfig cfg = ctx.config();
-    if (pendingMetrics >= cfg.batchMaxMetrics || pendingRaw >= cfg.batchMaxBytes) {
-      cutBatch();
-    } else if (lingerTimer < 0) {
-      lingerTimer = vertx.setTimer(cfg.batchLinger.toMillis(), t -> {
-        lingerTimer = -1;
-        cutBatch();
-      });
-    }
+    batches.add(chunk, new BatchBuilder.Limits(cfg.batchMaxMetrics, cfg.batchMaxBytes, cfg.batchLinger.toMillis()));
     long queued = state.queuedBytes.get();
     if (saturated && queued < cfg.maxQueuedBytesPerDestination / 2) saturated = false;
     if (!saturated && !reportedDown && !ctx.stopping() && cfg.ejectAfterFailures > 0
-        && queued >= cfg.maxQueuedBytesPerDestination && drainsWorseThanPeers(queued)) {
+        && queued >= cfg.maxQueuedBytesPerDestination && Peers.drainsWorse(queued, peers(s -> s.queuedBytes.get(), false))) {
       // It cannot drain what it is given: as good as failing, for everyone whose metrics wait here.
       saturated = true;
       reportDown("its queue reached max_queued_bytes_per_destination (" + cfg.maxQueuedBytesPerDestination
@@ -206,44 +167,22 @@ public final class ForwarderVerticle extends VerticleBase {
     }
   }
 
-  private void cutBatch() {
-    if (lingerTimer >= 0) {
-      vertx.cancelTimer(lingerTimer);
-      lingerTimer = -1;
-    }
-    if (pendingMetrics == 0) return;
-    ready.add(new Batch(pending, new int[] {SPLIT_POSTS}));
-    pending = new ArrayList<>();
-    pendingMetrics = 0;
-    pendingRaw = 0;
-    pump();
-  }
-
   /** How many POSTs may be in flight: one trial while failing and not ejectable. */
-  private int window() {
+  private int windowSize() {
     return reportedDown && !excluded ? 1 : ctx.config().maxIdleConnsPerHost;
   }
 
   private void pump() {
-    if (closing || excluded || leaving) {
+    if (drain.closing() || excluded || leaving) {
       // Nothing new goes out: at the shutdown deadline what waits is dropped; out of the ring,
       // it goes to the new owners (halves of a refused batch, say, that came back late).
-      while (!ready.isEmpty()) {
-        Batch b = ready.poll();
-        if (closing) drop(b, "shutdown");
+      window.takeReady(b -> {
+        if (drain.closing()) drop(b, "shutdown");
         else handBack(b);
-      }
+      });
     }
-    while (inFlight < window() && !ready.isEmpty()) {
-      post(ready.poll());
-    }
-    checkDrained();
-  }
-
-  private void checkDrained() {
-    if (drained != null && inFlight == 0 && ready.isEmpty() && waiting.isEmpty() && pending.isEmpty()) {
-      drained.tryComplete();
-    }
+    for (Batch b; (b = window.next(windowSize())) != null;) post(b);
+    drain.check(window.idle() && batches.isEmpty());
   }
 
   // ---------------------------------------------------------------- posting
@@ -261,8 +200,7 @@ public final class ForwarderVerticle extends VerticleBase {
     long held = body.length();
     ctx.budget().reserve(held);
     batch.attempts++;
-    inFlight++;
-    state.inFlight.set(inFlight);
+    state.inFlight.set(window.inFlight());
     posts.inc();
     boolean[] struck = new boolean[1];
     long slowMs = cfg.ejectSlowAfter.toMillis();
@@ -275,8 +213,8 @@ public final class ForwarderVerticle extends VerticleBase {
       }
     }, outcome -> {
       ctx.budget().release(held);
-      inFlight--;
-      state.inFlight.set(inFlight);
+      window.ended();
+      state.inFlight.set(window.inFlight());
       postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
       long ewma = state.latencyEwmaNanos;
       // Weighted to follow a change within a few answers.
@@ -288,55 +226,54 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   private void outcome(Batch batch, GlobalClient.Outcome o, boolean struck) {
-    if (o.ok() && (o.timedOut() || o.error() != null)) {
-      // The global said 2xx (it has the data; sending it again would count it twice) but its
-      // answer did not end well (trickled past the deadline, endless, or cut): the batch is
-      // delivered, the global misbehaves.
-      errorsZero.inc(0);
-      forwarded(batch);
-      String how = o.timedOut() ? "did not end within forward_timeout" : "broke off (" + o.error() + ")";
-      if (!struck) strike("its " + o.status() + " answer " + how);
-      logs.warn("endless", url + " answered " + o.status() + " but its answer " + how
-          + "; counted delivered, the connection cut");
-      return;
-    }
-    if (o.ok()) {
-      errorsZero.inc(0);
-      forwarded(batch);
-      long slowNanos = ctx.config().ejectSlowAfter.toNanos();
-      if (slowNanos > 0 && o.elapsedNanos() > slowNanos && slowerThanPeers(o.elapsedNanos())) {
-        if (!struck) strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
-      } else {
-        healthyAnswer();
+    switch (RetryPolicy.verdict(o)) {
+      case DELIVERED_BADLY -> {
+        errorsZero.inc(0);
+        forwarded(batch);
+        String how = o.timedOut() ? "did not end within forward_timeout" : "broke off (" + o.error() + ")";
+        if (!struck) strike("its " + o.status() + " answer " + how);
+        logs.warn("endless", url + " answered " + o.status() + " but its answer " + how
+            + "; counted delivered, the connection cut");
       }
-      return;
+      case DELIVERED -> {
+        errorsZero.inc(0);
+        forwarded(batch);
+        long slowNanos = ctx.config().ejectSlowAfter.toNanos();
+        if (slowNanos > 0 && o.elapsedNanos() > slowNanos && slowerThanPeers(o.elapsedNanos())) {
+          if (!struck) strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
+        } else {
+          healthyAnswer();
+        }
+      }
+      case REFUSED -> {
+        countError(o);
+        refused(batch, describe(o));
+      }
+      case FAILED -> {
+        countError(o);
+        String what = describe(o);
+        if (!struck) strike(what);
+        logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
+            + batch.attempts + "): " + what);
+        if (excluded || leaving) handBack(batch);
+        else retryOrDrop(batch, what);
+      }
     }
-    String what;
+  }
+
+  private void countError(GlobalClient.Outcome o) {
     if (o.status() != 0) {
       metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", Integer.toString(o.status())).inc();
-      what = "HTTP " + o.status() + (o.excerpt().isEmpty() ? "" : ": " + o.excerpt());
     } else {
       metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "io").inc();
       metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "post").inc();
-      what = o.timedOut() ? "no complete answer within forward_timeout (" + ctx.config().forwardTimeout.toMillis() + "ms)"
-          : String.valueOf(o.error());
     }
-    // 400 (and 413, 422) is a Veneur global saying it cannot decode this batch: something in it,
-    // not the global, is wrong. Anything else (a 404 from a wrong port, a 401 from an auth proxy,
-    // a redirect) is the destination failing, like a 5xx.
-    int st = o.status();
-    if (st == 400 || st == 413 || st == 422) {
-      refused(batch, what);
-      return;
-    }
-    if (!struck) strike(what);
-    logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
-        + batch.attempts + "): " + what);
-    if (excluded || leaving) {
-      handBack(batch);
-    } else {
-      retryOrDrop(batch, what);
-    }
+  }
+
+  private String describe(GlobalClient.Outcome o) {
+    if (o.status() != 0) return "HTTP " + o.status() + (o.excerpt().isEmpty() ? "" : ": " + o.excerpt());
+    return o.timedOut() ? "no complete answer within forward_timeout (" + ctx.config().forwardTimeout.toMillis() + "ms)"
+        : String.valueOf(o.error());
   }
 
   private void forwarded(Batch batch) {
@@ -351,29 +288,18 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private void retryOrDrop(Batch batch, String lastError) {
     ProxyConfig cfg = ctx.config();
-    long base = cfg.forwardRetryBackoff.toMillis() << Math.min(batch.attempts - 1, 16);
-    long cap = Math.min(base, MAX_RETRY_BACKOFF_MS);
-    long delay = cap / 2 + ThreadLocalRandom.current().nextLong(cap / 2 + 1);
-    if (closing) {
+    if (drain.closing()) {
       drop(batch, "shutdown");
       return;
     }
-    // Every batch gets at least one retry, even when a single attempt used the whole budget:
-    // that is what lets a hanging global's first batches wait for its ejection and go elsewhere.
-    boolean retriesOff = cfg.forwardRetryBudget.isZero();
-    if (retriesOff || batch.attempts >= 2
-        && System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(delay) > batch.deadlineNanos) {
+    long delay = RetryPolicy.backoffMs(cfg.forwardRetryBackoff, batch.attempts);
+    if (!RetryPolicy.mayRetry(batch, System.nanoTime(), delay, cfg.forwardRetryBudget)) {
       logs.warn("retries_exhausted", "dropped " + batch.metrics + " metrics for " + url + " after "
           + batch.attempts + " attempts within forward_retry_budget; last error: " + lastError);
       drop(batch, "retries_exhausted");
       return;
     }
-    long timer = vertx.setTimer(Math.max(1, delay), t -> {
-      if (waiting.remove(batch) == null) return;
-      ready.addFirst(batch);
-      pump();
-    });
-    waiting.put(batch, timer);
+    window.retryAfter(batch, delay);
   }
 
   // ---------------------------------------------------------------- refused batches
@@ -385,24 +311,21 @@ public final class ForwarderVerticle extends VerticleBase {
       drop(batch, "rejected");
       return;
     }
-    batch.splitBudget[0] -= 2;
     logs.warn("splitting", url + " refused a batch of " + batch.metrics + " metrics (" + what
         + "); sending it again in halves to isolate the metrics it refuses");
-    if (batch.chunks.size() >= 2) {
-      int half = batch.chunks.size() / 2;
-      Batch a = new Batch(new ArrayList<>(batch.chunks.subList(0, half)), batch.splitBudget);
-      Batch b = new Batch(new ArrayList<>(batch.chunks.subList(half, batch.chunks.size())), batch.splitBudget);
-      ready.addFirst(b);
-      ready.addFirst(a);
+    Batch[] halves = batch.halves();
+    if (halves != null) {
+      window.addFirst(halves[1]);
+      window.addFirst(halves[0]);
       return;
     }
+    batch.splitBudget[0] -= 2;
     MetricChunk only = batch.chunks.get(0);
     // Splitting one chunk means inflating and deflating it: the HTTP verticles do that.
-    inFlight++;
+    window.begin();
     vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only,
-        new io.vertx.core.eventbus.DeliveryOptions().setSendTimeout(Addresses.SPLIT_TIMEOUT_MS))
-        .onComplete(ar -> {
-      inFlight--;
+        new DeliveryOptions().setSendTimeout(Addresses.SPLIT_TIMEOUT_MS)).onComplete(ar -> {
+      window.ended();
       if (ar.succeeded()) landHalves(ar.result().body());
       if (ar.failed() || ar.result().body().first() == null || ar.result().body().second() == null) {
         if (ar.succeeded()) releaseHalves(ar.result().body());
@@ -415,8 +338,8 @@ public final class ForwarderVerticle extends VerticleBase {
         ctx.accounting().replaced(only, new MetricChunk[] {h.first(), h.second()}, "rejected");
         hold(h.first());
         hold(h.second());
-        ready.addFirst(new Batch(new ArrayList<>(List.of(h.second())), batch.splitBudget));
-        ready.addFirst(new Batch(new ArrayList<>(List.of(h.first())), batch.splitBudget));
+        window.addFirst(new Batch(new ArrayList<>(List.of(h.second())), batch.splitBudget));
+        window.addFirst(new Batch(new ArrayList<>(List.of(h.first())), batch.splitBudget));
       }
       pump();
     });
@@ -435,39 +358,20 @@ public final class ForwarderVerticle extends VerticleBase {
 
   // ---------------------------------------------------------------- health
 
-  /**
-   * Whether an answer this slow marks this global as slow: slower than {@code eject_slow_after}
-   * (the caller checks) and more than three times the median recent answer time of the other
-   * globals in the ring. When every global is slow, it is the proxy's host or network that is
-   * slow, and ejecting them would only misplace series; with no other global, there is nowhere to
-   * send its keys anyway.
-   */
+  /** Whether an answer this slow marks this global as slow, compared with the others ({@link Peers}). */
   private boolean slowerThanPeers(long elapsedNanos) {
-    List<Long> peers = new ArrayList<>();
-    ctx.destinations().forEach((d, s) -> {
-      if (!d.equals(destination) && !s.excluded && s.latencyEwmaNanos > 0) peers.add(s.latencyEwmaNanos);
-    });
-    if (peers.isEmpty()) return false;
-    peers.sort(null);
-    long median = peers.get(peers.size() / 2);
-    return elapsedNanos > 3 * median;
+    return Peers.slowerThan(elapsedNanos, peers(s -> s.latencyEwmaNanos, true));
   }
 
-  /**
-   * Whether a full queue here means this global does not drain, rather than that all of them are
-   * fed more than they take: it holds more than four times the median queue of the other globals
-   * in the ring. When every global's queue is long, moving one's keys to the others would only
-   * move the backlog (and cost re-splitting it); the memory budget then holds senders back
-   * instead. With no other global there is nowhere to move its keys.
-   */
-  private boolean drainsWorseThanPeers(long queued) {
-    List<Long> peers = new ArrayList<>();
+  /** A figure of every other global in the ring; with {@code answered}, only of those that answered. */
+  private List<Long> peers(java.util.function.ToLongFunction<ProxyContext.DestinationState> figure, boolean answered) {
+    List<Long> out = new ArrayList<>();
     ctx.destinations().forEach((d, s) -> {
-      if (!d.equals(destination) && !s.excluded) peers.add(s.queuedBytes.get());
+      if (!d.equals(destination) && !s.excluded && (!answered || s.latencyEwmaNanos > 0)) {
+        out.add(figure.applyAsLong(s));
+      }
     });
-    if (peers.isEmpty()) return false;
-    peers.sort(null);
-    return queued > 4 * peers.get(peers.size() / 2);
+    return out;
   }
 
   /** One more failure (or slow answer, or saturation) in a row. */
@@ -510,12 +414,12 @@ public final class ForwarderVerticle extends VerticleBase {
         .onComplete(ar -> {
           if (ar.failed()) {
             // The ring did not hear it: stay as we were and try again at the next probe.
-            if (excluded) startProbing();
+            if (excluded && !leaving) probe.start(System.nanoTime());
             return;
           }
           reportedDown = false;
           strikes = 0;
-          readmittedAt = System.nanoTime();
+          probe.readmitted(System.nanoTime());
           applyExclusion(ar.result().body().excluded());
         });
   }
@@ -530,44 +434,23 @@ public final class ForwarderVerticle extends VerticleBase {
     state.excluded = out;
     if (out) {
       handBackAllQueued();
-      startProbing();
+      if (!leaving) probe.start(System.nanoTime());
     } else {
-      if (probeTimer >= 0) {
-        vertx.cancelTimer(probeTimer);
-        probeTimer = -1;
-      }
+      probe.stop();
     }
     if (reportedDown && !excluded) startSweeping();
     pump();
   }
 
-  private void startProbing() {
-    if (probeTimer >= 0 || leaving) return;
-    long base = ctx.config().ejectProbeInterval.toMillis();
-    boolean flapping = readmittedAt != 0 && System.nanoTime() - readmittedAt < FLAP_WINDOW_NANOS;
-    probeDelayMs = flapping ? Math.min(Math.max(probeDelayMs * 2, base), MAX_PROBE_INTERVAL_MS) : base;
-    probeTimer = vertx.setTimer(jitter(probeDelayMs), t -> probe());
-  }
-
-  private void probe() {
-    probeTimer = -1;
-    if (!excluded || leaving) return;
+  private void probeOnce(java.util.function.Consumer<Boolean> healthy) {
+    if (!excluded || leaving) {
+      probe.stop();
+      return;
+    }
     ProxyConfig cfg = ctx.config();
     long slow = cfg.ejectSlowAfter.toNanos();
-    client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000), o -> {
-      if (!excluded || leaving) return;
-      if (o.ok() && (slow == 0 || o.elapsedNanos() <= slow)) {
-        LOG.info("{} answers /healthcheck again; asking the ring to re-admit it", destination);
-        reportHealthy();
-        return;
-      }
-      probeDelayMs = Math.min(probeDelayMs * 2, MAX_PROBE_INTERVAL_MS);
-      probeTimer = vertx.setTimer(jitter(probeDelayMs), t -> probe());
-    });
-  }
-
-  private static long jitter(long ms) {
-    return Math.max(1, ms / 2 + ThreadLocalRandom.current().nextLong(ms / 2 + 1));
+    client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000),
+        o -> healthy.accept(o.ok() && (slow == 0 || o.elapsedNanos() <= slow)));
   }
 
   /** While failing and not ejectable: drop what has waited past the retry budget, once a second. */
@@ -581,20 +464,12 @@ public final class ForwarderVerticle extends VerticleBase {
       }
       long budget = ctx.config().forwardRetryBudget.toNanos();
       long now = System.nanoTime();
-      int dropped = 0;
-      for (var it = ready.iterator(); it.hasNext();) {
-        Batch b = it.next();
-        if (now - b.cutNanos > budget) {
-          it.remove();
-          dropped += b.metrics;
-          drop(b, "retries_exhausted");
-        }
-      }
+      int dropped = window.sweepReady(b -> now - b.cutNanos > budget, b -> drop(b, "retries_exhausted"));
       if (dropped > 0) {
         logs.warn("expired", "dropped " + dropped + " metrics for " + url + " that waited past "
             + "forward_retry_budget while it keeps failing and no other global can take them");
       }
-      checkDrained();
+      drain.check(window.idle() && batches.isEmpty());
     });
   }
 
@@ -602,62 +477,41 @@ public final class ForwarderVerticle extends VerticleBase {
 
   /** Gives a batch's metrics back, to be routed on the current ring. */
   private void handBack(Batch batch) {
-    letGo(batch.chunks);
-    for (MetricChunk c : batch.chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0);
+    handBack(batch.chunks);
+  }
+
+  private void handBack(List<MetricChunk> chunks) {
+    letGo(chunks);
+    for (MetricChunk c : chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0);
   }
 
   /** Everything queued here, in any state but in flight, back to the ring. */
   private void handBackAllQueued() {
-    if (lingerTimer >= 0) {
-      vertx.cancelTimer(lingerTimer);
-      lingerTimer = -1;
-    }
-    if (!pending.isEmpty()) handBack(new Batch(pending, null));
-    pending = new ArrayList<>();
-    pendingMetrics = 0;
-    pendingRaw = 0;
-    for (Batch b : ready) handBack(b);
-    ready.clear();
-    for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
-      vertx.cancelTimer(w.getValue());
-      handBack(w.getKey());
-    }
-    waiting.clear();
+    handBack(batches.takeAll());
+    window.takeQueued(this::handBack);
   }
 
   // ---------------------------------------------------------------- stopping
 
-  /**
-   * Leaving the ring: hands everything queued back, and waits for the POSTs in flight (each ends
-   * by its deadline; a failure is handed back too).
-   *
-   * <p>Stopping the proxy: sends what is queued until {@code shutdown_timeout}; after that no new
-   * POST starts, what is still queued is dropped ({@code shutdown}), and POSTs in flight get until
-   * their own deadline to be answered, so a batch the global confirms is counted forwarded.
-   */
+  /** Leaving the ring or stopping the proxy: see {@link Drain} for how each ends. */
   @Override
   public Future<?> stop() {
     return consumer.unregister().compose(v -> control.unregister()).compose(v -> {
-      if (probeTimer >= 0) vertx.cancelTimer(probeTimer);
+      probe.stop();
       if (sweepTimer >= 0) vertx.cancelTimer(sweepTimer);
-      probeTimer = -1;
       sweepTimer = -1;
-      drained = Promise.promise();
+      Future<Void> done;
       if (ctx.stopping()) {
-        cutBatch();
-        for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
-          vertx.cancelTimer(w.getValue());
-          ready.addFirst(w.getKey());
-        }
-        waiting.clear();
-        long shutdownMs = ctx.config().shutdownTimeout.toMillis();
-        vertx.setTimer(Math.max(1, shutdownMs), t -> closeQueue());
+        batches.cut();
+        window.hurryWaiting();
+        done = drain.whenIdleOrDeadline(ctx.config().shutdownTimeout.toMillis(), this::closeQueue);
       } else {
         leaving = true;
+        done = drain.whenIdle();
         handBackAllQueued();
       }
       pump();
-      return drained.future();
+      return done;
     }).onComplete(v -> {
       ctx.destinations().remove(destination, state);
       client.close();
@@ -666,24 +520,16 @@ public final class ForwarderVerticle extends VerticleBase {
 
   /** The shutdown deadline: nothing new starts; what waits is dropped; in-flight POSTs finish. */
   private void closeQueue() {
-    closing = true;
-    cutBatch();
-    int lost = 0;
-    for (Batch b : ready) {
-      lost += b.metrics;
+    batches.cut();
+    int[] lost = new int[1];
+    window.takeQueued(b -> {
+      lost[0] += b.metrics;
       drop(b, "shutdown");
-    }
-    ready.clear();
-    for (Map.Entry<Batch, Long> w : waiting.entrySet()) {
-      vertx.cancelTimer(w.getValue());
-      lost += w.getKey().metrics;
-      drop(w.getKey(), "shutdown");
-    }
-    waiting.clear();
-    if (lost > 0) {
+    });
+    if (lost[0] > 0) {
       LOG.error("dropped {} metrics for {} still queued at the shutdown deadline; {} POST(s) in flight "
-          + "may still complete", lost, url, inFlight);
+          + "may still complete", lost[0], url, window.inFlight());
     }
-    checkDrained();
+    drain.check(window.idle() && batches.isEmpty());
   }
 }

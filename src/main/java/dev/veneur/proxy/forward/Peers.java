@@ -1,0 +1,33 @@
+package dev.veneur.proxy.forward;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Whether one global is worse than the others, the test behind ejecting it for slowness or for
+ * saturation. Always relative: when every global is slow or every queue is long, it is the proxy's
+ * host, its network or the load that is the matter, and ejecting one would only misplace series and
+ * move the backlog. With no other global there is nowhere to send its keys, so never.
+ */
+final class Peers {
+  private Peers() {}
+
+  /** More than three times the median recent answer time of the others. */
+  static boolean slowerThan(long elapsedNanos, List<Long> peerLatencies) {
+    Long median = median(peerLatencies);
+    return median != null && elapsedNanos > 3 * median;
+  }
+
+  /** Holds more than four times the median queue of the others. */
+  static boolean drainsWorse(long queuedBytes, List<Long> peerQueues) {
+    Long median = median(peerQueues);
+    return median != null && queuedBytes > 4 * median;
+  }
+
+  private static Long median(List<Long> values) {
+    if (values.isEmpty()) return null;
+    List<Long> sorted = new ArrayList<>(values);
+    sorted.sort(null);
+    return sorted.get(sorted.size() / 2);
+  }
+}

@@ -1,0 +1,28 @@
+package dev.veneur.proxy.forward;
+
+import io.vertx.core.Vertx;
+
+/**
+ * Timers as the forwarder's parts use them: Vert.x's, on the forwarder's event loop, in the proxy;
+ * a hand-driven clock in unit tests, so the parts' timing is tested without sleeping.
+ */
+interface Timers {
+  /** Runs {@code action} once after {@code delayMs} (at least 1); returns an id for {@link #cancel}. */
+  long set(long delayMs, Runnable action);
+
+  void cancel(long id);
+
+  static Timers of(Vertx vertx) {
+    return new Timers() {
+      @Override
+      public long set(long delayMs, Runnable action) {
+        return vertx.setTimer(Math.max(1, delayMs), t -> action.run());
+      }
+
+      @Override
+      public void cancel(long id) {
+        vertx.cancelTimer(id);
+      }
+    };
+  }
+}
