@@ -10,6 +10,7 @@ import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.Handoff;
 import dev.veneur.proxy.routing.HashRing;
+import dev.veneur.proxy.routing.Owners;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
@@ -271,8 +272,8 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
-    public Ingester.Router router() {
-      return ringRouter(routing);
+    public Owners router() {
+      return Owners.of(routing);
     }
 
     @Override
@@ -437,8 +438,8 @@ public final class ImportVerticle extends VerticleBase {
     }
     ingester.submit(new ChunkTask(chunk) {
       @Override
-      public Ingester.Router router() {
-        return ringRouter(routing);
+      public Owners router() {
+        return Owners.of(routing);
       }
 
       @Override
@@ -465,18 +466,8 @@ public final class ImportVerticle extends VerticleBase {
     int half = chunk.count / 2;
     ingester.submit(new ChunkTask(chunk) {
       @Override
-      public Ingester.Router router() {
-        return new Ingester.Router() {
-          @Override
-          public int ways() {
-            return 2;
-          }
-
-          @Override
-          public int slot(int index, int keyHash) {
-            return index < half ? 0 : 1;
-          }
-        };
+      public Owners router() {
+        return Owners.halves(half);
       }
 
       @Override
@@ -502,19 +493,6 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   /** Each metric to its owner on {@code ring}: one slot per member. */
-  private static Ingester.Router ringRouter(HashRing ring) {
-    return new Ingester.Router() {
-      @Override
-      public int ways() {
-        return ring.size();
-      }
-
-      @Override
-      public int slot(int index, int keyHash) {
-        return ring.ownerIndex(keyHash);
-      }
-    };
-  }
 
   /** Decodes a queued chunk again (already accepted once, so trusted). */
   private abstract static class ChunkTask implements Ingester.Task {

@@ -2,6 +2,7 @@ package dev.veneur.proxy.ingest;
 
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.routing.Owners;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,20 +20,12 @@ import java.util.concurrent.Executor;
  * built. Both are reserved in the memory budget.
  */
 public final class Ingester {
-  /** Where each metric goes: a slot in {@code [0, ways())}. */
-  public interface Router {
-    int ways();
-
-    /** @param index the metric's position among the body's elements */
-    int slot(int index, int keyHash);
-  }
-
   /** A unit of work: a body to decode and where its metrics go. */
   public interface Task {
     /** Opens the task's body on {@code source}; may throw {@link ImportRefusal}. */
     void open(BodySource source);
 
-    Router router();
+    Owners router();
 
     /** The request its metrics belong to, kept on chunks for {@code proxy.duration_ns}; or null. */
     dev.veneur.proxy.bus.RequestTrace trace();
@@ -101,7 +94,7 @@ public final class Ingester {
   private byte[] window = new byte[WINDOW_BASE];
 
   private Task task;
-  private Router router;
+  private Owners router;
   private Result result;
   private int pos;
   private int fill;

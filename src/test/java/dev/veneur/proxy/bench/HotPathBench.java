@@ -12,6 +12,7 @@ import dev.veneur.proxy.ingest.Ingester;
 import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.ring.RingVerticle;
 import dev.veneur.proxy.routing.HashRing;
+import dev.veneur.proxy.routing.Owners;
 import dev.veneur.proxy.tools.SyntheticMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonArray;
@@ -126,8 +127,8 @@ public class HotPathBench {
       }
 
       @Override
-      public Ingester.Router router() {
-        return new Ingester.Router() {
+      public Owners router() {
+        return new Owners() {
           @Override
           public int ways() {
             return slots;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.routing.Owners;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -48,8 +49,8 @@ class IngesterTest {
       }
 
       @Override
-      public Ingester.Router router() {
-        return new Ingester.Router() {
+      public Owners router() {
+        return new Owners() {
           @Override
           public int ways() {
             return 1;
