@@ -49,6 +49,10 @@ import org.slf4j.LoggerFactory;
  * everything it holds back to be routed to the others, and probes {@code /healthcheck} on a
  * backoff until the global answers (fast) again. If the ring cannot eject it (it is the only
  * one), it keeps one trial POST in flight and drops what waits longer than the retry budget.
+ *
+ * <p>Each of those rules lives in a part of its own ({@link BatchBuilder}, {@link SendWindow},
+ * {@link RetryPolicy}, {@link Peers}, {@link Ejection}, {@link HealthProbe}, {@link Drain}); this
+ * verticle wires them to the event bus, the HTTP client, the accounting and the metrics.
  */
 public final class ForwarderVerticle extends VerticleBase {
   private static final Logger LOG = LoggerFactory.getLogger(ForwarderVerticle.class);
@@ -69,11 +73,7 @@ public final class ForwarderVerticle extends VerticleBase {
   private HealthProbe probe;
   private Drain drain;
 
-  private int strikes;
-  /** Reported for a full queue; asked again only once the queue fell below half the cap. */
-  private boolean saturated;
-  private boolean reportedDown;
-  private boolean excluded;
+  private Ejection ejection;
   private boolean leaving;
   private long sweepTimer = -1;
 
@@ -112,9 +112,29 @@ public final class ForwarderVerticle extends VerticleBase {
     window = new SendWindow(timers, this::pump);
     probe = new HealthProbe(timers, () -> ctx.config().ejectProbeInterval.toMillis(), this::probeOnce, () -> {
       LOG.info("{} answers /healthcheck again; asking the ring to re-admit it", destination);
-      reportHealthy();
+      ejection.askBackIn();
     });
     drain = new Drain(timers);
+    ejection = new Ejection(destination,
+        healthy -> vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, healthy))
+            .map(reply -> reply.body().excluded()),
+        new Ejection.Listener() {
+          @Override
+          public void exclusion(boolean out) {
+            applyExclusion(out);
+          }
+
+          @Override
+          public void readmissionAnswered() {
+            probe.readmitted(System.nanoTime());
+          }
+
+          @Override
+          public void readmissionUnheard() {
+            if (ejection.excluded() && !leaving) probe.start(System.nanoTime());
+          }
+        },
+        () -> ctx.config().ejectAfterFailures, () -> !ctx.stopping() && !leaving);
     jsonTimer = metrics.timer(ProxyMetrics.withTags(ProxyMetrics.FORWARD_DURATION, "part:json"));
     postTimer = metrics.timer(ProxyMetrics.FORWARD_POST_DURATION);
     bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
@@ -123,7 +143,7 @@ public final class ForwarderVerticle extends VerticleBase {
     byDestination = metrics.eventGauge(ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
     ctx.destinations().put(destination, state);
     control = vertx.eventBus().consumer(Addresses.forwarderControl(destination),
-        m -> applyExclusion(m.body().excluded()));
+        m -> ejection.apply(m.body().excluded()));
     consumer = vertx.eventBus().consumer(Addresses.forwarder(destination), this::onChunk);
     LOG.info("forwarding to {}", url);
     return control.completion().compose(v -> consumer.completion());
@@ -136,7 +156,7 @@ public final class ForwarderVerticle extends VerticleBase {
     m.reply(null);
     MetricChunk chunk = h.chunk();
     if (!chunk.land()) return;
-    if (excluded || leaving) {
+    if (ejection.excluded() || leaving) {
       // Routed on a snapshot from before this destination left the ring: on to its new owner.
       Dispatch.reroute(vertx.eventBus(), ctx, chunk, h.hops() + 1);
       return;
@@ -145,14 +165,8 @@ public final class ForwarderVerticle extends VerticleBase {
     ProxyConfig cfg = ctx.config();
     batches.add(chunk, new BatchBuilder.Limits(cfg.batchMaxMetrics, cfg.batchMaxBytes, cfg.batchLinger.toMillis()));
     long queued = state.queuedBytes.get();
-    if (saturated && queued < cfg.maxQueuedBytesPerDestination / 2) saturated = false;
-    if (!saturated && !reportedDown && !ctx.stopping() && cfg.ejectAfterFailures > 0
-        && queued >= cfg.maxQueuedBytesPerDestination && Peers.drainsWorse(queued, peers(s -> s.queuedBytes.get(), false))) {
-      // It cannot drain what it is given: as good as failing, for everyone whose metrics wait here.
-      saturated = true;
-      reportDown("its queue reached max_queued_bytes_per_destination (" + cfg.maxQueuedBytesPerDestination
-          + " bytes): it does not drain", true);
-    }
+    ejection.queued(queued, cfg.maxQueuedBytesPerDestination,
+        () -> Peers.drainsWorse(queued, peers(s -> s.queuedBytes.get(), false)));
   }
 
   private void hold(MetricChunk c) {
@@ -169,11 +183,11 @@ public final class ForwarderVerticle extends VerticleBase {
 
   /** How many POSTs may be in flight: one trial while failing and not ejectable. */
   private int windowSize() {
-    return reportedDown && !excluded ? 1 : ctx.config().maxIdleConnsPerHost;
+    return ejection.trialOnly() ? 1 : ctx.config().maxIdleConnsPerHost;
   }
 
   private void pump() {
-    if (drain.closing() || excluded || leaving) {
+    if (drain.closing() || ejection.excluded() || leaving) {
       // Nothing new goes out: at the shutdown deadline what waits is dropped; out of the ring,
       // it goes to the new owners (halves of a refused batch, say, that came back late).
       window.takeReady(b -> {
@@ -209,7 +223,7 @@ public final class ForwarderVerticle extends VerticleBase {
       // so a hanging global is out of the ring in seconds.
       if (slowerThanPeers(TimeUnit.MILLISECONDS.toNanos(slowMs))) {
         struck[0] = true;
-        strike("no answer within eject_slow_after (" + slowMs + "ms)");
+        ejection.strike("no answer within eject_slow_after (" + slowMs + "ms)");
       }
     }, outcome -> {
       ctx.budget().release(held);
@@ -231,7 +245,7 @@ public final class ForwarderVerticle extends VerticleBase {
         errorsZero.inc(0);
         forwarded(batch);
         String how = o.timedOut() ? "did not end within forward_timeout" : "broke off (" + o.error() + ")";
-        if (!struck) strike("its " + o.status() + " answer " + how);
+        if (!struck) ejection.strike("its " + o.status() + " answer " + how);
         logs.warn("endless", url + " answered " + o.status() + " but its answer " + how
             + "; counted delivered, the connection cut");
       }
@@ -240,9 +254,9 @@ public final class ForwarderVerticle extends VerticleBase {
         forwarded(batch);
         long slowNanos = ctx.config().ejectSlowAfter.toNanos();
         if (slowNanos > 0 && o.elapsedNanos() > slowNanos && slowerThanPeers(o.elapsedNanos())) {
-          if (!struck) strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
+          if (!struck) ejection.strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
         } else {
-          healthyAnswer();
+          ejection.healthyAnswer();
         }
       }
       case REFUSED -> {
@@ -252,10 +266,10 @@ public final class ForwarderVerticle extends VerticleBase {
       case FAILED -> {
         countError(o);
         String what = describe(o);
-        if (!struck) strike(what);
+        if (!struck) ejection.strike(what);
         logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
             + batch.attempts + "): " + what);
-        if (excluded || leaving) handBack(batch);
+        if (ejection.excluded() || leaving) handBack(batch);
         else retryOrDrop(batch, what);
       }
     }
@@ -374,63 +388,12 @@ public final class ForwarderVerticle extends VerticleBase {
     return out;
   }
 
-  /** One more failure (or slow answer, or saturation) in a row. */
-  private void strike(String why) {
-    strikes++;
-    ProxyConfig cfg = ctx.config();
-    if (!reportedDown && cfg.ejectAfterFailures > 0 && strikes >= cfg.ejectAfterFailures && !ctx.stopping()
-        && !leaving) {
-      reportDown(strikes + " failed or slow forwards in a row (last: " + why + ")", false);
-    }
-  }
-
-  private void healthyAnswer() {
-    strikes = 0;
-    if (reportedDown && !excluded) reportHealthy();
-  }
-
-  /**
-   * Asks the ring to take this destination out. A failing destination the ring must keep (the last
-   * one) stays "down": one trial POST at a time. A saturated one it must keep just goes on: it
-   * answers, and fewer POSTs would only drain it slower.
-   */
-  private void reportDown(String why, boolean saturation) {
-    reportedDown = true;
-    LOG.warn("{}: {}; asking the ring to eject it", destination, why);
-    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, false))
-        .onComplete(ar -> {
-          boolean out = ar.succeeded() && ar.result().body().excluded();
-          if (!out && saturation && strikes < ctx.config().ejectAfterFailures) {
-            // Nowhere else to go: withdraw the report, so the ring does not keep it marked.
-            reportedDown = false;
-            vertx.eventBus().request(Addresses.RING_HEALTH, new Health(destination, true));
-          }
-          applyExclusion(out);
-        });
-  }
-
-  private void reportHealthy() {
-    vertx.eventBus().<Exclusion>request(Addresses.RING_HEALTH, new Health(destination, true))
-        .onComplete(ar -> {
-          if (ar.failed()) {
-            // The ring did not hear it: stay as we were and try again at the next probe.
-            if (excluded && !leaving) probe.start(System.nanoTime());
-            return;
-          }
-          reportedDown = false;
-          strikes = 0;
-          probe.readmitted(System.nanoTime());
-          applyExclusion(ar.result().body().excluded());
-        });
-  }
-
   /**
    * The ring's word on whether this destination routes. Out: hand everything back and probe.
    * In while still failing (it is the last member): one trial POST at a time, and what waits past
    * the retry budget is dropped rather than held.
    */
   private void applyExclusion(boolean out) {
-    excluded = out;
     state.excluded = out;
     if (out) {
       handBackAllQueued();
@@ -438,12 +401,12 @@ public final class ForwarderVerticle extends VerticleBase {
     } else {
       probe.stop();
     }
-    if (reportedDown && !excluded) startSweeping();
+    if (ejection.trialOnly()) startSweeping();
     pump();
   }
 
   private void probeOnce(java.util.function.Consumer<Boolean> healthy) {
-    if (!excluded || leaving) {
+    if (!ejection.excluded() || leaving) {
       probe.stop();
       return;
     }
@@ -457,7 +420,7 @@ public final class ForwarderVerticle extends VerticleBase {
   private void startSweeping() {
     if (sweepTimer >= 0) return;
     sweepTimer = vertx.setPeriodic(1000, t -> {
-      if (!reportedDown || excluded) {
+      if (!ejection.trialOnly()) {
         vertx.cancelTimer(sweepTimer);
         sweepTimer = -1;
         return;

@@ -1,0 +1,136 @@
+package dev.veneur.proxy.forward;
+
+import io.vertx.core.Future;
+import java.util.function.BooleanSupplier;
+import java.util.function.IntSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The forwarder's side of ejection: strikes in a row (failures, slow answers), a queue that does
+ * not drain, the ask to be taken out of the ring, the ask to be taken back, and the ring's word on
+ * which it is. The ring decides; it may refuse to take out its last member, and then this global
+ * stays "down" in the ring: one trial POST at a time ({@link #trialOnly()}).
+ */
+final class Ejection {
+  private static final Logger LOG = LoggerFactory.getLogger(Ejection.class);
+
+  /** The ring, as a forwarder talks to it: the reply says whether this destination is out. */
+  interface Ring {
+    Future<Boolean> report(boolean healthy);
+  }
+
+  /** What the forwarder does with the ring's word. */
+  interface Listener {
+    /** Out of routing (hand back, probe) or in (stop probing). */
+    void exclusion(boolean out);
+
+    /** The ring answered an ask to be taken back: an ejection soon after counts as flapping. */
+    void readmissionAnswered();
+
+    /** The ring did not hear an ask to be taken back: still out, try again at the next probe. */
+    void readmissionUnheard();
+  }
+
+  private final String destination;
+  private final Ring ring;
+  private final Listener listener;
+  /** {@code eject_after_failures}; 0 turns ejection off. */
+  private final IntSupplier ejectAfter;
+  /** False while the proxy stops or the forwarder leaves: nobody is ejected then. */
+  private final BooleanSupplier mayEject;
+  private int strikes;
+  private boolean reportedDown;
+  private boolean excluded;
+  /** Reported for a full queue; asked again only once the queue fell below half the cap. */
+  private boolean saturated;
+
+  Ejection(String destination, Ring ring, Listener listener, IntSupplier ejectAfter, BooleanSupplier mayEject) {
+    this.destination = destination;
+    this.ring = ring;
+    this.listener = listener;
+    this.ejectAfter = ejectAfter;
+    this.mayEject = mayEject;
+  }
+
+  /** One more failure or slow answer in a row; at {@code eject_after_failures}, asks to be taken out. */
+  void strike(String why) {
+    strikes++;
+    int after = ejectAfter.getAsInt();
+    if (!reportedDown && after > 0 && strikes >= after && mayEject.getAsBoolean()) {
+      reportDown(strikes + " failed or slow forwards in a row (last: " + why + ")", false);
+    }
+  }
+
+  /** A good answer: the run of strikes ends; a global kept while down asks to be back in full. */
+  void healthyAnswer() {
+    strikes = 0;
+    if (reportedDown && !excluded) askBackIn();
+  }
+
+  /**
+   * The queue's size after a chunk arrived. At the cap, and much longer than the others' queues,
+   * the global cannot drain what it is given: as good as failing, for everyone whose metrics wait
+   * there.
+   */
+  void queued(long bytes, long cap, BooleanSupplier worseThanPeers) {
+    if (saturated && bytes < cap / 2) saturated = false;
+    if (!saturated && !reportedDown && mayEject.getAsBoolean() && ejectAfter.getAsInt() > 0 && bytes >= cap
+        && worseThanPeers.getAsBoolean()) {
+      saturated = true;
+      reportDown("its queue reached max_queued_bytes_per_destination (" + cap + " bytes): it does not drain", true);
+    }
+  }
+
+  /**
+   * Asks the ring to take this destination out. A failing destination the ring must keep (the last
+   * one) stays "down": one trial POST at a time. A saturated one it must keep just goes on: it
+   * answers, and fewer POSTs would only drain it slower.
+   */
+  private void reportDown(String why, boolean saturation) {
+    reportedDown = true;
+    LOG.warn("{}: {}; asking the ring to eject it", destination, why);
+    ring.report(false).onComplete(ar -> {
+      boolean out = ar.succeeded() && ar.result();
+      if (!out && saturation && strikes < ejectAfter.getAsInt()) {
+        // Nowhere else to go: withdraw the report, so the ring does not keep it marked.
+        reportedDown = false;
+        ring.report(true);
+      }
+      apply(out);
+    });
+  }
+
+  /** Asks the ring to take this destination back (it answers again, or fast again). */
+  void askBackIn() {
+    ring.report(true).onComplete(ar -> {
+      if (ar.failed()) {
+        listener.readmissionUnheard();
+        return;
+      }
+      reportedDown = false;
+      strikes = 0;
+      listener.readmissionAnswered();
+      apply(ar.result());
+    });
+  }
+
+  /** The ring's word, as an answer to an ask or as its own message after any ring change. */
+  void apply(boolean out) {
+    excluded = out;
+    listener.exclusion(out);
+  }
+
+  boolean excluded() {
+    return excluded;
+  }
+
+  /** Failing, but the ring keeps it: one trial POST at a time, and expired batches are dropped. */
+  boolean trialOnly() {
+    return reportedDown && !excluded;
+  }
+
+  int strikes() {
+    return strikes;
+  }
+}
