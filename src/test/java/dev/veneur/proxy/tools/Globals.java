@@ -80,17 +80,16 @@ abstract class Globals implements AutoCloseable {
   }
 
   /**
-   * Globals in a JVM of their own, started from {@code jar} with {@code javaOpts}, logging to {@code dir}; their counts
-   * are read over HTTP ({@code GET /stats}).
+   * Globals in a JVM of their own, started with {@code javaOpts} on this JVM's class path (the tools are test classes,
+   * not in the proxy jar), logging to {@code dir}; their counts are read over HTTP ({@code GET /stats}).
    */
-  static Globals ownProcess(int count, boolean light, String jar, String javaOpts, Path dir, String name)
-      throws Exception {
+  static Globals ownProcess(int count, boolean light, String javaOpts, Path dir, String name) throws Exception {
     Path log = dir.resolve(name + "-globals.log");
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.addAll(ProxyRig.splitOpts(javaOpts));
-    cmd.addAll(List.of("-cp", jar, StandInGlobal.class.getName(), "--port", "0", "--count", String.valueOf(count),
-        "--announce"));
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), StandInGlobal.class.getName(), "--port", "0",
+        "--count", String.valueOf(count), "--announce"));
     if (light) cmd.add("--light");
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     List<Integer> ports = null;

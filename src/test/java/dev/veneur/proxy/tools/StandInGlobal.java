@@ -38,7 +38,7 @@ import java.util.zip.InflaterInputStream;
  * single global can use every core, as a Go global does.
  *
  * <pre>
- * java -cp veneur-proxy.jar dev.veneur.proxy.tools.StandInGlobal [--host 127.0.0.1] [--port 8128]
+ * java -cp "$(scripts/tools-classpath)" dev.veneur.proxy.tools.StandInGlobal [--host 127.0.0.1] [--port 8128]
  *     [--count 1] [--instances N] [--light] [--print] [--announce]
  * </pre>
  * {@code --port 0} picks free ports; {@code --count 3} starts three globals (on three ports);

@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
  * over every choice of leaver and several member-address sets, since with only 20 virtual nodes
  * the share of one member varies a lot.
  *
- * <p>{@code java -cp target/veneur-proxy.jar dev.veneur.proxy.tools.Churn [keys]}
+ * <p>{@code java -cp "$(scripts/tools-classpath)" dev.veneur.proxy.tools.Churn [keys]}
  */
 public final class Churn {
   private Churn() {}

@@ -67,7 +67,7 @@ public final class Bench {
     int perBody = 1000;
     int distinctBodies = 32;
     String jar = "target/veneur-proxy.jar";
-    String proxyJar; // null: the same as jar
+    String proxyJar; // null: the same as jar (the globals and the load run from the test classes, never a jar)
     String javaOpts = "-Xmx256m";
     String extraYaml = "";
     String sample = "src/test/resources/fixtures/captured/large.json";
@@ -251,7 +251,7 @@ public final class Bench {
     try {
       Globals globals = o.globalsInBench
           ? Globals.inProcess(vertx, cell.globals(), o.light, Runtime.getRuntime().availableProcessors())
-          : Globals.ownProcess(cell.globals(), o.light, o.jar, o.globalsJavaOpts, dir, name);
+          : Globals.ownProcess(cell.globals(), o.light, o.globalsJavaOpts, dir, name);
       rig = ProxyRig.launch(globals, o.proxyJar(), o.javaOpts, o.extraYaml, dir, name);
       System.out.printf(Locale.ROOT, "-- %s: run %d of %d, proxy pid %d, globals %s, load average %s%n",
           name, run, o.runs, rig.proxy.pid(), globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(),
