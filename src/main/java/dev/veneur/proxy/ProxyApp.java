@@ -30,7 +30,6 @@ import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -43,32 +42,30 @@ import org.slf4j.LoggerFactory;
  */
 public final class ProxyApp {
   private static final Logger LOG = LoggerFactory.getLogger(ProxyApp.class);
-  private static final Set<String> DISCOVERY_KEYS = Set.of("forward_address", "forward_addresses",
-      "consul_forward_service_name", "consul_refresh_interval", "consul_address", "consul_token",
-      "consul_startup_timeout", "consul_member_address");
-  /** Keys the HTTP verticles read when they start: a change deploys new ones, then retires the old. */
-  private static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances",
-      "http_idle_timeout");
-  private static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
-  /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
-  private static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir", "event_loops",
-      "idle_connection_timeout", "enable_profiling", "profiling_dir");
-
   private final Vertx vertx;
+  /**
+   * Where reloads run: the context {@link #start} was called on (normally none, so a context of the
+   * app's own, owned by no deployment). Not the config watcher's: what a reload deploys or opens
+   * there (new HTTP verticles, discovery, the reporter's socket) would belong to the watcher's
+   * deployment, and stopping the watcher first would take them down with it.
+   */
+  private final io.vertx.core.Context appContext;
   private final ProxyContext ctx;
   private final Map<String, String> env;
   private String ringId;
   private String discoveryId;
   private String httpId;
   private String watchId;
-  private StatsdReporter reporter;
-  private boolean ownsSentry;
+  /** Replaced on reload (on the watcher's event loop) and closed by stop: volatile. */
+  private volatile StatsdReporter reporter;
+  private volatile boolean ownsSentry;
   private dev.veneur.proxy.ingest.ListenerWatchdog watchdog;
 
   private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
     this.vertx = vertx;
     this.env = Map.copyOf(env);
     this.ctx = new ProxyContext(config);
+    this.appContext = vertx.getOrCreateContext();
   }
 
   /**
@@ -100,6 +97,17 @@ public final class ProxyApp {
     ProxyConfig cfg = ctx.config();
     for (String w : cfg.warnings) LOG.warn(w);
     applyLogLevel(cfg);
+    // Sentry first, so that a failure further on reaches it. Sentry's and JFR's start-up and
+    // opening spill_dir do I/O: on a worker, whichever thread called start.
+    return vertx.executeBlocking(() -> {
+          openBlockingParts(cfg);
+          return null;
+        })
+        .compose(v -> startReporter(cfg))
+        .compose(v -> deployStages(cfg));
+  }
+
+  private void openBlockingParts(ProxyConfig cfg) {
     if (!cfg.sentryDsn.isEmpty()) {
       SentryBridge.configure(cfg.sentryDsn);
       ownsSentry = true;
@@ -110,11 +118,13 @@ public final class ProxyApp {
         ctx.spill(dev.veneur.proxy.spill.Spill.open(java.nio.file.Path.of(cfg.spillDir)));
         LOG.info("spill_dir {}: accepted metrics are kept on disk until a global confirms them", cfg.spillDir);
       } catch (java.io.IOException e) {
-        return Future.failedFuture(new ConfigException("spill_dir", cfg.spillDir,
-            "a directory this process can create and write (" + e.getMessage() + ")"));
+        throw new ConfigException("spill_dir", cfg.spillDir,
+            "a directory this process can create and write (" + e.getMessage() + ")");
       }
     }
-    startReporter(cfg);
+  }
+
+  private Future<Void> deployStages(ProxyConfig cfg) {
     return vertx.deployVerticle(new RingVerticle(ctx, member -> new ForwarderVerticle(ctx, member)))
         .onSuccess(id -> ringId = id)
         .compose(id -> vertx.deployVerticle(discoveryFor(cfg)))
@@ -180,15 +190,48 @@ public final class ProxyApp {
     });
   }
 
-  private void startReporter(ProxyConfig cfg) {
-    if (reporter != null) {
-      reporter.stop();
-      reporter = null;
-    }
-    if (cfg.statsAddress.isEmpty()) return;
-    reporter = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
-    reporter.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
-    LOG.info("self-metrics to {} every {}", reporter.target(), GoDuration.format(cfg.statsInterval));
+  /**
+   * Replaces the self-metrics reporter: the old one is stopped first (its last report goes out;
+   * stopping waits for its thread, so on a worker), then the new one starts, if any.
+   */
+  private Future<Void> startReporter(ProxyConfig cfg) {
+    StatsdReporter old = reporter;
+    reporter = null;
+    Future<Void> stopped = old == null ? Future.succeededFuture() : blocking("stop the self-metrics reporter", old::stop);
+    return stopped.map(v -> {
+      if (cfg.statsAddress.isEmpty() || ctx.stopping()) return null;
+      StatsdReporter r = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
+      r.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
+      reporter = r;
+      LOG.info("self-metrics to {} every {}", r.target(), GoDuration.format(cfg.statsInterval));
+      return null;
+    });
+  }
+
+  /** Reconfigures Sentry (a flush and a close of the old client, an init of the new) on a worker. */
+  private Future<Void> configureSentry(String dsn) {
+    // Stopping: stop closes the client it finds; a new one now would outlive it.
+    if (ctx.stopping()) return Future.succeededFuture();
+    return blocking("configure Sentry", () -> {
+      SentryBridge.configure(dsn);
+      ownsSentry = !dsn.isEmpty();
+    });
+  }
+
+  /**
+   * Runs {@code work}, which may block, on a worker thread; a failure is logged at ERROR and the
+   * future still succeeds: what comes after (the rest of a reload, the rest of a stop) goes on.
+   */
+  private Future<Void> blocking(String what, Runnable work) {
+    return vertx.<Void>executeBlocking(() -> {
+          work.run();
+          return null;
+        })
+        .recover(e -> {
+          Fatal.check(e);
+          LOG.error("could not {}: {}", what, e.toString(), e);
+          return Future.succeededFuture();
+        });
   }
 
   private static void applyLogLevel(ProxyConfig cfg) {
@@ -200,72 +243,81 @@ public final class ProxyApp {
   public Future<Void> watch(Path file, JsonObject initialRaw) {
     ProxyConfig cfg = ctx.config();
     return vertx.deployVerticle(new ConfigWatchVerticle(file, initialRaw,
-            cfg.configScanInterval.toMillis(), this::reconfigure,
+            cfg.configScanInterval.toMillis(), this::reconfigureOnAppContext,
             () -> ctx.metrics().registry().counter("config.reload_errors").inc()))
         .onSuccess(id -> watchId = id)
         .mapEmpty();
   }
 
+  private Future<Void> reconfigureOnAppContext(ProxyConfig next) {
+    io.vertx.core.Promise<Void> done = io.vertx.core.Promise.promise();
+    appContext.runOnContext(v -> {
+      try {
+        reconfigure(next).onComplete(done);
+      } catch (RuntimeException e) {
+        done.fail(e);
+      }
+    });
+    return done.future();
+  }
+
   /**
-   * Applies a validated config. The listener moves first, because it is the only part that can
-   * fail (the new port may be taken); if it fails nothing else has changed and the whole reload is
-   * rejected. Then the config is swapped (batching, limits and timeouts are read per use), and
-   * discovery, self-metrics, Sentry and the log level are replaced as their keys changed.
+   * Applies a validated config, as {@link ReloadPlan} says. The listener moves first, because it is
+   * the only part that can fail (the new port may be taken); if it fails nothing else has changed
+   * and the whole reload is rejected. Then the config is swapped (batching, limits and timeouts are
+   * read per use), the log level set, and discovery, self-metrics and Sentry are replaced as their
+   * keys changed: discovery on the event loop, self-metrics and Sentry (which block) on a worker,
+   * side by side. The future completes when all of it is done, so reloads never overlap.
    */
   public Future<Void> reconfigure(ProxyConfig next) {
     ProxyConfig prev = ctx.config();
-    Map<String, String> diff = prev.diff(next);
-    if (diff.isEmpty()) return Future.succeededFuture();
+    ReloadPlan plan = ReloadPlan.between(prev, next);
+    if (plan.isEmpty()) return Future.succeededFuture();
     for (String w : next.warnings) LOG.warn(w);
-    Future<Void> http = Future.succeededFuture();
-    if (changed(diff, HTTP_KEYS)) {
-      ProxyConfig staged = next;
-      // New verticles bind with the new config; the old ones keep serving until that worked.
-      ctx.config(staged);
-      if (watchdog != null) watchdog.pause();
-      http = deployHttp(staged)
-          .recover(e -> {
-            ctx.config(prev);
-            if (watchdog != null) watchdog.watch(prev.httpHost, prev.httpPort);
-            return Future.failedFuture(new ConfigException("http_address", staged.httpHost + ":"
-                + staged.httpPort, "an address this process can listen on (" + e.getMessage() + ")"));
-          })
-          .compose(newId -> {
-            String oldId = httpId;
-            httpId = newId;
-            return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
-          })
-          .onSuccess(v -> {
-            if (watchdog != null) watchdog.watch(staged.httpHost, staged.httpPort);
-          });
-    }
+    Future<Void> http = plan.moveListener ? moveListener(prev, next) : Future.succeededFuture();
     return http.compose(v -> {
       ctx.config(next);
-      LOG.info("config reloaded: {}", diff);
-      for (String k : diff.keySet()) {
-        if (RESTART_KEYS.contains(k)) LOG.warn("config key '{}' changed; it takes effect on restart", k);
-      }
+      LOG.info("config reloaded: {}", plan.diff);
+      for (String k : plan.restartOnly) LOG.warn("config key '{}' changed; it takes effect on restart", k);
       applyLogLevel(next);
-      if (changed(diff, STATS_KEYS)) startReporter(next);
-      if (diff.containsKey("sentry_dsn")) {
-        SentryBridge.configure(next.sentryDsn);
-        ownsSentry = !next.sentryDsn.isEmpty();
-      }
-      if (!changed(diff, DISCOVERY_KEYS)) return Future.succeededFuture();
-      // The new source sends a full member set; the ring keeps the old members until it does.
-      String oldId = discoveryId;
-      return vertx.deployVerticle(discoveryFor(next))
-          .compose(id -> {
-            discoveryId = id;
-            return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
-          })
-          .mapEmpty();
+      Future<Void> telemetry = Future.succeededFuture();
+      if (plan.restartReporter) telemetry = telemetry.compose(x -> startReporter(next));
+      if (plan.reconfigureSentry) telemetry = telemetry.compose(x -> configureSentry(next.sentryDsn));
+      Future<Void> discovery = plan.replaceDiscovery ? replaceDiscovery(next) : Future.succeededFuture();
+      return Future.all(telemetry, discovery).mapEmpty();
     });
   }
 
-  private static boolean changed(Map<String, String> diff, Set<String> keys) {
-    for (String k : diff.keySet()) if (keys.contains(k)) return true;
-    return false;
+  /** New verticles bind with the new config; the old ones keep serving until that worked. */
+  private Future<Void> moveListener(ProxyConfig prev, ProxyConfig staged) {
+    ctx.config(staged);
+    if (watchdog != null) watchdog.pause();
+    return deployHttp(staged)
+        .recover(e -> {
+          ctx.config(prev);
+          if (watchdog != null) watchdog.watch(prev.httpHost, prev.httpPort);
+          return Future.failedFuture(new ConfigException("http_address", staged.httpHost + ":"
+              + staged.httpPort, "an address this process can listen on (" + e.getMessage() + ")"));
+        })
+        .compose(newId -> {
+          String oldId = httpId;
+          httpId = newId;
+          return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
+        })
+        .onSuccess(v -> {
+          if (watchdog != null) watchdog.watch(staged.httpHost, staged.httpPort);
+        });
+  }
+
+  /** The new source sends a full member set; the ring keeps the old members until it does. */
+  private Future<Void> replaceDiscovery(ProxyConfig next) {
+    String oldId = discoveryId;
+    return vertx.deployVerticle(discoveryFor(next))
+        .compose(id -> {
+          discoveryId = id;
+          return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
+        })
+        .mapEmpty();
   }
 
   public ProxyContext context() {
@@ -285,13 +337,18 @@ public final class ProxyApp {
       if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
     }
     watchId = discoveryId = ringId = httpId = null;
-    return chain.onComplete(v -> {
-      if (reporter != null) {
-        reporter.stop();
-        reporter = null;
-      }
-      if (ctx.profiler() != null) ctx.profiler().stop();
-      if (ownsSentry) SentryBridge.close();
-    });
+    // The last self-metrics report, the JFR dump and Sentry's flush block: on a worker, and the
+    // returned future completes only after them, so that Main exits after they are done.
+    return chain.compose(v -> blocking("stop the self-metrics reporter", () -> {
+          StatsdReporter r = reporter;
+          reporter = null;
+          if (r != null) r.stop();
+        }))
+        .compose(v -> blocking("dump the JFR recording", () -> {
+          if (ctx.profiler() != null) ctx.profiler().stop();
+        }))
+        .compose(v -> blocking("close Sentry", () -> {
+          if (ownsSentry) SentryBridge.close();
+        }));
   }
 }

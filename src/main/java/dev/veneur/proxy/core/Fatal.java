@@ -25,6 +25,11 @@ public final class Fatal {
   private static final byte[] OOM_LINE = ("\nFATAL veneur-proxy: OutOfMemoryError; exiting with code "
       + EXIT_CODE + " so that the supervisor restarts it\n").getBytes(StandardCharsets.US_ASCII);
   private static volatile boolean halting;
+  /** How long the exit waits for the report (a Sentry flush is bounded by 3 s). */
+  static final long REPORT_BOUND_MS = 5000;
+  private static final java.util.concurrent.atomic.AtomicBoolean EXITING = new java.util.concurrent.atomic.AtomicBoolean();
+  private static final java.util.concurrent.atomic.AtomicReference<Thread> EXITER =
+      new java.util.concurrent.atomic.AtomicReference<>();
 
   private Fatal() {}
 
@@ -44,8 +49,7 @@ public final class Fatal {
     } catch (Throwable ignored) {
       // Exiting matters more than saying why.
     }
-    report(why);
-    Runtime.getRuntime().halt(EXIT_CODE);
+    reportThenHalt(why);
   }
 
   /** Dies if {@code t} is, or was caused by, an OutOfMemoryError. Allocates nothing on the way. */
@@ -70,12 +74,72 @@ public final class Fatal {
     } catch (Throwable ignored) {
       // Exiting matters more than saying why.
     }
+    String why;
     try {
-      report("OutOfMemoryError: " + oom.getMessage());
+      why = "OutOfMemoryError: " + oom.getMessage();
     } catch (Throwable ignored) {
       // Not even room for the message: the line above said enough.
+      Runtime.getRuntime().halt(EXIT_CODE);
+      return;
     }
-    Runtime.getRuntime().halt(EXIT_CODE);
+    reportThenHalt(why);
+  }
+
+  /**
+   * Reports (the log, then a Sentry flush that may wait up to 3 s) and halts. Not on the caller's
+   * thread when that is an event loop, which must not block: a thread of its own does it, and the
+   * event loop returns (the process ends within the report's bound). Any other caller waits for
+   * the exit, as it always did. The report gets {@link #REPORT_BOUND_MS} at most: the exit never
+   * waits on a stuck logger or Sentry. If no thread can be started (no memory left for one), the
+   * caller reports and halts itself: exiting matters more than the event loop.
+   */
+  private static void reportThenHalt(String why) {
+    if (!EXITING.compareAndSet(false, true)) {
+      // Another fatal event is already ending the process.
+      awaitExit(EXITER.get());
+      return;
+    }
+    Thread exiter;
+    try {
+      exiter = new Thread(() -> {
+        try {
+          Thread reporter = new Thread(() -> report(why), "veneur-proxy-fatal-report");
+          reporter.setDaemon(true);
+          reporter.start();
+          reporter.join(REPORT_BOUND_MS);
+        } catch (Throwable noThread) {
+          report(why);
+        } finally {
+          Runtime.getRuntime().halt(EXIT_CODE);
+        }
+      }, "veneur-proxy-fatal");
+      EXITER.set(exiter);
+      exiter.start();
+    } catch (Throwable noThread) {
+      try {
+        report(why);
+      } finally {
+        Runtime.getRuntime().halt(EXIT_CODE);
+      }
+      return;
+    }
+    awaitExit(exiter);
+  }
+
+  /** An event loop returns; any other thread waits for the process to end. */
+  private static void awaitExit(Thread exiter) {
+    if (io.vertx.core.Context.isOnEventLoopThread()) return;
+    try {
+      if (exiter != null) {
+        exiter.join();
+      } else {
+        // The first caller is reporting on its own thread and halts after.
+        Thread.sleep(REPORT_BOUND_MS * 2);
+        Runtime.getRuntime().halt(EXIT_CODE);
+      }
+    } catch (Throwable interrupted) {
+      // Whoever came first halts the process.
+    }
   }
 
   /** To the log and Sentry, if there is memory left to do it; never in the way of the exit. */

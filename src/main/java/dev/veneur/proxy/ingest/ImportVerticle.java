@@ -49,7 +49,13 @@ public final class ImportVerticle extends VerticleBase {
 
   private final ProxyContext ctx;
   private final ProxyMetrics metrics;
-  private final LogThrottle refusals = new LogThrottle(LOG, 10_000);
+  /**
+   * Refused requests and closed connections are counted one by one, by cause, in
+   * import.request_error_total, and logged through one throttle shared by every HTTP verticle of
+   * the process: per cause, the first at once, then at most one line per 10 s with how many more
+   * there were, not a line per request and verticle.
+   */
+  private static final LogThrottle refusals = new LogThrottle(LOG, 10_000);
   private Ingester ingester;
   private dev.veneur.proxy.spill.SpillWriter spillWriter;
   private HashRing ring = HashRing.empty();

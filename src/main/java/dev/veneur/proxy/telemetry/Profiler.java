@@ -30,7 +30,9 @@ public final class Profiler {
     this.dir = dir;
   }
 
+  /** Blocking (reads the JDK's settings file, starts a disk-backed recording): not on an event loop. */
   public static Profiler start(String dir) {
+    OffLoop.check("Profiler.start");
     try {
       Recording r = new Recording(Configuration.getConfiguration("profile"));
       r.setName("veneur-proxy");
@@ -47,6 +49,7 @@ public final class Profiler {
 
   /** Writes what has been recorded so far to a new file; blocking (file I/O). */
   public synchronized Path dump(String why) throws IOException {
+    OffLoop.check("Profiler.dump");
     Files.createDirectories(dir);
     Path file = dir.resolve("veneur-proxy-" + why + "-" + LocalDateTime.now().format(STAMP) + ".jfr");
     recording.dump(file);
@@ -54,6 +57,7 @@ public final class Profiler {
     return file;
   }
 
+  /** Dumps at shutdown and closes the recording; blocking (file I/O): not on an event loop. */
   public synchronized void stop() {
     try {
       dump("shutdown");

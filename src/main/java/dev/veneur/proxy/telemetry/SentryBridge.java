@@ -17,6 +17,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Sentry is process-global, so this is a static holder; {@link #configure} can be called again
  * on reload with a new DSN (or none).
+ *
+ * <p>Every method here may block (a flush waits up to 2-3 s for events to leave; {@code init} looks
+ * up the host name, which can wait on DNS): call them on a worker, never on an event loop.
  */
 public final class SentryBridge {
   private static final Logger LOG = LoggerFactory.getLogger(SentryBridge.class);
@@ -26,6 +29,7 @@ public final class SentryBridge {
   private SentryBridge() {}
 
   public static synchronized void configure(String dsn) {
+    OffLoop.check("SentryBridge.configure");
     String next = dsn == null ? "" : dsn.trim();
     if (next.equals(currentDsn)) return;
     if (!currentDsn.isEmpty()) {
@@ -62,6 +66,7 @@ public final class SentryBridge {
 
   /** Waits briefly for queued events to leave; called before exit. */
   public static synchronized void flush() {
+    OffLoop.check("SentryBridge.flush");
     if (!currentDsn.isEmpty()) Sentry.flush(3000);
   }
 

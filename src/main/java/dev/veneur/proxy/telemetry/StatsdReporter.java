@@ -252,8 +252,13 @@ public final class StatsdReporter extends ScheduledReporter {
     }
   }
 
+  /**
+   * Stops reporting and sends a last report. Blocks: it waits (up to a second or two) for the
+   * reporting thread to finish, so call it on a worker, never on an event loop.
+   */
   @Override
   public void stop() {
+    OffLoop.check("StatsdReporter.stop");
     try {
       super.stop(); // reports one last time when it was started
     } finally {
