@@ -58,6 +58,8 @@ public final class ConfigWatchVerticle extends VerticleBase {
   private long readableAtScan = -1;
   /** Scans that read the files fine (for tests). */
   private volatile long readableScans;
+  /** Scans started, readable or not (for tests). */
+  private volatile long scansSeen;
 
   /**
    * @param initialRaw what the running config was built from, so the first scan is not a change
@@ -74,6 +76,11 @@ public final class ConfigWatchVerticle extends VerticleBase {
   /** The period the files are scanned at now, in milliseconds. */
   public long scanPeriodMillis() {
     return scanMs;
+  }
+
+  /** Scans started so far, whether they could read the files or not (for tests). */
+  long scansStarted() {
+    return scansSeen;
   }
 
   /** Scans so far that read and parsed the files, changed or not (for tests). */
@@ -112,6 +119,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
 
   private void beforeScan() {
     scansStarted++;
+    scansSeen = scansStarted;
     if (retry != null && !applying) consider(retry);
   }
 
@@ -138,7 +146,18 @@ public final class ConfigWatchVerticle extends VerticleBase {
     // New content: whatever failed before is no longer what the files say.
     lastFailure = null;
     retry = null;
-    consider(raw);
+    // The directory store reads whatever is there: with the main file deleted (or caught between
+    // a delete and a copy), that is the defaults plus any override file. Running on defaults would
+    // send the fleet's metrics who knows where, so that is never taken for a change. Checked
+    // asynchronously: a stat is a file-system call.
+    vertx.fileSystem().exists(file.toString()).onComplete(ar -> onContext(() -> {
+      if (ar.succeeded() && !ar.result()) {
+        reject(new ConfigException("the config file " + file.toAbsolutePath()
+            + " is missing (deleted, or being replaced); the running config stays until it is back"));
+        return;
+      }
+      consider(raw);
+    }));
   }
 
   private void consider(JsonObject raw) {

@@ -111,7 +111,8 @@ class ConfigWatchTest {
     Await.until("counted", () -> errors.get() == 1);
     long n = w.readableScans();
     // Scans go on failing while the file stays broken: still one line, one count.
-    Thread.sleep(600);
+    long scans = w.scansStarted();
+    Await.until("three more scans of the broken file", Duration.ofSeconds(20), () -> w.scansStarted() >= scans + 3);
     assertEquals(n, w.readableScans(), "no scan could read the broken file");
     assertEquals(1, errors.get());
     assertEquals(1, errorLines().size(), errorLines().toString());
@@ -124,6 +125,28 @@ class ConfigWatchTest {
     write("config_scan_interval: \"100ms\"", "batch_linger: {");
     Await.until("counted again", () -> errors.get() == 2);
     assertEquals(List.of(), applied, "nothing was applied: the config never changed");
+  }
+
+  /**
+   * With the main file gone, the directory store still reads the override files beside it: their
+   * keys on top of the defaults would be taken for the new config (a default forward address, say).
+   */
+  @Test
+  void aDeletedConfigFileIsNotTakenForDefaults() throws Exception {
+    Path file = write("config_scan_interval: \"100ms\"", "batch_linger: \"10ms\"");
+    Files.writeString(dir.resolve("proxy-10-local.yaml"), "batch_max_metrics: 500\n");
+    ConfigWatchVerticle w = watch(file);
+    Files.delete(file);
+    Await.until("counted", () -> errors.get() == 1);
+    twoMoreReadableScans(w);
+    assertEquals(List.of(), applied, "the override alone on the defaults was not applied");
+    assertEquals(1, errors.get(), "said once while the file stays away");
+    assertTrue(errorLines().get(0).contains("is missing") && errorLines().get(0).contains("proxy.yaml"),
+        errorLines().toString());
+    write("config_scan_interval: \"100ms\"", "batch_linger: \"50ms\"");
+    Await.until("the file back, changed, applies", () -> applied.size() == 1);
+    assertEquals(Duration.ofMillis(50), applied.get(0).batchLinger);
+    assertEquals(500, applied.get(0).batchMaxMetrics);
   }
 
   @Test
