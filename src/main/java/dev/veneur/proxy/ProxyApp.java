@@ -18,9 +18,6 @@ import dev.veneur.proxy.ingest.ImportVerticle;
 import dev.veneur.proxy.ring.RingVerticle;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.HashRing;
-import dev.veneur.proxy.telemetry.Profiler;
-import dev.veneur.proxy.telemetry.SentryBridge;
-import dev.veneur.proxy.telemetry.StatsdReporter;
 import io.vertx.core.DeploymentOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -30,7 +27,6 @@ import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,9 +52,7 @@ public final class ProxyApp {
   private String discoveryId;
   private String httpId;
   private String watchId;
-  /** Replaced on reload (on the watcher's event loop) and closed by stop: volatile. */
-  private volatile StatsdReporter reporter;
-  private volatile boolean ownsSentry;
+  private final SelfTelemetry telemetry;
   private dev.veneur.proxy.ingest.ListenerWatchdog watchdog;
 
   private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
@@ -66,6 +60,7 @@ public final class ProxyApp {
     this.env = Map.copyOf(env);
     this.ctx = new ProxyContext(config);
     this.appContext = vertx.getOrCreateContext();
+    this.telemetry = new SelfTelemetry(vertx, ctx);
   }
 
   /**
@@ -103,16 +98,12 @@ public final class ProxyApp {
           openBlockingParts(cfg);
           return null;
         })
-        .compose(v -> startReporter(cfg))
+        .compose(v -> telemetry.startReporter(cfg))
         .compose(v -> deployStages(cfg));
   }
 
   private void openBlockingParts(ProxyConfig cfg) {
-    if (!cfg.sentryDsn.isEmpty()) {
-      SentryBridge.configure(cfg.sentryDsn);
-      ownsSentry = true;
-    }
-    if (cfg.enableProfiling) ctx.profiler(Profiler.start(cfg.profilingDir));
+    telemetry.openBlocking(cfg);
     if (!cfg.spillDir.isEmpty()) {
       try {
         ctx.spill(dev.veneur.proxy.spill.Spill.open(java.nio.file.Path.of(cfg.spillDir)));
@@ -190,50 +181,6 @@ public final class ProxyApp {
     });
   }
 
-  /**
-   * Replaces the self-metrics reporter: the old one is stopped first (its last report goes out;
-   * stopping waits for its thread, so on a worker), then the new one starts, if any.
-   */
-  private Future<Void> startReporter(ProxyConfig cfg) {
-    StatsdReporter old = reporter;
-    reporter = null;
-    Future<Void> stopped = old == null ? Future.succeededFuture() : blocking("stop the self-metrics reporter", old::stop);
-    return stopped.map(v -> {
-      if (cfg.statsAddress.isEmpty() || ctx.stopping()) return null;
-      StatsdReporter r = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
-      r.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
-      reporter = r;
-      LOG.info("self-metrics to {} every {}", r.target(), GoDuration.format(cfg.statsInterval));
-      return null;
-    });
-  }
-
-  /** Reconfigures Sentry (a flush and a close of the old client, an init of the new) on a worker. */
-  private Future<Void> configureSentry(String dsn) {
-    // Stopping: stop closes the client it finds; a new one now would outlive it.
-    if (ctx.stopping()) return Future.succeededFuture();
-    return blocking("configure Sentry", () -> {
-      SentryBridge.configure(dsn);
-      ownsSentry = !dsn.isEmpty();
-    });
-  }
-
-  /**
-   * Runs {@code work}, which may block, on a worker thread; a failure is logged at ERROR and the
-   * future still succeeds: what comes after (the rest of a reload, the rest of a stop) goes on.
-   */
-  private Future<Void> blocking(String what, Runnable work) {
-    return vertx.<Void>executeBlocking(() -> {
-          work.run();
-          return null;
-        })
-        .recover(e -> {
-          Fatal.check(e);
-          LOG.error("could not {}: {}", what, e.toString(), e);
-          return Future.succeededFuture();
-        });
-  }
-
   private static void applyLogLevel(ProxyConfig cfg) {
     LoggerContext logback = (LoggerContext) LoggerFactory.getILoggerFactory();
     logback.getLogger("dev.veneur.proxy").setLevel(cfg.debug ? Level.DEBUG : null);
@@ -280,11 +227,9 @@ public final class ProxyApp {
       LOG.info("config reloaded: {}", plan.diff);
       for (String k : plan.restartOnly) LOG.warn("config key '{}' changed; it takes effect on restart", k);
       applyLogLevel(next);
-      Future<Void> telemetry = Future.succeededFuture();
-      if (plan.restartReporter) telemetry = telemetry.compose(x -> startReporter(next));
-      if (plan.reconfigureSentry) telemetry = telemetry.compose(x -> configureSentry(next.sentryDsn));
+      Future<Void> reporting = telemetry.reconfigure(plan, next);
       Future<Void> discovery = plan.replaceDiscovery ? replaceDiscovery(next) : Future.succeededFuture();
-      return Future.all(telemetry, discovery).mapEmpty();
+      return Future.all(reporting, discovery).mapEmpty();
     });
   }
 
@@ -337,18 +282,8 @@ public final class ProxyApp {
       if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
     }
     watchId = discoveryId = ringId = httpId = null;
-    // The last self-metrics report, the JFR dump and Sentry's flush block: on a worker, and the
-    // returned future completes only after them, so that Main exits after they are done.
-    return chain.compose(v -> blocking("stop the self-metrics reporter", () -> {
-          StatsdReporter r = reporter;
-          reporter = null;
-          if (r != null) r.stop();
-        }))
-        .compose(v -> blocking("dump the JFR recording", () -> {
-          if (ctx.profiler() != null) ctx.profiler().stop();
-        }))
-        .compose(v -> blocking("close Sentry", () -> {
-          if (ownsSentry) SentryBridge.close();
-        }));
+    // The last self-metrics report, the JFR dump and Sentry's flush: after the stages, so they
+    // report the stop; the returned future completes only after them, so Main exits after them.
+    return chain.compose(v -> telemetry.close());
   }
 }

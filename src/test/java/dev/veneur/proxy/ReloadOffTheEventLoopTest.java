@@ -41,7 +41,7 @@ class ReloadOffTheEventLoopTest {
   @TempDir Path dir;
   private final ListAppender<ILoggingEvent> log = new ListAppender<>();
   private final List<String> loggers = List.of(OffLoop.class.getName(), ConfigWatchVerticle.class.getName(),
-      ProxyApp.class.getName(), dev.veneur.proxy.telemetry.StatsdReporter.class.getName());
+      ProxyApp.class.getName(), SelfTelemetry.class.getName(), dev.veneur.proxy.telemetry.StatsdReporter.class.getName());
 
   @BeforeEach
   void capture() {
