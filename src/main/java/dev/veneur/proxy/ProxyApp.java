@@ -48,10 +48,13 @@ public final class ProxyApp {
   private final io.vertx.core.Context appContext;
   private final ProxyContext ctx;
   private final Map<String, String> env;
-  private String ringId;
-  private String discoveryId;
-  private String httpId;
-  private String watchId;
+  // Written on the app's context (start, reloads), read and cleared by stop on its caller's thread.
+  private volatile String ringId;
+  private volatile String discoveryId;
+  private volatile String httpId;
+  private volatile String watchId;
+  /** The reload in progress, if any: stop waits for it, so it cannot deploy after the stop. */
+  private volatile Future<Void> reloading = Future.succeededFuture();
   private final SelfTelemetry telemetry;
   private dev.veneur.proxy.ingest.ListenerWatchdog watchdog;
 
@@ -199,12 +202,17 @@ public final class ProxyApp {
   private Future<Void> reconfigureOnAppContext(ProxyConfig next) {
     io.vertx.core.Promise<Void> done = io.vertx.core.Promise.promise();
     appContext.runOnContext(v -> {
+      if (ctx.stopping()) {
+        done.fail(new IllegalStateException("the proxy is stopping; the change is not applied"));
+        return;
+      }
       try {
         reconfigure(next).onComplete(done);
       } catch (RuntimeException e) {
         done.fail(e);
       }
     });
+    reloading = done.future();
     return done.future();
   }
 
@@ -277,13 +285,17 @@ public final class ProxyApp {
   public Future<Void> stop() {
     ctx.stopping(true);
     if (watchdog != null) watchdog.stop();
-    Future<Void> chain = Future.succeededFuture();
-    for (String id : new String[] {watchId, discoveryId, ringId, httpId}) {
-      if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
-    }
-    watchId = discoveryId = ringId = httpId = null;
-    // The last self-metrics report, the JFR dump and Sentry's flush: after the stages, so they
-    // report the stop; the returned future completes only after them, so Main exits after them.
-    return chain.compose(v -> telemetry.close());
+    // A reload already running finishes first (none starts once stopping), so what it deploys is
+    // undeployed below rather than left running.
+    return reloading.otherwiseEmpty().compose(x -> {
+      Future<Void> chain = Future.succeededFuture();
+      for (String id : new String[] {watchId, discoveryId, ringId, httpId}) {
+        if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
+      }
+      watchId = discoveryId = ringId = httpId = null;
+      // The last self-metrics report, the JFR dump and Sentry's flush: after the stages, so they
+      // report the stop; the returned future completes only after them, so Main exits after them.
+      return chain.compose(v -> telemetry.close());
+    });
   }
 }

@@ -25,8 +25,12 @@ final class SelfTelemetry {
 
   private final Vertx vertx;
   private final ProxyContext ctx;
-  /** Replaced on reload (on the app's context) and closed by stop: volatile. */
-  private volatile StatsdReporter reporter;
+  /**
+   * Replaced on reload (on the app's context) and closed by stop (on a worker): taken and set under
+   * this object's lock, so a reporter made by a reload racing the stop is never left running.
+   */
+  private StatsdReporter reporter;
+  private boolean closed;
   private volatile boolean ownsSentry;
 
   SelfTelemetry(Vertx vertx, ProxyContext ctx) {
@@ -48,17 +52,24 @@ final class SelfTelemetry {
    * then the new one starts, if any.
    */
   Future<Void> startReporter(ProxyConfig cfg) {
-    StatsdReporter old = reporter;
-    reporter = null;
+    StatsdReporter old = take();
     Future<Void> stopped = old == null ? Future.succeededFuture() : blocking("stop the self-metrics reporter", old::stop);
     return stopped.map(v -> {
-      if (cfg.statsAddress.isEmpty() || ctx.stopping()) return null;
-      StatsdReporter r = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
-      r.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
-      reporter = r;
-      LOG.info("self-metrics to {} every {}", r.target(), GoDuration.format(cfg.statsInterval));
+      synchronized (this) {
+        if (cfg.statsAddress.isEmpty() || closed) return null;
+        StatsdReporter r = new StatsdReporter(vertx, ctx.metrics().registry(), cfg.statsAddress, "veneur_proxy.");
+        r.start(cfg.statsInterval.toMillis(), TimeUnit.MILLISECONDS);
+        reporter = r;
+        LOG.info("self-metrics to {} every {}", r.target(), GoDuration.format(cfg.statsInterval));
+      }
       return null;
     });
+  }
+
+  private synchronized StatsdReporter take() {
+    StatsdReporter r = reporter;
+    reporter = null;
+    return r;
   }
 
   /** What a reload changes of them: the reporter, then Sentry. */
@@ -85,10 +96,14 @@ final class SelfTelemetry {
    * process exits after them.
    */
   Future<Void> close() {
+    StatsdReporter last;
+    synchronized (this) {
+      closed = true;
+      last = reporter;
+      reporter = null;
+    }
     return blocking("stop the self-metrics reporter", () -> {
-          StatsdReporter r = reporter;
-          reporter = null;
-          if (r != null) r.stop();
+          if (last != null) last.stop();
         })
         .compose(v -> blocking("dump the JFR recording", () -> {
           if (ctx.profiler() != null) ctx.profiler().stop();

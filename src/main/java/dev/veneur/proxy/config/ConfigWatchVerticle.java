@@ -49,6 +49,8 @@ public final class ConfigWatchVerticle extends VerticleBase {
   /** A change that came while another was being applied; the latest wins. */
   private JsonObject pending;
   private boolean applying;
+  /** Undeployed: late callbacks (a scan, a stat, an apply completing) start nothing more. */
+  private boolean stopped;
   /** The last failure logged, so a failure repeated by each scan is logged and counted once. */
   private String lastFailure;
   /** Whether {@link #lastFailure} is the files not parsing (repeated at every scan until fixed). */
@@ -161,6 +163,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
   }
 
   private void consider(JsonObject raw) {
+    if (stopped) return;
     if (applying) {
       pending = raw;
       return;
@@ -183,6 +186,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
     applying = true;
     applied.onComplete(ar -> onContext(() -> {
       applying = false;
+      if (stopped) return;
       if (ar.succeeded()) {
         lastRaw = raw;
         retry = null;
@@ -248,6 +252,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
 
   @Override
   public Future<?> stop() {
+    stopped = true;
     ConfigRetriever r = retriever;
     retriever = null;
     if (r != null) r.close();

@@ -376,8 +376,10 @@ public final class ProxyConfig {
       } catch (IllegalArgumentException e) {
         throw new ConfigException(key, v, "a Go duration such as 10s, 1m30s or 500ms");
       }
-      if (d.isNegative() || positive && d.isZero()) {
-        throw new ConfigException(key, v, positive ? "a duration greater than zero" : "a duration of zero or more");
+      // Timers here count milliseconds: a positive duration under 1ms would be 0, which means
+      // "never" to some of them (Vert.x Config's scan period) and is refused by others.
+      if (d.isNegative() || positive && d.toMillis() < 1) {
+        throw new ConfigException(key, v, positive ? "a duration of at least 1ms" : "a duration of zero or more");
       }
       seen.put(key, GoDuration.format(d));
       return d;

@@ -33,6 +33,15 @@ public final class Fatal {
 
   private Fatal() {}
 
+  /**
+   * Whether the process is ending for a fatal event: for the few seconds its report may take,
+   * {@link ProxyContext#stopping()} is true, so imports are answered 503 (the local sends them
+   * again later) rather than 202 for metrics the exit would lose.
+   */
+  public static boolean exiting() {
+    return EXITING.get();
+  }
+
   /** From now on, a fatal event exits the process: for {@code Main}. */
   public static void halting() {
     halting = true;
@@ -67,6 +76,11 @@ public final class Fatal {
   private static void outOfMemory(Throwable oom) {
     if (!halting) {
       LOG.error("FATAL (not exiting: the proxy is embedded) OutOfMemoryError: {}", oom.getMessage());
+      return;
+    }
+    if (EXITING.get()) {
+      // Already ending (the same error logged again on its way, say): said once is enough.
+      awaitExit(EXITER.get());
       return;
     }
     try {

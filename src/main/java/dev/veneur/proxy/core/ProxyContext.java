@@ -103,7 +103,7 @@ public final class ProxyContext {
   }
 
   public boolean stopping() {
-    return stopping;
+    return stopping || Fatal.exiting();
   }
 
   public void stopping(boolean v) {

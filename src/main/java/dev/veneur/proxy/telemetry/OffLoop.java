@@ -15,11 +15,20 @@ public final class OffLoop {
   private static final Logger LOG = LoggerFactory.getLogger(OffLoop.class);
   private static final LogThrottle WARNINGS = new LogThrottle(LOG, 60_000);
 
+  /** Every blocking call found on an event loop, logged or not: what tests assert on. */
+  private static final java.util.concurrent.atomic.AtomicLong FOUND = new java.util.concurrent.atomic.AtomicLong();
+
   private OffLoop() {}
+
+  /** Blocking calls found on an event loop since the JVM started. */
+  public static long found() {
+    return FOUND.get();
+  }
 
   /** @param what the blocking call, as the warning names it */
   public static void check(String what) {
     if (Context.isOnEventLoopThread()) {
+      FOUND.incrementAndGet();
       WARNINGS.warn(what, what + " " + MARK + " (" + Thread.currentThread().getName()
           + "); it should run on a worker");
     }

@@ -38,6 +38,7 @@ class ConfigWatchTest {
   private final ListAppender<ILoggingEvent> log = new ListAppender<>();
   private final List<ProxyConfig> applied = new CopyOnWriteArrayList<>();
   private final AtomicInteger errors = new AtomicInteger();
+  private String lastDeployment;
 
   @BeforeEach
   void captureLog(Vertx vertx) {
@@ -63,7 +64,7 @@ class ConfigWatchTest {
     var raw = ConfigLoader.loadRaw(vertx, file).await();
     ConfigWatchVerticle w = new ConfigWatchVerticle(file, raw,
         ProxyConfig.from(raw).configScanInterval.toMillis(), applier, errors::incrementAndGet);
-    vertx.deployVerticle(w).await();
+    lastDeployment = vertx.deployVerticle(w).await();
     return w;
   }
 
@@ -147,6 +148,33 @@ class ConfigWatchTest {
     Await.until("the file back, changed, applies", () -> applied.size() == 1);
     assertEquals(Duration.ofMillis(50), applied.get(0).batchLinger);
     assertEquals(500, applied.get(0).batchMaxMetrics);
+  }
+
+  /** A reload still being applied when the watcher is undeployed starts nothing once it completes. */
+  @Test
+  void nothingHappensAfterUndeploy() throws Exception {
+    Path file = write("config_scan_interval: \"100ms\"", "batch_linger: \"10ms\"");
+    io.vertx.core.Promise<Void> slowApply = io.vertx.core.Promise.promise();
+    AtomicInteger applies = new AtomicInteger();
+    ConfigWatchVerticle w = watch(file, c -> {
+      applies.incrementAndGet();
+      return slowApply.future();
+    });
+    write("config_scan_interval: \"300ms\"", "batch_linger: \"20ms\"");
+    Await.until("the reload is being applied", () -> applies.get() == 1);
+    vertx.undeploy(lastDeployment).await();
+    vertx.runOnContext(v -> slowApply.complete());
+    write("config_scan_interval: \"300ms\"", "batch_linger: \"30ms\"");
+    // The undeployed watcher's old retriever is closed; had it gone on, a new one would scan every
+    // 300ms. Wait for a scan that a live watcher at 100ms would have made several times.
+    ConfigWatchVerticle probe = watch(file);
+    twoMoreReadableScans(probe);
+    twoMoreReadableScans(probe);
+    assertEquals(1, applies.get(), "no reload after undeploy");
+    assertEquals(100, w.scanPeriodMillis(), "no new retriever after undeploy");
+    assertTrue(log.list.stream().noneMatch(e -> e.getFormattedMessage().contains("config_scan_interval applied")),
+        "no rescan after undeploy");
+    assertEquals(0, errors.get(), "no error (the old code threw an NPE in rescan)");
   }
 
   @Test

@@ -78,6 +78,10 @@ class ProxyConfigTest {
     assertRejected("eject_after_failures", -1);
     assertRejected("http_request_timeout", "0");
     assertRejected("config_scan_interval", "fast");
+    // Under 1ms is 0 to the millisecond timers: a scan period of 0 would never scan again.
+    assertRejected("config_scan_interval", "500us");
+    assertRejected("stats_interval", "999999ns");
+    assertEquals(java.time.Duration.ofMillis(1), ProxyConfig.from(base().put("config_scan_interval", "1ms")).configScanInterval);
     assertRejected("consul_address", "consul:port");
   }
 

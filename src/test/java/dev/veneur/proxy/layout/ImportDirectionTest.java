@@ -35,7 +35,9 @@ class ImportDirectionTest {
   private static final Path MAIN = Path.of("src/main/java/dev/veneur/proxy");
   private static final Pattern PACKAGE = Pattern.compile("^package dev\\.veneur\\.proxy(?:\\.(\\w+))?;", Pattern.MULTILINE);
   /** Any use of a proxy class by name: imports, static imports, wildcards and qualified names. */
-  private static final Pattern USE = Pattern.compile("\\bdev\\.veneur\\.proxy\\.(\\w+)");
+  private static final Pattern USE = Pattern.compile("\\bdev\\.veneur\\.proxy\\.(\\w+|\\*)");
+  /** Java allows blanks (and comments, blanked first) around the dots of a qualified name. */
+  private static final Pattern SPACED_DOT = Pattern.compile("\\s*\\.\\s*");
 
   @Test
   void productionPackagesDependOnlyOnLowerLayers() throws IOException {
@@ -64,19 +66,26 @@ class ImportDirectionTest {
         + "class F { String s = \"dev.veneur.proxy.ingest.Y\"; dev.veneur.proxy.routing.Dispatch d; }");
     bad.put("forward/G.java", "package dev.veneur.proxy.forward;\n/* " + "x".repeat(200_000) + " */\n"
         + "class G { char q = '\"'; String t = \"\"\"\n dev.veneur.proxy.ingest.Z \\\"\"\" \"\"\"; char s = '\\''; }");
+    bad.put("memory/H.java", "package dev.veneur.proxy.memory;\nimport dev.veneur.proxy.*;\nclass H {}");
+    bad.put("spill/I.java", "package dev.veneur.proxy.spill;\nclass I { dev.veneur.proxy\n   . /* x */ routing.Owners o; }");
+    bad.put("telemetry/J.java", "package dev.veneur.proxy.telemetry;\nclass J { String t = \"\"\"\n a \\\\\"\"\"; "
+        + "dev.veneur.proxy.core.Fatal f; }");
     List<String> v = violations(bad);
-    assertEquals(5, v.size(), String.join("\n", v));
+    assertEquals(8, v.size(), String.join("\n", v));
     assertTrue(v.get(0).startsWith("bus/A.java: bus -> routing"), v.get(0));
     assertTrue(v.get(1).startsWith("core/C.java: core -> app"), v.get(1));
     assertTrue(v.get(2).startsWith("ingest/D.java: ingest -> forward"), v.get(2));
-    assertTrue(v.get(3).startsWith("newpkg/E.java: package newpkg has no layer"), v.get(3));
-    assertTrue(v.get(4).startsWith("ring/B.java: ring -> forward"), v.get(4));
+    assertTrue(v.get(3).startsWith("memory/H.java: memory -> app"), v.get(3));
+    assertTrue(v.get(4).startsWith("newpkg/E.java: package newpkg has no layer"), v.get(4));
+    assertTrue(v.get(5).startsWith("ring/B.java: ring -> forward"), v.get(5));
+    assertTrue(v.get(6).startsWith("spill/I.java: spill -> routing"), v.get(6));
+    assertTrue(v.get(7).startsWith("telemetry/J.java: telemetry -> core"), v.get(7));
   }
 
   static List<String> violations(Map<String, String> sources) {
     List<String> out = new ArrayList<>();
     for (Map.Entry<String, String> e : sources.entrySet()) {
-      String code = codeOnly(e.getValue());
+      String code = SPACED_DOT.matcher(codeOnly(e.getValue())).replaceAll(".");
       Matcher pm = PACKAGE.matcher(code);
       if (!pm.find()) {
         out.add(e.getKey() + ": no package declaration");
@@ -92,7 +101,8 @@ class ImportDirectionTest {
       Matcher m = USE.matcher(code.substring(pm.end()));
       while (m.find()) {
         String first = m.group(1);
-        used.add(Character.isUpperCase(first.charAt(0)) ? "app" : first);
+        // A class or a wildcard right under dev.veneur.proxy is the app package's.
+        used.add(first.equals("*") || Character.isUpperCase(first.charAt(0)) ? "app" : first);
       }
       for (String to : used) {
         if (to.equals(from)) continue;
@@ -125,7 +135,7 @@ class ImportDirectionTest {
         out.append(' ');
       } else if (src.startsWith("\"\"\"", i)) {
         int end = src.indexOf("\"\"\"", i + 3);
-        while (end > 0 && src.charAt(end - 1) == '\\') end = src.indexOf("\"\"\"", end + 1);
+        while (end > 0 && escaped(src, end)) end = src.indexOf("\"\"\"", end + 1);
         i = end < 0 ? n : end + 3;
         out.append("\"\"");
       } else if (c == '"' || c == '\'') {
@@ -139,6 +149,13 @@ class ImportDirectionTest {
       }
     }
     return out.toString();
+  }
+
+  /** Whether the quote at {@code at} is escaped: an odd number of backslashes before it. */
+  private static boolean escaped(String src, int at) {
+    int n = 0;
+    while (at - n - 1 >= 0 && src.charAt(at - n - 1) == '\\') n++;
+    return n % 2 == 1;
   }
 
   private static int layer(String pkg) {
