@@ -63,6 +63,10 @@ final class GlobalClient {
         Exchange x = byRequest.get(ctx.request());
         if (x != null) {
           x.clientRequest = ctx.clientRequest();
+          // A request reset before it ended (at its deadline, or dropped unsent below) fails the
+          // exchange, which the forwarder counts and logs once per episode; without a handler here
+          // Vert.x would also log every such reset at ERROR ("Stream reset"), to Sentry.
+          x.clientRequest.exceptionHandler(e -> LOG.debug("request to a global: {}", e.toString()));
           if (x.done) {
             // The deadline passed while a connection was being found: don't send at all. Failing
             // the context resets the request; going on to the send phase with a reset request

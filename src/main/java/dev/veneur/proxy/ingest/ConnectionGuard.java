@@ -39,9 +39,20 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
       + "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "
       + TIMEOUT_BODY.length() + "\r\n\r\n" + TIMEOUT_BODY).getBytes(StandardCharsets.US_ASCII);
 
-  /** What the guard reports: a request whose headers were too slow, or a connection that was idle. */
+  private static final String HTTP2_BODY =
+      "HTTP/2 is not offered here (HTTP/1.1 only, as the Go proxy): send HTTP/1.1\n";
+  private static final byte[] HTTP2_REFUSAL = ("HTTP/1.1 505 HTTP Version Not Supported\r\n"
+      + "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "
+      + HTTP2_BODY.length() + "\r\n\r\n" + HTTP2_BODY).getBytes(StandardCharsets.US_ASCII);
+  /** How an HTTP/2 client with prior knowledge opens: {@code PRI * HTTP/2.0}; no HTTP/1 method is PRI. */
+  private static final byte[] HTTP2_PREFACE = "PRI ".getBytes(StandardCharsets.US_ASCII);
+
+  /** What the guard reports: a request whose headers were too slow, a connection that was idle, HTTP/2. */
   public interface Listener {
     void slowHeaders(boolean anyByte);
+
+    /** A connection opened with the HTTP/2 preface: answered 505 and closed. */
+    void http2Preface();
   }
 
   private final long timeoutNanos;
@@ -52,6 +63,8 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
   /** No byte of a new request has arrived since the last one was done. */
   private boolean idle = true;
   private boolean everByte;
+  /** Opened with the HTTP/2 preface: answered and closing. */
+  private boolean spokeHttp2;
   private long firstByteNanos;
   /** Requests handed to the handler, bodies read to their end, answers sent. */
   private long started;
@@ -81,6 +94,21 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
     if (msg instanceof ByteBuf) {
       ByteBuf buf = (ByteBuf) msg;
       int n = buf.readableBytes();
+      if (spokeHttp2) {
+        // Answered and closing: what follows the preface (its frames) is nobody's.
+        buf.release();
+        return;
+      }
+      if (!everByte && startsWith(buf, HTTP2_PREFACE)) {
+        // Left to the HTTP/1 decoder it would get a bare "HTTP/2.0 501" and no count.
+        buf.release();
+        cancel();
+        everByte = true;
+        spokeHttp2 = true;
+        ctx.writeAndFlush(Unpooled.wrappedBuffer(HTTP2_REFUSAL)).addListener(ChannelFutureListener.CLOSE);
+        listener.http2Preface();
+        return;
+      }
       if (n > 0) {
         if (idle) {
           idle = false;
@@ -98,6 +126,14 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
       }
     }
     ctx.fireChannelRead(msg);
+  }
+
+  private static boolean startsWith(ByteBuf buf, byte[] prefix) {
+    if (buf.readableBytes() < prefix.length) return false;
+    for (int i = 0; i < prefix.length; i++) {
+      if (buf.getByte(buf.readerIndex() + i) != prefix[i]) return false;
+    }
+    return true;
   }
 
   @Override

@@ -211,11 +211,21 @@ public final class ImportVerticle extends VerticleBase {
       return;
     }
     long timeout = ctx.config().httpRequestTimeout.toNanos();
-    ConnectionGuard.install(conn, timeout, ctx.budget(), anyByte -> {
-      requestError(anyByte ? "slow_headers" : "idle_connection");
-      if (anyByte) {
-        refusals.warn("slow_headers", "closed a connection from " + conn.remoteAddress()
-            + " whose request headers did not arrive within http_request_timeout (408)");
+    ConnectionGuard.install(conn, timeout, ctx.budget(), new ConnectionGuard.Listener() {
+      @Override
+      public void slowHeaders(boolean anyByte) {
+        requestError(anyByte ? "slow_headers" : "idle_connection");
+        if (anyByte) {
+          refusals.warn("slow_headers", "closed a connection from " + conn.remoteAddress()
+              + " whose request headers did not arrive within http_request_timeout (408)");
+        }
+      }
+
+      @Override
+      public void http2Preface() {
+        requestError("http2");
+        refusals.warn("http2", "closed a connection from " + conn.remoteAddress()
+            + " that spoke HTTP/2 (505: HTTP/1.1 only)");
       }
     });
   }

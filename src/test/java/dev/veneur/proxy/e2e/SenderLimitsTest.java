@@ -45,6 +45,25 @@ class SenderLimitsTest {
     }
   }
 
+  /** An HTTP/2 client with prior knowledge gets a one-line HTTP/1.1 answer, counted, not a bare 501. */
+  @Test
+  void anHttp2PrefaceIsAnswered505AndCounted(Vertx vertx) throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject().put("forward_address", global.url()));
+    try (Socket s = new Socket("127.0.0.1", proxy.port)) {
+      s.setSoTimeout(20_000);
+      s.getOutputStream().write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+      s.getOutputStream().write(new byte[] {0, 0, 0, 4, 0, 0, 0, 0, 0});
+      String answer = new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+      assertTrue(answer.startsWith("HTTP/1.1 505 "), answer);
+      assertTrue(answer.endsWith("HTTP/2 is not offered here (HTTP/1.1 only, as the Go proxy): send HTTP/1.1\n"), answer);
+      assertEquals(1, proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "http2"));
+      assertEquals(202, proxy.post(Bodies.utf8(Bodies.generate("ok", 5, 3).encode()), null).statusCode());
+    } finally {
+      proxy.stop();
+    }
+  }
+
   @Test
   void connectionsPastTheCapAreClosed(Vertx vertx) throws Exception {
     TestGlobal global = TestGlobal.start(vertx);
