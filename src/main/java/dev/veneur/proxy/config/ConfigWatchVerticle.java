@@ -56,12 +56,11 @@ public final class ConfigWatchVerticle extends VerticleBase {
   /** Whether {@link #lastFailure} is the files not parsing (repeated at every scan until fixed). */
   private boolean lastFailureUnreadable;
   /** Scans started, and the count when a scan last read the files fine. */
-  private long scansStarted;
+  /** Written by the retriever's scans only; read by tests too. */
+  private volatile long scansStarted;
   private long readableAtScan = -1;
   /** Scans that read the files fine (for tests). */
   private volatile long readableScans;
-  /** Scans started, readable or not (for tests). */
-  private volatile long scansSeen;
 
   /**
    * @param initialRaw what the running config was built from, so the first scan is not a change
@@ -82,7 +81,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
 
   /** Scans started so far, whether they could read the files or not (for tests). */
   long scansStarted() {
-    return scansSeen;
+    return scansStarted;
   }
 
   /** Scans so far that read and parsed the files, changed or not (for tests). */
@@ -121,7 +120,6 @@ public final class ConfigWatchVerticle extends VerticleBase {
 
   private void beforeScan() {
     scansStarted++;
-    scansSeen = scansStarted;
     if (retry != null && !applying) consider(retry);
   }
 

@@ -1,6 +1,5 @@
 package dev.veneur.proxy.forward;
 
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;
@@ -84,8 +83,8 @@ final class HealthProbe {
     });
   }
 
-  /** Somewhere in the upper half of {@code ms}, at least 1. */
+  /** {@link Timers#upperHalf}, at least 1. */
   static long jitter(long ms) {
-    return Math.max(1, ms / 2 + ThreadLocalRandom.current().nextLong(ms / 2 + 1));
+    return Math.max(1, Timers.upperHalf(ms));
   }
 }

@@ -1,7 +1,6 @@
 package dev.veneur.proxy.forward;
 
 import java.time.Duration;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -47,7 +46,7 @@ final class RetryPolicy {
   static long backoffMs(Duration base, int attempts) {
     long grown = base.toMillis() << Math.min(Math.max(attempts - 1, 0), 16);
     long cap = Math.min(grown, MAX_BACKOFF_MS);
-    return cap / 2 + ThreadLocalRandom.current().nextLong(cap / 2 + 1);
+    return Timers.upperHalf(cap);
   }
 
   /**

@@ -12,6 +12,14 @@ interface Timers {
 
   void cancel(long id);
 
+  /**
+   * Somewhere in the upper half of {@code ms}, at random: retries and probes of many forwarders
+   * (and many proxies) spread out instead of arriving in step.
+   */
+  static long upperHalf(long ms) {
+    return ms / 2 + java.util.concurrent.ThreadLocalRandom.current().nextLong(ms / 2 + 1);
+  }
+
   static Timers of(Vertx vertx) {
     return new Timers() {
       @Override

@@ -10,14 +10,11 @@ import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.support.Await;
-import io.vertx.core.Future;
-import io.vertx.core.VerticleBase;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import io.vertx.junit5.VertxExtension;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -28,27 +25,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  */
 @ExtendWith(VertxExtension.class)
 class RingVerticleTest {
-  private final Set<String> running = ConcurrentHashMap.newKeySet();
-
-  private final class Recorder extends VerticleBase {
-    private final String member;
-
-    Recorder(String member) {
-      this.member = member;
-    }
-
-    @Override
-    public Future<?> start() {
-      running.add(member);
-      return Future.succeededFuture();
-    }
-
-    @Override
-    public Future<?> stop() {
-      running.remove(member);
-      return Future.succeededFuture();
-    }
-  }
+  private final RecordingForwarders forwarders = new RecordingForwarders();
+  private final Set<String> running = forwarders.running;
 
   private static List<String> routing(Vertx vertx) {
     return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().members();
@@ -59,7 +37,7 @@ class RingVerticleTest {
     LocalCodec.registerAll(vertx);
     Dispatch.registerCodecs(vertx);
     ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
-    String ring = vertx.deployVerticle(new RingVerticle(ctx, Recorder::new)).await();
+    String ring = vertx.deployVerticle(new RingVerticle(ctx, forwarders)).await();
     int before = vertx.deploymentIDs().size();
 
     vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("test", List.of("http://a:1", "http://b:1"))).await();
