@@ -105,8 +105,10 @@ public final class ConnectionGuard extends ChannelInboundHandlerAdapter {
         cancel();
         everByte = true;
         spokeHttp2 = true;
-        ctx.writeAndFlush(Unpooled.wrappedBuffer(HTTP2_REFUSAL)).addListener(ChannelFutureListener.CLOSE);
+        // Counted before answering: the close can happen within the write, and whoever sees it
+        // must find the refusal already counted.
         listener.http2Preface();
+        ctx.writeAndFlush(Unpooled.wrappedBuffer(HTTP2_REFUSAL)).addListener(ChannelFutureListener.CLOSE);
         return;
       }
       if (n > 0) {
