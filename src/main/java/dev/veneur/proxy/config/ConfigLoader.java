@@ -5,7 +5,6 @@ import io.vertx.config.ConfigRetrieverOptions;
 import io.vertx.config.ConfigStoreOptions;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
-import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,19 +22,19 @@ public final class ConfigLoader {
 
   public static ConfigRetriever retriever(Vertx vertx, Path file, long scanPeriodMs) {
     Path abs = file.toAbsolutePath().normalize();
-    String name = abs.getFileName().toString();
-    String base = name.replaceFirst("\\.ya?ml$", "");
-    JsonArray filesets = new JsonArray()
-        .add(new JsonObject().put("pattern", name).put("format", "yaml"))
-        .add(new JsonObject().put("pattern", base + "-*.yaml").put("format", "yaml"))
-        .add(new JsonObject().put("pattern", base + "-*.yml").put("format", "yaml"));
-    ConfigStoreOptions dir = new ConfigStoreOptions()
-        .setType("directory")
-        .setConfig(new JsonObject().put("path", abs.getParent().toString()).put("filesets", filesets));
+    // The proxy's own store (ConfigFilesStore): the same files the directory store would read,
+    // each parsed within bounds, off the event loop, and only when it changed. It hands the
+    // merged config over as JSON.
+    ConfigStoreOptions files = new ConfigStoreOptions()
+        .setType(ConfigFilesStore.TYPE)
+        .setFormat("json")
+        .setConfig(new JsonObject()
+            .put("path", abs.getParent().toString())
+            .put("name", abs.getFileName().toString()));
     return ConfigRetriever.create(vertx, new ConfigRetrieverOptions()
         .setIncludeDefaultStores(false)
         .setScanPeriod(scanPeriodMs)
-        .addStore(dir));
+        .addStore(files));
   }
 
   /** Reads the files once, merged, without validating. */
@@ -45,9 +44,7 @@ public final class ConfigLoader {
     }
     ConfigRetriever r = retriever(vertx, file, 0);
     return r.getConfig()
-        .recover(e -> Future.failedFuture(new ConfigException(
-            "config file " + file + " (or a " + file.getFileName().toString().replaceFirst("\\.ya?ml$", "")
-                + "-*.yaml beside it) is not valid YAML: " + oneLine(e))))
+        .recover(e -> Future.failedFuture(new ConfigException(describe(file, e))))
         .onComplete(x -> r.close());
   }
 
@@ -60,6 +57,19 @@ public final class ConfigLoader {
         return Future.failedFuture(e);
       }
     });
+  }
+
+  /**
+   * Why the files could not be read, in one line: a file that broke a bound or is not YAML names
+   * itself and the reason ({@link BoundedYaml.Refused}); anything else (an I/O error) is said with
+   * the directory.
+   */
+  static String describe(Path file, Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      if (c instanceof BoundedYaml.Refused r) return r.getMessage();
+    }
+    return "config files " + file.getFileName().toString().replaceFirst("\\.ya?ml$", "")
+        + "(-*).yaml in " + file.toAbsolutePath().getParent() + " could not be read: " + oneLine(e);
   }
 
   static String oneLine(Throwable e) {

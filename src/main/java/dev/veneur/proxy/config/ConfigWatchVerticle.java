@@ -137,8 +137,7 @@ public final class ConfigWatchVerticle extends VerticleBase {
     // Scans can overlap; a failure reported after the latest scan read the files fine is an
     // older scan's, and no longer what the files say.
     if (readableAtScan == scansStarted) return;
-    reject(new ConfigException("config files in " + file.toAbsolutePath().getParent()
-        + " could not be read as YAML: " + ConfigLoader.oneLine(e)));
+    reject(new ConfigException(ConfigLoader.describe(file, e)));
     lastFailureUnreadable = true;
   }
 

@@ -580,6 +580,9 @@ public final class ImportVerticle extends VerticleBase {
           .put("received", received)
           .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued));
       state.put("stopping", ctx.stopping());
+      // Rejected config changes (bad YAML, a broken bound, an invalid value): the running config stays.
+      state.put("config", new JsonObject()
+          .put("reload_errors", m.registry().counter("config.reload_errors").getCount()));
       rc.response().putHeader("Content-Type", "application/json").end(state.encodePrettily());
     });
   }

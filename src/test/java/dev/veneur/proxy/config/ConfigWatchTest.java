@@ -119,7 +119,7 @@ class ConfigWatchTest {
     assertEquals(1, errorLines().size(), errorLines().toString());
     String line = errorLines().get(0);
     assertTrue(line.contains("config reload rejected, keeping the running config")
-        && line.contains("could not be read as YAML") && line.contains(dir.getFileName().toString()), line);
+        && line.contains("proxy.yaml is not valid YAML") && line.contains(dir.getFileName().toString()), line);
     // Put back as it was (no change for the retriever), then broken the same way: said again.
     write("config_scan_interval: \"100ms\"", "batch_linger: \"10ms\"");
     twoMoreReadableScans(w);
