@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Test;
 class ImportDirectionTest {
   /** Lowest first. "app" is the root package {@code dev.veneur.proxy}: the composition root. */
   static final List<List<String>> LAYERS = List.of(
-      List.of("bus", "config", "memory"),
+      List.of("bus", "config", "memory", "wire"),
       List.of("telemetry", "spill"),
       List.of("core"),
       List.of("routing"),
