@@ -1,0 +1,185 @@
+package dev.veneur.proxy.wire;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.List;
+
+/**
+ * One metric translated between the two generations' forms, exactly:
+ *
+ * <ul>
+ *   <li>counter: the JSON value is 8 bytes, a little-endian int64, and {@code CounterValue.value};
+ *   <li>gauge: 8 bytes, a little-endian float64, and {@code GaugeValue.value};
+ *   <li>set: the HyperLogLog bytes, the same format in both, carried as they are;
+ *   <li>histogram and timer: the gob t-digest ({@link GobDigest}) and {@code MergingDigestData};
+ *   <li>tags: the JSON's {@code tags}, and {@code tagstring} is them joined with commas;
+ *   <li>scope: JSON says none. A local forwards counters and gauges when they are global-scope,
+ *       so they become {@code Global}; sets, histograms and timers {@code Mixed}. A global-scope
+ *       histogram or timer has no JSON form: it goes out as mixed ({@link #lostScope}), the one
+ *       thing the bridge cannot carry.
+ * </ul>
+ *
+ * Written as Veneur v14.2.0 writes each form (field order, proto3 defaults left out, the gob
+ * stream of five values), so what a v14 local sent by one protocol comes out as what it would
+ * have sent by the other.
+ */
+public final class Bridge {
+  private Bridge() {}
+
+  /** A JSON metric whose value cannot be what its type says; the metric is dropped alone. */
+  public static final class Untranslatable extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    public final String cause;
+
+    Untranslatable(String cause, String message) {
+      super(message, null, false, false);
+      this.cause = cause;
+    }
+  }
+
+  /** The v14 type of a JSON {@code type}, or -1. */
+  public static int typeOf(String jsonType) {
+    return switch (jsonType) {
+      case "counter" -> MetricPb.COUNTER;
+      case "gauge" -> MetricPb.GAUGE;
+      case "histogram" -> MetricPb.HISTOGRAM;
+      case "set" -> MetricPb.SET;
+      case "timer" -> MetricPb.TIMER;
+      default -> -1;
+    };
+  }
+
+  /**
+   * The {@code metricpb.Metric} bytes of a JSON metric.
+   *
+   * @param value the decoded (not base64) JSON value
+   * @throws Untranslatable with cause {@code unknown_type} or {@code bad_value}
+   */
+  public static byte[] toProto(String name, String jsonType, List<String> tags, byte[] value) {
+    int type = typeOf(jsonType);
+    if (type < 0) throw new Untranslatable("unknown_type", "type '" + jsonType + "' has no v14 form");
+    return switch (type) {
+      case MetricPb.COUNTER -> MetricPb.metric(name, tags, type, MetricPb.GLOBAL, MetricPb.F_COUNTER,
+          MetricPb.counterValue(le(value, jsonType).getLong()));
+      case MetricPb.GAUGE -> MetricPb.metric(name, tags, type, MetricPb.GLOBAL, MetricPb.F_GAUGE,
+          MetricPb.gaugeValue(le(value, jsonType).getDouble()));
+      case MetricPb.SET -> MetricPb.metric(name, tags, type, MetricPb.MIXED, MetricPb.F_SET, MetricPb.setValue(value));
+      default -> {
+        GobDigest.Digest d;
+        try {
+          d = GobDigest.decode(value);
+        } catch (GobDigest.Malformed e) {
+          throw new Untranslatable("bad_value", "a " + jsonType + " value that is not a t-digest: " + e.getMessage());
+        }
+        yield MetricPb.metric(name, tags, type, MetricPb.MIXED, MetricPb.F_HISTOGRAM, MetricPb.histogramValue(d));
+      }
+    };
+  }
+
+  private static ByteBuffer le(byte[] value, String type) {
+    if (value.length != 8) {
+      throw new Untranslatable("bad_value", "a " + type + " value of " + value.length + " bytes, not 8");
+    }
+    return ByteBuffer.wrap(value).order(ByteOrder.LITTLE_ENDIAN);
+  }
+
+  /** Whether translating this metric to JSON loses its scope (a global-scope histogram or timer). */
+  public static boolean lostScope(MetricPb.Fields f) {
+    return f.scope == MetricPb.GLOBAL && f.valueField == MetricPb.F_HISTOGRAM;
+  }
+
+  /**
+   * Appends the JSON object for a metric {@link MetricPb#scan scanned} valid from {@code b}:
+   * {@code {"name":..,"type":..,"tagstring":..,"tags":[..],"value":"<base64>"}}.
+   */
+  public static void toJson(byte[] b, MetricPb.Fields f, ByteArrayOutputStream out) {
+    byte[] value = switch (f.valueField) {
+      case MetricPb.F_COUNTER -> ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN)
+          .putLong(MetricPb.readCounter(b, f.valueOff, f.valueLen)).array();
+      case MetricPb.F_GAUGE -> ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN)
+          .putDouble(MetricPb.readGauge(b, f.valueOff, f.valueLen)).array();
+      case MetricPb.F_SET -> MetricPb.readSet(b, f.valueOff, f.valueLen);
+      default -> GobDigest.encode(MetricPb.readHistogram(b, f.valueOff, f.valueLen), true);
+    };
+    ascii(out, "{\"name\":");
+    jsonString(out, b, f.nameOff, f.nameLen);
+    ascii(out, ",\"type\":\"");
+    ascii(out, MetricPb.typeName(f.type));
+    ascii(out, "\",\"tagstring\":\"");
+    for (int i = 0; i < f.tags; i++) {
+      if (i > 0) out.write(',');
+      jsonStringBody(out, b, f.tagOff[i], f.tagLen[i]);
+    }
+    ascii(out, "\",\"tags\":");
+    if (f.tags == 0) {
+      // What Go's encoder writes for a nil []string, as a v2 local sends it.
+      ascii(out, "null");
+    } else {
+      out.write('[');
+      for (int i = 0; i < f.tags; i++) {
+        if (i > 0) out.write(',');
+        jsonString(out, b, f.tagOff[i], f.tagLen[i]);
+      }
+      out.write(']');
+    }
+    ascii(out, ",\"value\":\"");
+    ascii(out, Base64.getEncoder().encodeToString(value));
+    ascii(out, "\"}");
+  }
+
+  private static void ascii(ByteArrayOutputStream out, String s) {
+    for (int i = 0; i < s.length(); i++) out.write(s.charAt(i));
+  }
+
+  private static void jsonString(ByteArrayOutputStream out, byte[] b, int off, int len) {
+    out.write('"');
+    jsonStringBody(out, b, off, len);
+    out.write('"');
+  }
+
+  private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
+
+  /**
+   * UTF-8 bytes (checked valid by the scan) as a JSON string's body, escaped as Go's encoder
+   * escapes: quote, backslash, control characters, and &lt; &gt; &amp; U+2028 U+2029.
+   */
+  private static void jsonStringBody(ByteArrayOutputStream out, byte[] b, int off, int len) {
+    int end = off + len;
+    for (int i = off; i < end; i++) {
+      int c = b[i] & 0xff;
+      if (c == '"' || c == '\\') {
+        out.write('\\');
+        out.write(c);
+      } else if (c == '\n') {
+        out.write('\\');
+        out.write('n');
+      } else if (c == '\r') {
+        out.write('\\');
+        out.write('r');
+      } else if (c == '\t') {
+        out.write('\\');
+        out.write('t');
+      } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+        unicodeEscape(out, c);
+      } else if (c == 0xe2 && i + 2 < end && (b[i + 1] & 0xff) == 0x80
+          && ((b[i + 2] & 0xff) == 0xa8 || (b[i + 2] & 0xff) == 0xa9)) {
+        unicodeEscape(out, 0x2028 + ((b[i + 2] & 0xff) - 0xa8));
+        i += 2;
+      } else {
+        out.write(c);
+      }
+    }
+  }
+
+  private static void unicodeEscape(ByteArrayOutputStream out, int cp) {
+    out.write('\\');
+    out.write('u');
+    out.write(HEX[(cp >> 12) & 0xf]);
+    out.write(HEX[(cp >> 8) & 0xf]);
+    out.write(HEX[(cp >> 4) & 0xf]);
+    out.write(HEX[cp & 0xf]);
+  }
+}
