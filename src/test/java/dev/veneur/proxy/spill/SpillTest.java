@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.MetricChunk;
@@ -125,5 +126,51 @@ class SpillTest {
     assertFalse(files(dir, ".spill").isEmpty(), "kept while unsettled");
     r.settled();
     assertTrue(files(dir, ".spill").isEmpty());
+  }
+
+  /**
+   * Issue 21 item 5, on a real full disk (a 256 KB tmpfs): a failed write seals the writer's
+   * segment, so it is deleted once its chunks are settled; the writer retries and writes again
+   * once there is room; health, bytes on disk and what was not kept are counted.
+   */
+  @Test
+  void aFullDiskIsSurvivedAndWhatWasWrittenIsDeletedOnceSettled(@TempDir Path tmp) throws Exception {
+    try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "256k")) {
+      Spill spill = Spill.open(fs.dir.resolve("spill"));
+      SpillWriter w = spill.writer();
+      List<SpillRecord> kept = new ArrayList<>();
+      SpillRecord r;
+      int i = 0;
+      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      assertFalse(spill.healthy(), "the full disk is reported");
+      assertTrue(spill.lastError() != null && spill.lastError().contains("No space"), spill.lastError());
+      assertTrue(spill.metricsNotKept() > 0 && spill.chunksNotKept() == 1, "the chunk answered without disk is counted");
+      assertTrue(kept.size() > 100 && spill.bytesOnDisk() > 200_000, kept.size() + " kept, " + spill.bytesOnDisk());
+      assertEquals(1, spill.segments());
+      // Within the backoff nothing is tried: counted, not written, not logged again.
+      long errors = spill.errors();
+      assertNull(w.append(chunk(1)));
+      assertEquals(errors, spill.errors());
+      assertEquals(2, spill.chunksNotKept());
+      // Everything written is settled: the failed writer's segment goes and the disk is free.
+      for (SpillRecord k : kept) k.settled();
+      assertEquals(List.of(), files(spill.dir(), ".spill"), "the failed writer's segment was deleted");
+      assertEquals(0, spill.bytesOnDisk());
+      assertEquals(0, spill.segments());
+      // Past the backoff the writer writes again, into a new segment.
+      long until = System.nanoTime() + 10_000_000_000L;
+      SpillRecord again = null;
+      while (again == null && System.nanoTime() < until) {
+        java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+        again = w.append(chunk(3));
+      }
+      assertNotNull(again, "spilling resumed");
+      assertTrue(spill.healthy());
+      assertEquals(1, files(spill.dir(), ".spill").size());
+      // And what it writes now survives a crash.
+      List<Spill.Found> left = read(spill.dir());
+      assertEquals(1, left.size());
+      assertEquals(4, left.get(0).chunk().count);
+    }
   }
 }
