@@ -68,13 +68,18 @@ class SpillDiskFullTest {
     ProxyProcess first = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
     LoadSenders load = null;
     long notKept;
+    double bytesPerMetric;
+    double secondsToFail;
+    double secondsToRecover;
     try {
       Await.until("proxy up", Duration.ofSeconds(60), () -> DebugState.get(port) != null);
       LoadSenders running = LoadSenders.start(port, 2, 8);
       load = running;
+      long loadStarted = System.nanoTime();
 
       // 1. The disk fills under the load: failing, shown, counted, one ERROR; 202s go on.
       Await.until("spill reported failing", Duration.ofSeconds(60), () -> "failing".equals(spillState(port).getString("status")));
+      secondsToFail = (System.nanoTime() - loadStarted) / 1e9;
       JsonObject failing = spillState(port);
       assertTrue(failing.getString("last_error", "").contains("No space left"), failing.encode());
       Await.until("spill.failing 1 in the self-metrics", Duration.ofSeconds(30),
@@ -85,7 +90,9 @@ class SpillDiskFullTest {
 
       // 2. Space returns: spilling recovers by itself.
       fs.freeBallast();
+      long freed = System.nanoTime();
       Await.until("spill recovered", Duration.ofSeconds(60), () -> "ok".equals(spillState(port).getString("status")));
+      secondsToRecover = (System.nanoTime() - freed) / 1e9;
       JsonObject recovered = spillState(port);
       notKept = recovered.getLong("metrics_not_kept");
       // Everything accepted so far (which includes all that was not kept) reaches the global
@@ -98,7 +105,9 @@ class SpillDiskFullTest {
       global.mode.set(FaultyGlobal.Mode.HANG);
       long stalledAt = running.accepted.get();
       Await.until("bodies accepted while the global is stalled", Duration.ofSeconds(60), () -> running.accepted.get() >= stalledAt + 20);
-      JsonObject atKill = spillState(port);
+      JsonObject atKillState = DebugState.get(port);
+      JsonObject atKill = atKillState.getJsonObject("spill");
+      bytesPerMetric = (double) atKill.getLong("bytes_written") / DebugState.counter(atKillState, "received");
       assertEquals(notKept, atKill.getLong("metrics_not_kept"), "everything accepted since the recovery is on disk: " + atKill);
       assertEquals("ok", atKill.getString("status"), atKill.encode());
       long errorLines = first.output.stream().filter(l -> l.contains(" ERROR ") && l.contains("spill_dir")).count();
@@ -131,10 +140,11 @@ class SpillDiskFullTest {
       try (Stream<Path> files = Files.list(spill)) {
         assertEquals(0, files.filter(p -> p.toString().endsWith(".spill")).count());
       }
-      System.out.printf("spill on a full disk: %d bodies answered 202 (%d metrics); %d metrics accepted while "
+      System.out.printf("spill on a full disk: failing %.1f s after the load started, ok again %.1f s after "
+          + "space was freed; %d bodies answered 202 (%d metrics); %d metrics accepted while "
           + "the disk was full were not kept (delivered from memory); after recovery and kill -9, %d replayed; "
-          + "all delivered, %d copies in all%n", all.size(), (long) all.size() * LoadSenders.METRICS_PER_BODY,
-          notKept, replayed, ledger.total.get());
+          + "all delivered, %d copies in all; %.1f bytes written to spill_dir per metric%n", secondsToFail, secondsToRecover, all.size(), (long) all.size() * LoadSenders.METRICS_PER_BODY,
+          notKept, replayed, ledger.total.get(), bytesPerMetric);
       assertEquals(0, second.terminate(), second.log());
     } finally {
       second.kill();
