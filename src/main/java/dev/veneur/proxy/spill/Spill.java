@@ -148,6 +148,11 @@ public final class Spill {
     }
   }
 
+  /** A writer whose last attempt failed was closed: it no longer makes the spill failing. */
+  void writerGone() {
+    failingWriters.decrementAndGet();
+  }
+
   /** A writer whose previous attempt failed wrote again. */
   void recovered() {
     if (failingWriters.decrementAndGet() == 0) {

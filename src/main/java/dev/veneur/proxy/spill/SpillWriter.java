@@ -103,11 +103,11 @@ public final class SpillWriter {
         // The replay stops at the cut record: what precedes it is still read.
       }
     }
-    close();
+    seal();
   }
 
   private void rotate(long now) throws IOException {
-    close();
+    seal();
     Path file = dir.resolve("seg-" + name + "-" + (seq++) + ".spill");
     FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
     Segment seg = new Segment(spill, file, 0);
@@ -137,11 +137,23 @@ public final class SpillWriter {
    * event loop does not keep settled data on disk. Called by its event loop's periodic timer.
    */
   public void tick() {
-    if (segment != null && System.nanoTime() - segmentStarted > Spill.SEGMENT_NANOS) close();
+    if (segment != null && System.nanoTime() - segmentStarted > Spill.SEGMENT_NANOS) seal();
+  }
+
+  /**
+   * This writer is done (its event loop's verticle stops): its segment goes once its chunks are
+   * settled, and a failure of its own no longer counts against the spill's health.
+   */
+  public void close() {
+    seal();
+    if (failing) {
+      failing = false;
+      spill.writerGone();
+    }
   }
 
   /** Stops writing to the current segment; it goes once its chunks are settled. */
-  public void close() {
+  private void seal() {
     if (channel != null) {
       try {
         channel.close();

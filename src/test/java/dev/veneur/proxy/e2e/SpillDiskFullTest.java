@@ -110,6 +110,8 @@ class SpillDiskFullTest {
       bytesPerMetric = (double) atKill.getLong("bytes_written") / DebugState.counter(atKillState, "received");
       assertEquals(notKept, atKill.getLong("metrics_not_kept"), "everything accepted since the recovery is on disk: " + atKill);
       assertEquals("ok", atKill.getString("status"), atKill.encode());
+      assertNull(DebugState.accountingProblem(atKillState, false), atKillState.encode());
+      assertEquals(0, DebugState.counter(atKillState, "dropped_total"), "nothing dropped: " + atKillState.encode());
       long errorLines = first.output.stream().filter(l -> l.contains(" ERROR ") && l.contains("spill_dir")).count();
       assertEquals(1, errorLines, "one ERROR for the episode, not one per event loop and attempt:\n" + first.log());
       first.kill();

@@ -173,4 +173,22 @@ class SpillTest {
       assertEquals(4, left.get(0).chunk().count);
     }
   }
+
+  /** A writer closed while failing (its HTTP verticle retired by a reload) leaves the spill healthy. */
+  @Test
+  void aFailedWriterThatIsClosedNoLongerMakesTheSpillFailing(@TempDir Path tmp) throws Exception {
+    try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "64k")) {
+      Spill spill = Spill.open(fs.dir.resolve("spill"));
+      SpillWriter w = spill.writer();
+      List<SpillRecord> kept = new ArrayList<>();
+      SpillRecord r;
+      int i = 0;
+      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      assertFalse(spill.healthy());
+      w.close();
+      assertTrue(spill.healthy(), "no writer is failing any more");
+      for (SpillRecord k : kept) k.settled();
+      assertEquals(List.of(), files(spill.dir(), ".spill"));
+    }
+  }
 }
