@@ -21,6 +21,23 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The spill files on their own: what a crash leaves is exactly what was accepted and not settled. */
 class SpillTest {
+  private final ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> log =
+      new ch.qos.logback.core.read.ListAppender<>();
+
+  @org.junit.jupiter.api.BeforeEach
+  void captureLog() {
+    log.start();
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).addAppender(log);
+  }
+
+  @org.junit.jupiter.api.AfterEach
+  void releaseLog() {
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).detachAppender(log);
+  }
+
+  private long logged(ch.qos.logback.classic.Level level, String fragment) {
+    return log.list.stream().filter(e -> e.getLevel() == level && e.getFormattedMessage().contains(fragment)).count();
+  }
 
   private static MetricChunk chunk(int i) {
     byte[] b = new byte[100 + i];
@@ -152,6 +169,13 @@ class SpillTest {
       assertNull(w.append(chunk(1)));
       assertEquals(errors, spill.errors());
       assertEquals(2, spill.chunksNotKept());
+      // Attempts past the backoff fail again (the disk is still full): counted, not logged again.
+      long retryUntil = System.nanoTime() + 10_000_000_000L;
+      while (spill.errors() < errors + 2 && System.nanoTime() < retryUntil) {
+        java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+        assertNull(w.append(chunk(2)));
+      }
+      assertEquals(errors + 2, spill.errors(), "retried");
       // Everything written is settled: the failed writer's segment goes and the disk is free.
       for (SpillRecord k : kept) k.settled();
       assertEquals(List.of(), files(spill.dir(), ".spill"), "the failed writer's segment was deleted");
@@ -165,6 +189,9 @@ class SpillTest {
         again = w.append(chunk(3));
       }
       assertNotNull(again, "spilling resumed");
+      assertEquals(1, logged(ch.qos.logback.classic.Level.ERROR, "cannot write (No space left on device)"),
+          "one ERROR for the episode, not one per attempt");
+      assertEquals(1, logged(ch.qos.logback.classic.Level.INFO, "writing again"));
       assertTrue(spill.healthy());
       assertEquals(1, files(spill.dir(), ".spill").size());
       // And what it writes now survives a crash.
@@ -190,5 +217,23 @@ class SpillTest {
       for (SpillRecord k : kept) k.settled();
       assertEquals(List.of(), files(spill.dir(), ".spill"));
     }
+  }
+
+  /**
+   * A record cut short at the end of a file: the warning no longer claims it was never answered
+   * 202 (a write cut by a full disk was answered 202, from memory).
+   */
+  @Test
+  void aCutRecordIsNotCalledNeverAnswered(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    for (int i = 0; i < 3; i++) w.append(chunk(i));
+    Path file = files(dir, ".spill").get(0);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      ch.truncate(Files.size(file) - 10);
+    }
+    assertEquals(List.of(0, 1), read(dir).stream().map(f -> f.chunk().count - 1).toList());
+    assertEquals(1, logged(ch.qos.logback.classic.Level.WARN, "incomplete record"));
+    assertEquals(0, logged(ch.qos.logback.classic.Level.WARN, "never answered 202"), "the old, wrong claim");
+    assertEquals(1, logged(ch.qos.logback.classic.Level.WARN, "answered 202 but not kept on disk"));
   }
 }
