@@ -85,6 +85,10 @@ public final class ProxyContext {
     if (s != null) {
       metrics.registry().register("spill.bytes_written", (Gauge<Long>) s::bytesWritten);
       metrics.registry().register("spill.errors", (Gauge<Long>) s::errors);
+      metrics.registry().register("spill.failing", (Gauge<Integer>) () -> s.healthy() ? 0 : 1);
+      metrics.registry().register("spill.bytes_on_disk", (Gauge<Long>) s::bytesOnDisk);
+      metrics.registry().register("spill.segments", (Gauge<Integer>) s::segments);
+      metrics.registry().register("spill.metrics_not_kept", (Gauge<Long>) s::metricsNotKept);
     }
   }
 

@@ -40,11 +40,18 @@ public final class GoJsonScanner {
   /** The closing bracket of the array was read. */
   public static final int END = 3;
 
-  /** The global would accept the metric and it has a name and a type. */
+  /**
+   * The global would accept the metric and it has a type. Its name may be empty (absent, null or
+   * {@code ""}): a Veneur v2 global imports and flushes such a metric (a series named {@code ""})
+   * and the Go proxy v2 forwards it, its ring key then {@code "" + type + tagstring}.
+   */
   public static final int VALID = 0;
   /** The global's decoder would refuse the metric (a type or base64 error). */
   public static final int REFUSED = 1;
-  /** The global would decode it, but it has no name or no type: no global can use it. */
+  /**
+   * The global would decode it, but it has no type (an empty name does not matter): a global's
+   * import has no aggregation for it and discards it.
+   */
   public static final int INCOMPLETE = 2;
   /** {@code null} or an object with no field of the metric set at all. */
   public static final int EMPTY = 3;
@@ -302,7 +309,7 @@ public final class GoJsonScanner {
     } else if (name.length == 0 && type.length == 0 && tagstring.length == 0 && !tagsSet && !valueSet) {
       // Go's zero JSONMetric: what the Go proxy calls "empty or improperly-formed".
       verdict = EMPTY;
-    } else if (name.length == 0 || type.length == 0) {
+    } else if (type.length == 0) {
       verdict = INCOMPLETE;
     } else {
       verdict = VALID;

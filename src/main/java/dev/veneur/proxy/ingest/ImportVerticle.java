@@ -235,6 +235,8 @@ public final class ImportVerticle extends VerticleBase {
     long due = System.nanoTime() + 250_000_000L;
     lagTimer = vertx.setTimer(250, t -> {
       lag.update(Math.max(0, (System.nanoTime() - due) / 1_000_000));
+      // The same timer ages out this loop's spill segment when no chunk comes to rotate it.
+      if (spillWriter != null) spillWriter.tick();
       measureLag(lag);
     });
   }
@@ -572,6 +574,20 @@ public final class ImportVerticle extends VerticleBase {
           .put("receiving_bytes", ctx.budget().receiving())
           .put("waiting_requests", ctx.budget().waiting()));
       state.put("connections", ctx.connections().get());
+      dev.veneur.proxy.spill.Spill spill = ctx.spill();
+      if (spill != null) {
+        state.put("spill", new JsonObject()
+            .put("status", spill.healthy() ? "ok" : "failing")
+            .put("dir", spill.dir().toString())
+            .put("bytes_on_disk", spill.bytesOnDisk())
+            .put("segments", spill.segments())
+            .put("bytes_written", spill.bytesWritten())
+            .put("errors", spill.errors())
+            .put("last_error", spill.lastError())
+            .put("failing_since_ms", spill.failingSinceMillis())
+            .put("metrics_not_kept", spill.metricsNotKept())
+            .put("chunks_not_kept", spill.chunksNotKept()));
+      }
       state.put("counters", new JsonObject()
           .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
           .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", acc[4])

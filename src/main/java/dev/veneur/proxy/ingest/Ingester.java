@@ -53,7 +53,7 @@ public final class Ingester {
     /** One chunk per router slot; null where no metric went. Reserved in the budget. */
     public final MetricChunk[] chunks;
     public int valid;
-    /** Elements the global would refuse, or could not use (no name or type), or empty ones. */
+    /** Elements the global would refuse, or could not use (no type), or empty ones. */
     public int refused;
     public int incomplete;
     public int empty;

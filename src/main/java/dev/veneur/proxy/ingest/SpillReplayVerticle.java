@@ -53,7 +53,7 @@ public final class SpillReplayVerticle extends VerticleBase {
     Path file = files.get(i);
     vertx.executeBlocking(() -> {
       List<Spill.Found> found = new ArrayList<>();
-      Spill.readLeftover(file, found::add);
+      ctx.spill().replay(file, found::add);
       return found;
     }, false).onComplete(ar -> {
       if (ar.failed()) {

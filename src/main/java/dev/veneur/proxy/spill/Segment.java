@@ -7,8 +7,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * One spill file: the chunks accepted while it was current ({@code <name>.spill}), and beside it
@@ -17,22 +15,33 @@ import org.slf4j.LoggerFactory;
  * accepted and not yet settled.
  *
  * <p>Appends to the data file come from one HTTP event loop; settle marks from any forwarder, so
- * those are synchronized.
+ * those are synchronized. Its bytes on disk are counted in its {@link Spill} (when it has one), so
+ * {@code spill.bytes_on_disk} follows the files without listing the directory.
  */
 final class Segment {
-  private static final Logger LOG = LoggerFactory.getLogger(Segment.class);
-
   final Path data;
   final Path done;
+  /** The spill it is counted in; null for a file read by a test without one. */
+  private final Spill owner;
   private final AtomicInteger open = new AtomicInteger();
   private volatile boolean sealed;
   private FileChannel doneChannel;
   private final ByteBuffer mark = ByteBuffer.allocate(4);
   private boolean deleted;
+  /** Bytes of both files counted in {@code owner}, given back when they are deleted. */
+  private long bytes;
 
-  Segment(Path data) {
+  Segment(Spill owner, Path data, long bytesOnDisk) {
+    this.owner = owner;
     this.data = data;
     this.done = data.resolveSibling(data.getFileName().toString().replaceFirst("\\.spill$", ".done"));
+    this.bytes = bytesOnDisk;
+  }
+
+  /** {@code n} bytes were appended to the data file (negative: cut back). */
+  synchronized void wrote(long n) {
+    bytes += n;
+    if (owner != null) owner.bytesOnDisk.addAndGet(n);
   }
 
   /** A chunk was written here and is not settled yet. */
@@ -46,6 +55,10 @@ final class Segment {
     maybeDelete();
   }
 
+  boolean sealed() {
+    return sealed;
+  }
+
   /** Chunk {@code index} of this segment is settled (delivered, or dropped for good). */
   synchronized void settled(int index) {
     if (deleted) return;
@@ -56,10 +69,12 @@ final class Segment {
       }
       mark.clear();
       mark.putInt(index).flip();
-      while (mark.hasRemaining()) doneChannel.write(mark);
+      while (mark.hasRemaining()) wrote(doneChannel.write(mark));
     } catch (IOException e) {
-      // A lost mark only means the chunk is sent again after a crash.
-      LOG.warn("could not mark a spilled chunk settled in {}: {}", done, e.getMessage());
+      // A lost mark only means the chunk is sent again after a crash. On a full disk every settle
+      // fails: one line per period, not one per chunk.
+      Spill.MARKS_LOG.warn("mark", "could not mark a spilled chunk settled in " + done + " (" + e.getMessage()
+          + "); after a crash it would be sent again");
     }
     open.decrementAndGet();
     maybeDelete();
@@ -72,8 +87,13 @@ final class Segment {
       if (doneChannel != null) doneChannel.close();
       Files.deleteIfExists(data);
       Files.deleteIfExists(done);
+      if (owner != null) {
+        owner.bytesOnDisk.addAndGet(-bytes);
+        owner.segments.decrementAndGet();
+      }
+      bytes = 0;
     } catch (IOException e) {
-      LOG.warn("could not delete settled spill file {}: {}", data, e.getMessage());
+      Spill.MARKS_LOG.warn("delete", "could not delete settled spill file " + data + ": " + e.getMessage());
     }
   }
 

@@ -39,16 +39,44 @@ public final class Spill {
   static final long SEGMENT_BYTES = 64L << 20;
   static final long SEGMENT_NANOS = 10_000_000_000L;
 
+  /**
+   * After a failed write, a writer tries again (a new segment) after this, doubling up to
+   * {@link #RETRY_MAX_NANOS}: a full disk frees itself as settled segments are deleted, within
+   * about two segment lifetimes, and a retry costs one file creation.
+   */
+  static final long RETRY_FIRST_NANOS = 250_000_000L;
+  static final long RETRY_MAX_NANOS = 5_000_000_000L;
+  /** Settle marks and deletions that fail, per kind: one line a minute, not one per chunk. */
+  static final Throttled MARKS_LOG = new Throttled(LOG, 60_000);
+  /** Write failures: one ERROR when spilling starts failing, then a line a minute while it goes on. */
+  private static final Throttled FAILURES_LOG = new Throttled(LOG, 60_000);
+
   private final Path dir;
   private final List<Path> leftovers;
   private final String runId = Long.toString(System.currentTimeMillis(), 36) + "-" + ProcessHandle.current().pid();
   private final AtomicInteger writers = new AtomicInteger();
   final AtomicLong bytesWritten = new AtomicLong();
   final AtomicLong errors = new AtomicLong();
+  /** Bytes of the .spill and .done files this process knows of (its own and the leftovers). */
+  final AtomicLong bytesOnDisk = new AtomicLong();
+  /** .spill files not yet deleted (its own and the leftovers). */
+  final AtomicInteger segments = new AtomicInteger();
+  /** Metrics (and chunks) answered 202 while their writer could not write them: not durable. */
+  private final AtomicLong metricsNotKept = new AtomicLong();
+  private final AtomicLong chunksNotKept = new AtomicLong();
+  /** Writers whose last attempt failed; spilling is "failing" while any is. */
+  private final AtomicInteger failingWriters = new AtomicInteger();
+  private volatile String lastError;
+  private volatile long failingSinceMillis;
+  /** Sizes of the leftover files, counted until their replay deletes them. */
+  private final java.util.Map<Path, Long> leftoverBytes;
 
-  private Spill(Path dir, List<Path> leftovers) {
+  private Spill(Path dir, List<Path> leftovers, java.util.Map<Path, Long> leftoverBytes) {
     this.dir = dir;
     this.leftovers = leftovers;
+    this.leftoverBytes = leftoverBytes;
+    segments.set(leftovers.size());
+    bytesOnDisk.set(leftoverBytes.values().stream().mapToLong(Long::longValue).sum());
   }
 
   /** Opens (creating) the directory and notes the files a previous run left there. */
@@ -58,7 +86,80 @@ public final class Spill {
     try (Stream<Path> files = Files.list(dir)) {
       files.filter(p -> p.getFileName().toString().endsWith(".spill")).sorted().forEach(old::add);
     }
-    return new Spill(dir, old);
+    java.util.Map<Path, Long> sizes = new java.util.concurrent.ConcurrentHashMap<>();
+    for (Path p : old) {
+      Segment s = new Segment(null, p, 0);
+      long size = Files.size(p) + (Files.exists(s.done) ? Files.size(s.done) : 0);
+      sizes.put(p, size);
+    }
+    return new Spill(dir, old, sizes);
+  }
+
+  /** False while a writer's last attempt to write failed (a full disk, say). */
+  public boolean healthy() {
+    return failingWriters.get() == 0;
+  }
+
+  public long bytesOnDisk() {
+    return bytesOnDisk.get();
+  }
+
+  public int segments() {
+    return segments.get();
+  }
+
+  /** The last write error's cause, or null if none since start. */
+  public String lastError() {
+    return lastError;
+  }
+
+  /** When spilling last started failing (epoch ms), 0 if it is healthy. */
+  public long failingSinceMillis() {
+    return healthy() ? 0 : failingSinceMillis;
+  }
+
+  /** Metrics answered 202 without being written to disk, since start. */
+  public long metricsNotKept() {
+    return metricsNotKept.get();
+  }
+
+  public long chunksNotKept() {
+    return chunksNotKept.get();
+  }
+
+  void notKept(int metrics) {
+    metricsNotKept.addAndGet(metrics);
+    chunksNotKept.incrementAndGet();
+  }
+
+  /** A write failed; {@code wasFailing}: its writer's previous attempt had failed too. */
+  void failed(String cause, boolean wasFailing) {
+    errors.incrementAndGet();
+    lastError = cause;
+    if (!wasFailing && failingWriters.getAndIncrement() == 0) {
+      failingSinceMillis = System.currentTimeMillis();
+      FAILURES_LOG.quiet("still");
+      FAILURES_LOG.error("failing", "spill_dir " + dir + ": cannot write (" + cause + "); accepted metrics are "
+          + "answered 202 without being kept on disk until it can write again (retried within "
+          + RETRY_MAX_NANOS / 1_000_000_000L + " s; spill.failing, /debug/state)");
+    } else {
+      FAILURES_LOG.warn("still", "spill_dir " + dir + ": still cannot write (" + cause + "); "
+          + metricsNotKept.get() + " metric(s) answered 202 without being kept on disk since start");
+    }
+  }
+
+  /** A writer whose last attempt failed was closed: it no longer makes the spill failing. */
+  void writerGone() {
+    failingWriters.decrementAndGet();
+  }
+
+  /** A writer whose previous attempt failed wrote again. */
+  void recovered() {
+    if (failingWriters.decrementAndGet() == 0) {
+      LOG.info("spill_dir {}: writing again after {} s; accepted metrics are kept on disk again ({} metric(s) "
+          + "were answered 202 without being kept since start)", dir,
+          (System.currentTimeMillis() - failingSinceMillis) / 1000, metricsNotKept.get());
+    }
   }
 
   public Path dir() {
@@ -92,7 +193,21 @@ public final class Spill {
    * is deleted.
    */
   public static void readLeftover(Path file, Consumer<Found> each) throws IOException {
-    Segment seg = new Segment(file);
+    readLeftover(null, file, each);
+  }
+
+  /** {@link #readLeftover(Path, Consumer)}, the file counted in this spill until it is deleted. */
+  public void replay(Path file, Consumer<Found> each) throws IOException {
+    Long size = leftoverBytes.remove(file);
+    readLeftover(this, file, each, size == null ? 0 : size);
+  }
+
+  private static void readLeftover(Spill owner, Path file, Consumer<Found> each) throws IOException {
+    readLeftover(owner, file, each, 0);
+  }
+
+  private static void readLeftover(Spill owner, Path file, Consumer<Found> each, long counted) throws IOException {
+    Segment seg = new Segment(owner, file, counted);
     BitSet settled = new BitSet();
     // A record takes at least its header, so no index can reach this: a mark past it (or below 0)
     // is damage, and trusting it would size the bit set by garbage or lose the whole file.
@@ -141,8 +256,12 @@ public final class Spill {
         // Never allocate more than the file still holds: a length the file cannot back is a record
         // cut short, or damage.
         if (length > fileSize - ch.position()) {
-          LOG.warn("{}: its last {} bytes are an incomplete record: a write cut short by a crash (never "
-              + "answered 202), or the file was truncated (as a power loss can do); what precedes it is "
+          // Cut short by a crash during the write (its request was never answered 202), or by a
+          // write error such as a full disk (its request was answered 202, its metrics kept only
+          // in memory and counted in spill.metrics_not_kept), or a truncated file.
+          LOG.warn("{}: its last {} bytes are an incomplete record: a write cut short by a crash (before its "
+              + "request was answered) or by a write error such as a full disk (its metrics were answered 202 "
+              + "but not kept on disk), or the file was truncated (as a power loss can do); what precedes it is "
               + "sent again", file, fileSize - ch.position() + RECORD_HEADER);
           break;
         }

@@ -4,23 +4,25 @@ import dev.veneur.proxy.bus.MetricChunk;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.zip.CRC32;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Appends the chunks one HTTP event loop accepts to its current spill segment. A write goes to the
  * page cache (tens of microseconds for a request's chunks); the segment rotates by size and age.
- * If the disk fails, spilling stops (one ERROR, {@code spill.errors_total}) and the proxy goes on
- * without it rather than refuse traffic.
+ *
+ * <p>If a write fails (a full disk, say), the proxy goes on without spilling rather than refuse
+ * traffic: the chunk is answered 202 from memory and counted not kept
+ * ({@code spill.metrics_not_kept}). The failed segment is sealed at once (cut back to its last
+ * whole record), so it is deleted as soon as what it holds is settled: that is what frees a full
+ * disk. The writer then tries again with a new segment after a backoff (250 ms, doubling to 5 s),
+ * on the next chunk past it, and spills again as soon as a write succeeds.
  *
  * <p>One per event loop: not thread-safe.
  */
 public final class SpillWriter {
-  private static final Logger LOG = LoggerFactory.getLogger(SpillWriter.class);
-
   private final Spill spill;
   private final Path dir;
   private final String name;
@@ -32,7 +34,10 @@ public final class SpillWriter {
   private long segmentStarted;
   private int nextIndex;
   private int seq;
-  private boolean broken;
+  /** The last attempt failed; no attempt before {@link #retryAt}. */
+  private boolean failing;
+  private long retryAt;
+  private long retryDelay = Spill.RETRY_FIRST_NANOS;
 
   SpillWriter(Spill spill, Path dir, String name) {
     this.spill = spill;
@@ -40,54 +45,120 @@ public final class SpillWriter {
     this.name = name;
   }
 
-  /** Writes the chunk and returns its record; null if spilling is off after a disk error. */
+  /** Writes the chunk and returns its record; null if it could not be written (it is counted). */
   public SpillRecord append(MetricChunk c) {
-    if (broken) return null;
+    long now = System.nanoTime();
+    if (failing && now - retryAt < 0) {
+      spill.notKept(c.count);
+      return null;
+    }
+    long recordStart = -1;
     try {
-      if (segment == null || segmentBytes > Spill.SEGMENT_BYTES
-          || System.nanoTime() - segmentStarted > Spill.SEGMENT_NANOS) {
-        rotate();
+      if (segment == null || segmentBytes > Spill.SEGMENT_BYTES || now - segmentStarted > Spill.SEGMENT_NANOS) {
+        rotate(now);
       }
+      recordStart = segmentBytes;
       crc.reset();
       crc.update(c.deflated, 0, c.deflated.length);
       head.clear();
       head.putInt(Spill.RECORD_MAGIC).putInt(nextIndex).putInt(c.count).putInt(c.rawLength)
           .putInt(c.adler).putInt(c.deflated.length).putInt((int) crc.getValue()).flip();
       ByteBuffer[] parts = {head, ByteBuffer.wrap(c.deflated)};
-      long n = 0;
-      while (parts[1].hasRemaining()) n += channel.write(parts);
-      segmentBytes += n;
-      spill.bytesWritten.addAndGet(n);
+      while (parts[1].hasRemaining()) {
+        long n = channel.write(parts);
+        segmentBytes += n;
+        segment.wrote(n);
+        spill.bytesWritten.addAndGet(n);
+      }
       segment.opened();
+      if (failing) {
+        failing = false;
+        retryDelay = Spill.RETRY_FIRST_NANOS;
+        spill.recovered();
+      }
       return new SpillRecord(segment, nextIndex++);
     } catch (IOException e) {
-      broken = true;
-      spill.errors.incrementAndGet();
-      LOG.error("spill_dir {}: cannot write ({}); accepted metrics are no longer kept on disk until a restart",
-          dir, e.getMessage());
+      spill.failed(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage(), failing);
+      if (failing) retryDelay = Math.min(Spill.RETRY_MAX_NANOS, retryDelay * 2);
+      failing = true;
+      retryAt = now + retryDelay;
+      abandon(recordStart);
+      spill.notKept(c.count);
       return null;
     }
   }
 
-  private void rotate() throws IOException {
-    close();
+  /**
+   * After a failed write: cuts what was written of the record off (a partial record would end
+   * what the replay reads of the file, with a misleading warning) and seals the segment, so it is
+   * deleted once its chunks are settled, even though this writer failed.
+   */
+  private void abandon(long recordStart) {
+    if (channel != null && recordStart >= 0 && segmentBytes > recordStart) {
+      try {
+        channel.truncate(recordStart);
+        segment.wrote(recordStart - segmentBytes);
+        segmentBytes = recordStart;
+      } catch (IOException ignored) {
+        // The replay stops at the cut record: what precedes it is still read.
+      }
+    }
+    seal();
+  }
+
+  private void rotate(long now) throws IOException {
+    seal();
     Path file = dir.resolve("seg-" + name + "-" + (seq++) + ".spill");
-    channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-    ByteBuffer magic = ByteBuffer.wrap(Spill.FILE_MAGIC);
-    while (magic.hasRemaining()) channel.write(magic);
-    segment = new Segment(file);
+    FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+    Segment seg = new Segment(spill, file, 0);
+    spill.segments.incrementAndGet();
+    try {
+      ByteBuffer magic = ByteBuffer.wrap(Spill.FILE_MAGIC);
+      while (magic.hasRemaining()) seg.wrote(ch.write(magic));
+    } catch (IOException e) {
+      // Not even the header fits: the file holds nothing, and goes now.
+      try {
+        ch.close();
+      } catch (IOException ignored) {
+        // closing a file we are about to delete
+      }
+      seg.seal();
+      throw e;
+    }
+    channel = ch;
+    segment = seg;
     segmentBytes = Spill.FILE_MAGIC.length;
-    segmentStarted = System.nanoTime();
+    segmentStarted = now;
     nextIndex = 0;
   }
 
-  /** Stops writing to the current segment; it goes once its chunks are settled. */
+  /**
+   * Seals the current segment if it is past its age though no chunk came to rotate it, so an idle
+   * event loop does not keep settled data on disk. Called by its event loop's periodic timer.
+   */
+  public void tick() {
+    if (segment != null && System.nanoTime() - segmentStarted > Spill.SEGMENT_NANOS) seal();
+  }
+
+  /**
+   * This writer is done (its event loop's verticle stops): its segment goes once its chunks are
+   * settled, and a failure of its own no longer counts against the spill's health.
+   */
   public void close() {
+    seal();
+    if (failing) {
+      failing = false;
+      spill.writerGone();
+    }
+  }
+
+  /** Stops writing to the current segment; it goes once its chunks are settled. */
+  private void seal() {
     if (channel != null) {
       try {
         channel.close();
       } catch (IOException e) {
-        LOG.warn("closing a spill segment: {}", e.getMessage());
+        Spill.MARKS_LOG.warn("close", "closing a spill segment: " + e.getMessage());
       }
       channel = null;
     }

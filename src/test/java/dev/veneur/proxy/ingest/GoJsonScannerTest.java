@@ -123,10 +123,11 @@ class GoJsonScannerTest {
     }
     byte[] name = Base64.getDecoder().decode(e.getString("name_b64"));
     byte[] type = Base64.getDecoder().decode(e.getString("type_b64"));
-    if (name.length == 0 || type.length == 0) {
-      assertEquals(GoJsonScanner.INCOMPLETE, s.verdict(), id + ": no name or no type");
+    if (type.length == 0) {
+      assertEquals(GoJsonScanner.INCOMPLETE, s.verdict(), id + ": no type");
       return;
     }
+    // An empty name is a metric like any other: the Go proxy forwards it and a global flushes it.
     assertEquals(GoJsonScanner.VALID, s.verdict(), id);
     assertEquals((int) (long) e.getLong("key_crc32"), s.hash(), id + ": ring key hash");
   }
@@ -154,6 +155,27 @@ class GoJsonScannerTest {
         + "\"type\":\"timer\",\"tagstring\":\"a:b\",\"value\":\"AAAA\"}]";
     List<Seen> seen = scan(new GoJsonScanner(1 << 20), Bodies.utf8(escaped), Integer.MAX_VALUE);
     assertEquals(HashRing.hashKey(name + "timer" + "a:b"), seen.get(0).hash());
+  }
+
+  /**
+   * Issue 21 item 9: a metric with a type but no name (absent, null or "") is forwarded by the Go
+   * proxy v2 and imported and flushed by a v2 global (checked against the real binaries: a Datadog
+   * series named ""), so it is valid here, its ring key "" + type + tagstring. Without a type it
+   * stays unusable.
+   */
+  @Test
+  void aMetricWithATypeButNoNameIsValidAndKeyedByTypeAndTagstring() {
+    String body = "[{\"name\":\"\",\"type\":\"counter\",\"tagstring\":\"a:b\",\"value\":\"AQAAAAAAAAA=\"},"
+        + "{\"type\":\"gauge\",\"value\":\"AAAAAAAA8D8=\"},"
+        + "{\"name\":null,\"type\":\"set\",\"tagstring\":\"x\"},"
+        + "{\"name\":\"n\",\"type\":\"\",\"value\":\"AQAAAAAAAAA=\"},"
+        + "{\"tagstring\":\"only\"}]";
+    List<Seen> seen = scan(new GoJsonScanner(1 << 20), Bodies.utf8(body), Integer.MAX_VALUE);
+    assertArrayEquals(new int[] {GoJsonScanner.VALID, GoJsonScanner.VALID, GoJsonScanner.VALID,
+        GoJsonScanner.INCOMPLETE, GoJsonScanner.INCOMPLETE}, seen.stream().mapToInt(Seen::verdict).toArray());
+    assertEquals(HashRing.hashKey("counter" + "a:b"), seen.get(0).hash());
+    assertEquals(HashRing.hashKey("gauge"), seen.get(1).hash());
+    assertEquals(HashRing.hashKey("set" + "x"), seen.get(2).hash());
   }
 
   @Test

@@ -120,4 +120,18 @@ class IngesterTest {
     budget.release(result.chunks[0].bytes());
     assertEquals(0, budget.used());
   }
+
+  @Test
+  void aMetricWithATypeButNoNameIsForwardedAndOneWithoutATypeDropped() {
+    byte[] body = ("[{\"name\":\"\",\"type\":\"counter\",\"value\":\"AQAAAAAAAAA=\"},"
+        + "{\"type\":\"gauge\",\"value\":\"AAAAAAAA8D8=\"},"
+        + "{\"name\":\"n\",\"value\":\"AQAAAAAAAAA=\"}]").getBytes(StandardCharsets.US_ASCII);
+    run(body, 8192);
+    assertNotNull(result, "decoded: " + refusal);
+    assertEquals(2, result.valid, "the nameless metrics are kept");
+    assertEquals(1, result.incomplete, "the typeless one is not");
+    MetricChunk c = result.chunks[0];
+    assertEquals(2, c.count);
+    budget.release(c.bytes());
+  }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.MetricChunk;
@@ -20,6 +21,23 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The spill files on their own: what a crash leaves is exactly what was accepted and not settled. */
 class SpillTest {
+  private final ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> log =
+      new ch.qos.logback.core.read.ListAppender<>();
+
+  @org.junit.jupiter.api.BeforeEach
+  void captureLog() {
+    log.start();
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).addAppender(log);
+  }
+
+  @org.junit.jupiter.api.AfterEach
+  void releaseLog() {
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).detachAppender(log);
+  }
+
+  private long logged(ch.qos.logback.classic.Level level, String fragment) {
+    return log.list.stream().filter(e -> e.getLevel() == level && e.getFormattedMessage().contains(fragment)).count();
+  }
 
   private static MetricChunk chunk(int i) {
     byte[] b = new byte[100 + i];
@@ -125,5 +143,97 @@ class SpillTest {
     assertFalse(files(dir, ".spill").isEmpty(), "kept while unsettled");
     r.settled();
     assertTrue(files(dir, ".spill").isEmpty());
+  }
+
+  /**
+   * Issue 21 item 5, on a real full disk (a 256 KB tmpfs): a failed write seals the writer's
+   * segment, so it is deleted once its chunks are settled; the writer retries and writes again
+   * once there is room; health, bytes on disk and what was not kept are counted.
+   */
+  @Test
+  void aFullDiskIsSurvivedAndWhatWasWrittenIsDeletedOnceSettled(@TempDir Path tmp) throws Exception {
+    try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "256k")) {
+      Spill spill = Spill.open(fs.dir.resolve("spill"));
+      SpillWriter w = spill.writer();
+      List<SpillRecord> kept = new ArrayList<>();
+      SpillRecord r;
+      int i = 0;
+      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      assertFalse(spill.healthy(), "the full disk is reported");
+      assertTrue(spill.lastError() != null && spill.lastError().contains("No space"), spill.lastError());
+      assertTrue(spill.metricsNotKept() > 0 && spill.chunksNotKept() == 1, "the chunk answered without disk is counted");
+      assertTrue(kept.size() > 100 && spill.bytesOnDisk() > 200_000, kept.size() + " kept, " + spill.bytesOnDisk());
+      assertEquals(1, spill.segments());
+      // Within the backoff nothing is tried: counted, not written, not logged again.
+      long errors = spill.errors();
+      assertNull(w.append(chunk(1)));
+      assertEquals(errors, spill.errors());
+      assertEquals(2, spill.chunksNotKept());
+      // Attempts past the backoff fail again (the disk is still full): counted, not logged again.
+      long retryUntil = System.nanoTime() + 10_000_000_000L;
+      while (spill.errors() < errors + 2 && System.nanoTime() < retryUntil) {
+        java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+        assertNull(w.append(chunk(2)));
+      }
+      assertEquals(errors + 2, spill.errors(), "retried");
+      // Everything written is settled: the failed writer's segment goes and the disk is free.
+      for (SpillRecord k : kept) k.settled();
+      assertEquals(List.of(), files(spill.dir(), ".spill"), "the failed writer's segment was deleted");
+      assertEquals(0, spill.bytesOnDisk());
+      assertEquals(0, spill.segments());
+      // Past the backoff the writer writes again, into a new segment.
+      long until = System.nanoTime() + 10_000_000_000L;
+      SpillRecord again = null;
+      while (again == null && System.nanoTime() < until) {
+        java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+        again = w.append(chunk(3));
+      }
+      assertNotNull(again, "spilling resumed");
+      assertEquals(1, logged(ch.qos.logback.classic.Level.ERROR, "cannot write (No space left on device)"),
+          "one ERROR for the episode, not one per attempt");
+      assertEquals(1, logged(ch.qos.logback.classic.Level.INFO, "writing again"));
+      assertTrue(spill.healthy());
+      assertEquals(1, files(spill.dir(), ".spill").size());
+      // And what it writes now survives a crash.
+      List<Spill.Found> left = read(spill.dir());
+      assertEquals(1, left.size());
+      assertEquals(4, left.get(0).chunk().count);
+    }
+  }
+
+  /** A writer closed while failing (its HTTP verticle retired by a reload) leaves the spill healthy. */
+  @Test
+  void aFailedWriterThatIsClosedNoLongerMakesTheSpillFailing(@TempDir Path tmp) throws Exception {
+    try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "64k")) {
+      Spill spill = Spill.open(fs.dir.resolve("spill"));
+      SpillWriter w = spill.writer();
+      List<SpillRecord> kept = new ArrayList<>();
+      SpillRecord r;
+      int i = 0;
+      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      assertFalse(spill.healthy());
+      w.close();
+      assertTrue(spill.healthy(), "no writer is failing any more");
+      for (SpillRecord k : kept) k.settled();
+      assertEquals(List.of(), files(spill.dir(), ".spill"));
+    }
+  }
+
+  /**
+   * A record cut short at the end of a file: the warning no longer claims it was never answered
+   * 202 (a write cut by a full disk was answered 202, from memory).
+   */
+  @Test
+  void aCutRecordIsNotCalledNeverAnswered(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    for (int i = 0; i < 3; i++) w.append(chunk(i));
+    Path file = files(dir, ".spill").get(0);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      ch.truncate(Files.size(file) - 10);
+    }
+    assertEquals(List.of(0, 1), read(dir).stream().map(f -> f.chunk().count - 1).toList());
+    assertEquals(1, logged(ch.qos.logback.classic.Level.WARN, "incomplete record"));
+    assertEquals(0, logged(ch.qos.logback.classic.Level.WARN, "never answered 202"), "the old, wrong claim");
+    assertEquals(1, logged(ch.qos.logback.classic.Level.WARN, "answered 202 but not kept on disk"));
   }
 }

@@ -252,8 +252,8 @@ public final class FaultyGlobal {
           if ("name".equals(field) && v == JsonToken.VALUE_STRING) name = p.getText();
           else p.skipChildren();
         }
-        if (name == null) throw new IOException("a metric without a name");
-        names.add(name);
+        // A metric without a name is one a real global imports (as a series named ""): recorded as "".
+        names.add(name == null ? "" : name);
       }
       if (t != JsonToken.END_ARRAY) throw new IOException("unexpected " + t + " in the array");
       if (p.nextToken() != null) throw new IOException("data after the array");

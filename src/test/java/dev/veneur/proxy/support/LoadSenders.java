@@ -83,8 +83,8 @@ public final class LoadSenders {
   /** What happened to each body of one sender, by sequence number. */
   public static final class SenderLog {
     public final int sender;
-    /** HTTP status per body (index = seq); 0 for an I/O error or timeout. */
-    public final List<Integer> status = new ArrayList<>();
+    /** HTTP status per body (index = seq); 0 for an I/O error or timeout. Synchronized: read during a run. */
+    public final List<Integer> status = java.util.Collections.synchronizedList(new ArrayList<>());
 
     SenderLog(int sender) {
       this.sender = sender;
