@@ -183,6 +183,14 @@ public final class MemberAddress {
           return bad("host", "has a character an IPv6 address cannot contain");
         }
       }
+      // A literal with ':' is parsed, never looked up (no DNS): this only checks its form.
+      try {
+        if (!(java.net.InetAddress.getByName(inside) instanceof java.net.Inet6Address)) {
+          return bad("host", "has no IPv6 address inside '[]'");
+        }
+      } catch (java.net.UnknownHostException e) {
+        return bad("host", "has an invalid IPv6 address inside '[]'");
+      }
     } else {
       int colon = s.indexOf(':');
       if (colon >= 0 && colon != s.lastIndexOf(':')) {
