@@ -70,17 +70,23 @@ final class ConsulHealthClient {
         .setHost(endpoint.host()).setPort(endpoint.port()).setURI(uri);
     if (!endpoint.token().isEmpty()) opts.putHeader("X-Consul-Token", endpoint.token());
     Promise<Body> body = Promise.promise();
-    long[] timer = {-1};
+    io.vertx.core.http.HttpClientRequest[] sent = {null};
+    // One deadline over the whole exchange, from before a connection is taken: the blocking wait
+    // plus Consul's jitter plus slack.
+    long[] timer = {vertx.setTimer(timeoutMs, t -> {
+      if (body.tryFail("no complete answer within " + timeoutMs + " ms") && sent[0] != null) abort(sent[0]);
+    })};
     http.request(opts).onComplete(rq -> {
       if (rq.failed()) {
         body.tryFail(rq.cause());
         return;
       }
       var req = rq.result();
-      // One deadline over the whole exchange: the blocking wait plus Consul's jitter plus slack.
-      timer[0] = vertx.setTimer(timeoutMs, t -> {
-        if (body.tryFail("no complete answer within " + timeoutMs + " ms")) req.reset();
-      });
+      sent[0] = req;
+      if (body.future().isComplete()) {
+        abort(req);
+        return;
+      }
       req.send().onComplete(rs -> {
         if (rs.failed()) {
           body.tryFail(rs.cause());
@@ -91,7 +97,7 @@ final class ConsulHealthClient {
         if (declared != null) {
           try {
             if (Long.parseLong(declared.trim()) > maxBytes) {
-              if (body.tryFail(tooLarge())) req.reset();
+              if (body.tryFail(tooLarge())) abort(req);
               return;
             }
           } catch (NumberFormatException ignored) {
@@ -103,7 +109,7 @@ final class ConsulHealthClient {
           if (body.future().isComplete()) return;
           if (!b.append(chunk.getBytes(), maxBytes)) {
             b.drop();
-            if (body.tryFail(tooLarge())) req.reset();
+            if (body.tryFail(tooLarge())) abort(req);
           }
         });
         resp.exceptionHandler(body::tryFail);
@@ -126,6 +132,12 @@ final class ConsulHealthClient {
           // Decoding a large answer takes a while: on a worker, not an event loop.
           return vertx.executeBlocking(() -> new Answer(next, parse(b.bytes, b.length)), false);
         });
+  }
+
+  /** Gives up an exchange: its connection is closed, so the rest of the answer is never read. */
+  private static void abort(io.vertx.core.http.HttpClientRequest req) {
+    req.reset();
+    if (req.connection() != null) req.connection().close();
   }
 
   private TooLarge tooLarge() {
