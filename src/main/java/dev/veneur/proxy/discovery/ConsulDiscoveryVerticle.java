@@ -43,6 +43,8 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   /** Skipped and oddly registered instances: once a minute per cause, not once per answer. */
   private final LogThrottle memberLogs = new LogThrottle(LOG, 60_000);
   private boolean troubled;
+  /** Instances of the answer being applied that were left out as unusable. */
+  private int skippedInAnswer;
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
   public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
@@ -71,17 +73,21 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
             m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))
                 .update(nanos, TimeUnit.NANOSECONDS);
             destinationNumber.set(healthy);
-            publishMembers();
+            int skipped = skippedInAnswer;
+            skippedInAnswer = 0;
+            publishMembers(skipped);
           }
 
           @Override
           public void failed(Throwable cause, long nanos) {
+            skippedInAnswer = 0;
             trouble("Consul query for service '" + service + "' at " + endpoint + " failed: "
                 + LogText.escape(String.valueOf(cause.getMessage())));
           }
 
           @Override
           public void skipped(String cause, String message) {
+            skippedInAnswer++;
             m.registry().counter(ProxyMetrics.withTags("discoverer.invalid_members",
                 "source:consul:" + service, "cause:" + cause)).inc();
             memberLogs.warn("skipped/" + cause, message + " (discoverer.invalid_members counts each)");
@@ -97,15 +103,16 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
     return discovery.registerServiceImporter(importer, new JsonObject());
   }
 
-  private void publishMembers() {
+  private void publishMembers(int skipped) {
     discovery.getRecords(r -> importerId.equals(r.getMetadata().getString(ConsulHealthImporter.META_IMPORTER)))
         .onSuccess(records -> {
           List<String> members = new ArrayList<>();
           for (Record r : records) members.add(r.getMetadata().getString("member"));
           members.sort(null);
           if (members.isEmpty()) {
-            trouble("Consul lists no healthy instance of service '" + service
-                + "'; keeping the last good ring");
+            trouble("Consul lists no " + (skipped > 0 ? "usable " : "") + "healthy instance of service '"
+                + service + "'" + (skipped > 0 ? " (" + skipped + " left out as unusable: discoverer.invalid_members)" : "")
+                + "; keeping the last good ring");
             return;
           }
           if (troubled) {

@@ -310,6 +310,13 @@ class ConsulDiscoveryTest {
     postAndCheckPlacement(1000, urls(a, b), a, b, c);
     assertEquals(0, c.metrics.size());
     Await.until("each cause counted", () -> count("port") >= 1 && count("control_character") >= 1 && count("path") >= 1);
+    // An answer with only garbage: nothing usable, so the last good ring stays.
+    long errors = proxy.metrics().count("discoverer.errors", "service", SVC);
+    long ports = count("port");
+    consul.setInstances(List.of(new Instance("bad-port", "127.0.0.1", "veneur", "127.0.0.1", 70000, "passing")));
+    Await.until("the garbage-only answer counted", () -> count("port") > ports
+        && proxy.metrics().count("discoverer.errors", "service", SVC) > errors);
+    postAndCheckPlacement(500, urls(a, b), a, b, c);
   }
 
   private long count(String cause) {
