@@ -56,6 +56,12 @@ public final class ProxyApp {
   /** The reload in progress, if any: stop waits for it, so it cannot deploy after the stop. */
   private volatile Future<Void> reloading = Future.succeededFuture();
   private final SelfTelemetry telemetry;
+  /** Makes a discovery verticle for a config; a test may swap it for one that fails to start. */
+  java.util.function.Function<ProxyConfig, VerticleBase> discoveryFactory = this::discoveryFor;
+  /** Counts discovery replacements, so a retry of a replaced one stops. On the app's context. */
+  private long discoveryGeneration;
+  private final dev.veneur.proxy.telemetry.LogThrottle discoveryRetries =
+      new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
   private dev.veneur.proxy.ingest.ListenerWatchdog watchdog;
 
   private ProxyApp(Vertx vertx, ProxyConfig config, Map<String, String> env) {
@@ -262,15 +268,52 @@ public final class ProxyApp {
         });
   }
 
-  /** The new source sends a full member set; the ring keeps the old members until it does. */
+  /**
+   * The new source sends a full member set; the ring keeps the old members until it does. A new
+   * source that fails to start is tried again with backoff (250 ms doubling to 10 s) while the old
+   * one keeps running, until it starts, a newer reload replaces it, or the proxy stops; the reload
+   * itself completes after the first try, so later reloads are not held up.
+   */
   private Future<Void> replaceDiscovery(ProxyConfig next) {
-    String oldId = discoveryId;
-    return vertx.deployVerticle(discoveryFor(next))
-        .compose(id -> {
-          discoveryId = id;
-          return vertx.undeploy(oldId).recover(e -> Future.succeededFuture());
-        })
-        .mapEmpty();
+    long generation = ++discoveryGeneration;
+    Promise<Void> firstTry = Promise.promise();
+    deployDiscovery(next, generation, 250, firstTry);
+    return firstTry.future();
+  }
+
+  private void deployDiscovery(ProxyConfig next, long generation, long backoffMs, Promise<Void> firstTry) {
+    Future<String> deployed;
+    try {
+      deployed = vertx.deployVerticle(discoveryFactory.apply(next));
+    } catch (RuntimeException e) {
+      deployed = Future.failedFuture(e);
+    }
+    deployed.onComplete(ar -> {
+      if (ar.failed()) {
+        discoveryRetries.error("discovery", "could not start the new discovery ("
+            + dev.veneur.proxy.config.LogText.escape(String.valueOf(ar.cause().getMessage()))
+            + "); the old one keeps the ring, trying again in " + backoffMs + " ms");
+        firstTry.tryComplete();
+        if (generation == discoveryGeneration && !ctx.stopping()) {
+          vertx.setTimer(backoffMs, t -> {
+            if (generation == discoveryGeneration && !ctx.stopping()) {
+              deployDiscovery(next, generation, Math.min(backoffMs * 2, 10_000), firstTry);
+            }
+          });
+        }
+        return;
+      }
+      String id = ar.result();
+      if (generation != discoveryGeneration || ctx.stopping() || discoveryId == null) {
+        // Superseded (or stopping) while it started: it is not the one to keep.
+        vertx.undeploy(id);
+        firstTry.tryComplete();
+        return;
+      }
+      String oldId = discoveryId;
+      discoveryId = id;
+      vertx.undeploy(oldId).recover(e -> Future.succeededFuture()).onComplete(x -> firstTry.tryComplete());
+    });
   }
 
   public ProxyContext context() {

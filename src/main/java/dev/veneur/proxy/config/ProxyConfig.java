@@ -37,7 +37,7 @@ public final class ProxyConfig {
       "eject_after_failures", "eject_probe_interval", "http_request_timeout",
       "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
-      "spill_dir", "event_loops");
+      "spill_dir", "event_loops", "consul_max_answer_bytes");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -78,6 +78,8 @@ public final class ProxyConfig {
   public final Duration ejectSlowAfter;
   /** Consul members from the service's address (default) or the node's, as the Go proxy did. */
   public final boolean consulNodeAddress;
+  /** Largest Consul answer read; a larger one is an error (the last good members stay). */
+  public final long consulMaxAnswerBytes;
   /** Where accepted chunks are kept until settled, so a crash loses nothing; empty: off. */
   public final String spillDir;
   public final Duration shutdownTimeout;
@@ -194,6 +196,9 @@ public final class ProxyConfig {
       throw new ConfigException("consul_member_address", memberAddress, "service or node");
     }
     consulNodeAddress = memberAddress.equals("node");
+    // A Consul answer is held whole while it is read; this bounds it (a fleet of thousands of
+    // instances answers a few MiB; a bigger answer would otherwise cost the heap the traffic needs).
+    consulMaxAnswerBytes = r.bytesIn("consul_max_answer_bytes", "16MiB", 64 * 1024, 1L << 30);
     spillDir = r.string("spill_dir", "").trim();
     shutdownTimeout = r.positiveDuration("shutdown_timeout", "10s");
     configScanInterval = r.positiveDuration("config_scan_interval", "3s");
@@ -263,10 +268,11 @@ public final class ProxyConfig {
     while (v.endsWith("/")) {
       v = v.substring(0, v.length() - 1);
     }
-    checkUrl(key, v);
-    URI u = URI.create(v);
-    if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme())) {
-      throw new ConfigException(key, value, "an http:// or https:// URL");
+    // Each entry checked on its own, as every ring member is (MemberAddress): a port out of
+    // range or a path would otherwise reach the forwarder and fail there, once per POST.
+    MemberAddress.Checked c = MemberAddress.url(v);
+    if (!c.ok()) {
+      throw new ConfigException(key, LogText.escape(value), "a URL like http://host:port (this one " + c.reason() + ")");
     }
     return v;
   }

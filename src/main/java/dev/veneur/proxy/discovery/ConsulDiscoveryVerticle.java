@@ -7,8 +7,8 @@ import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.json.JsonObject;
-import io.vertx.ext.consul.ConsulClient;
-import io.vertx.ext.consul.ConsulClientOptions;
+import dev.veneur.proxy.config.LogText;
+import dev.veneur.proxy.telemetry.LogThrottle;
 import io.vertx.servicediscovery.Record;
 import io.vertx.servicediscovery.ServiceDiscovery;
 import io.vertx.servicediscovery.ServiceDiscoveryOptions;
@@ -39,8 +39,12 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   private final ConsulEndpoint endpoint;
   private final String importerId = UUID.randomUUID().toString();
   private ServiceDiscovery discovery;
-  private ConsulClient client;
+  private ConsulHealthClient client;
+  /** Skipped and oddly registered instances: once a minute per cause, not once per answer. */
+  private final LogThrottle memberLogs = new LogThrottle(LOG, 60_000);
   private boolean troubled;
+  /** Instances of the answer being applied that were left out as unusable. */
+  private int skippedInAnswer;
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
   public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
@@ -55,11 +59,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
     // Consul holds a blocking query up to `wait` plus up to wait/16 of jitter; the HTTP timeout
     // must outlast that or every quiet period would look like an error.
     long waitMs = Math.min(refresh.toMillis(), TimeUnit.MINUTES.toMillis(10));
-    ConsulClientOptions opts = new ConsulClientOptions()
-        .setHost(endpoint.host()).setPort(endpoint.port()).setSsl(endpoint.ssl())
-        .setTimeout(waitMs + waitMs / 16 + 5_000);
-    if (!endpoint.token().isEmpty()) opts.setAclToken(endpoint.token());
-    client = ConsulClient.create(vertx, opts);
+    client = new ConsulHealthClient(vertx, endpoint, ctx.config().consulMaxAnswerBytes, waitMs + waitMs / 16 + 5_000);
     ProxyMetrics m = ctx.metrics();
     destinationNumber = m.eventGauge(ProxyMetrics.tagged(ProxyMetrics.DISCOVERER_DESTINATIONS, "service", service));
     // A private announce address: several proxies in one Vertx (tests) must not hear each other.
@@ -73,13 +73,29 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
             m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))
                 .update(nanos, TimeUnit.NANOSECONDS);
             destinationNumber.set(healthy);
-            publishMembers();
+            int skipped = skippedInAnswer;
+            skippedInAnswer = 0;
+            publishMembers(skipped);
           }
 
           @Override
           public void failed(Throwable cause, long nanos) {
+            skippedInAnswer = 0;
             trouble("Consul query for service '" + service + "' at " + endpoint + " failed: "
-                + cause.getMessage());
+                + LogText.escape(String.valueOf(cause.getMessage())));
+          }
+
+          @Override
+          public void skipped(String cause, String message) {
+            skippedInAnswer++;
+            m.registry().counter(ProxyMetrics.withTags("discoverer.invalid_members",
+                "source:consul:" + service, "cause:" + cause)).inc();
+            memberLogs.warn("skipped/" + cause, message + " (discoverer.invalid_members counts each)");
+          }
+
+          @Override
+          public void odd(String message) {
+            memberLogs.warn("odd", message);
           }
         });
     LOG.info("discovering globals from Consul service '{}' at {} (blocking queries, wait {})",
@@ -87,15 +103,16 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
     return discovery.registerServiceImporter(importer, new JsonObject());
   }
 
-  private void publishMembers() {
+  private void publishMembers(int skipped) {
     discovery.getRecords(r -> importerId.equals(r.getMetadata().getString(ConsulHealthImporter.META_IMPORTER)))
         .onSuccess(records -> {
           List<String> members = new ArrayList<>();
           for (Record r : records) members.add(r.getMetadata().getString("member"));
           members.sort(null);
           if (members.isEmpty()) {
-            trouble("Consul lists no healthy instance of service '" + service
-                + "'; keeping the last good ring");
+            trouble("Consul lists no " + (skipped > 0 ? "usable " : "") + "healthy instance of service '"
+                + service + "'" + (skipped > 0 ? " (" + skipped + " left out as unusable: discoverer.invalid_members)" : "")
+                + "; keeping the last good ring");
             return;
           }
           if (troubled) {

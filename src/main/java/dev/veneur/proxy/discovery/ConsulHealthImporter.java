@@ -5,13 +5,9 @@ import io.vertx.core.Handler;
 import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
-import io.vertx.ext.consul.BlockingQueryOptions;
-import io.vertx.ext.consul.Check;
-import io.vertx.ext.consul.CheckStatus;
-import io.vertx.ext.consul.ConsulClient;
-import io.vertx.ext.consul.ServiceEntry;
-import io.vertx.ext.consul.ServiceEntryList;
-import io.vertx.ext.consul.ServiceQueryOptions;
+import dev.veneur.proxy.config.LogText;
+import dev.veneur.proxy.config.MemberAddress;
+import dev.veneur.proxy.discovery.ConsulHealthClient.Instance;
 import io.vertx.servicediscovery.Record;
 import io.vertx.servicediscovery.spi.ServiceImporter;
 import io.vertx.servicediscovery.spi.ServicePublisher;
@@ -41,6 +37,11 @@ import org.slf4j.LoggerFactory;
  * <p>An error from Consul changes nothing: the records stay as they were and the listener hears of
  * it. Zero healthy instances is mirrored faithfully (every record unpublished); keeping the last
  * good ring in that case is the ring's decision, not the importer's.
+ *
+ * <p>Each instance is checked on its own ({@link MemberAddress#consul}): one that cannot be a
+ * member (port 70000, a path or a newline in its address) is left out and reported to the
+ * listener, and never takes the others with it; an address carrying its port
+ * ({@code "10.0.0.5:8128"}) is read as host and port.
  */
 public final class ConsulHealthImporter implements ServiceImporter {
   private static final Logger LOG = LoggerFactory.getLogger(ConsulHealthImporter.class);
@@ -54,11 +55,17 @@ public final class ConsulHealthImporter implements ServiceImporter {
     void synced(int healthy, long durationNanos);
 
     void failed(Throwable cause, long durationNanos);
+
+    /** An instance left out: {@code cause} for the counter, {@code message} (escaped) for the log. */
+    void skipped(String cause, String message);
+
+    /** An instance kept, but registered oddly (a port in its address that differs from Service.Port). */
+    void odd(String message);
   }
 
   public static final String META_IMPORTER = "veneur-proxy-importer";
 
-  private final ConsulClient client;
+  private final ConsulHealthClient client;
   private final String service;
   private final Duration wait;
   private final String importerId;
@@ -75,7 +82,7 @@ public final class ConsulHealthImporter implements ServiceImporter {
    * @param wait how long Consul may hold a blocking query; the answer comes at least this often
    * @param importerId tags this importer's records, so several proxies can share one Vertx
    */
-  public ConsulHealthImporter(ConsulClient client, String service, Duration wait, String importerId,
+  ConsulHealthImporter(ConsulHealthClient client, String service, Duration wait, String importerId,
       boolean nodeAddress, Listener listener) {
     this.nodeAddress = nodeAddress;
     this.client = client;
@@ -97,9 +104,7 @@ public final class ConsulHealthImporter implements ServiceImporter {
   private void query() {
     if (closed) return;
     long t0 = System.nanoTime();
-    ServiceQueryOptions opts = new ServiceQueryOptions().setBlockingOptions(
-        new BlockingQueryOptions().setIndex(index).setWait(wait.toMillis() + "ms"));
-    client.healthServiceNodesWithOptions(service, true, opts).onComplete(ar -> {
+    client.healthyInstances(service, index, wait.toMillis()).onComplete(ar -> {
       if (closed) return;
       if (ar.failed()) {
         listener.failed(ar.cause(), System.nanoTime() - t0);
@@ -110,8 +115,8 @@ public final class ConsulHealthImporter implements ServiceImporter {
       errorBackoffMs = 0;
       // The update is timed from Consul's answer: the blocking wait before it is not work.
       long answered = System.nanoTime();
-      ServiceEntryList answer = ar.result();
-      long next = answer.getIndex();
+      ConsulHealthClient.Answer answer = ar.result();
+      long next = answer.index();
       if (next < index) {
         // Consul's docs: an index that goes backwards (a snapshot restore, a new leader) means
         // start over from 0 rather than block on an index that will not come again.
@@ -119,7 +124,7 @@ public final class ConsulHealthImporter implements ServiceImporter {
         next = 0;
       }
       index = Math.max(next, 0);
-      apply(answer.getList()).onComplete(done -> {
+      apply(answer.instances()).onComplete(done -> {
         long took = System.nanoTime() - answered;
         if (done.succeeded()) listener.synced(done.result(), took);
         else listener.failed(done.cause(), took);
@@ -131,19 +136,22 @@ public final class ConsulHealthImporter implements ServiceImporter {
   }
 
   /** Publishes new instances, unpublishes gone ones; completes with the healthy count. */
-  private Future<Integer> apply(List<ServiceEntry> entries) {
-    Map<String, ServiceEntry> healthy = new LinkedHashMap<>();
-    for (ServiceEntry e : entries == null ? List.<ServiceEntry>of() : entries) {
-      if (!allPassing(e) || e.getService() == null || e.getService().getPort() <= 0) continue;
+  private Future<Integer> apply(List<Instance> entries) {
+    Map<String, Instance> healthy = new LinkedHashMap<>();
+    for (Instance e : entries) {
+      if (!e.allPassing()) continue;
       // The service's own address by default (where the global says it listens); the node's
       // with consul_member_address: node, which is what the Go proxy v2 used, so a fleet running
-      // both side by side during a swap computes the same ring.
-      String nodeAddr = e.getNode() == null ? null : e.getNode().getAddress();
-      String address = nodeAddress ? nodeAddr : e.getService().getAddress();
-      if (address == null || address.isBlank()) address = nodeAddr;
-      if (address == null || address.isBlank()) continue;
+      // both side by side during a swap computes the same ring. Checked on its own: a bad one is
+      // left out alone.
+      MemberAddress.Checked c = MemberAddress.consul(e.serviceAddress(), e.nodeAddress(), e.port(), nodeAddress);
+      if (!c.ok()) {
+        listener.skipped(c.cause(), "skipping instance " + describe(e) + ": " + c.reason());
+        continue;
+      }
+      if (c.note() != null) listener.odd("instance " + describe(e) + ": " + c.note());
       // Several entries may name the same destination; they collapse into one member.
-      healthy.putIfAbsent(member(address, e.getService().getPort()), e);
+      healthy.putIfAbsent(c.member(), e);
     }
     List<Future<?>> ops = new ArrayList<>();
     for (String gone : new ArrayList<>(registrations.keySet())) {
@@ -152,35 +160,30 @@ public final class ConsulHealthImporter implements ServiceImporter {
         ops.add(publisher.unpublish(reg));
       }
     }
-    for (Map.Entry<String, ServiceEntry> h : healthy.entrySet()) {
+    for (Map.Entry<String, Instance> h : healthy.entrySet()) {
       if (registrations.containsKey(h.getKey())) continue;
-      ServiceEntry e = h.getValue();
-      String host = h.getKey().substring("http://".length(), h.getKey().lastIndexOf(':'));
+      Instance e = h.getValue();
+      String member = h.getKey();
+      int colon = member.lastIndexOf(':');
+      String host = member.substring("http://".length(), colon);
+      int port = Integer.parseInt(member.substring(colon + 1));
       JsonObject meta = new JsonObject()
           .put(META_IMPORTER, importerId)
-          .put("member", h.getKey())
-          .put("consul-node", e.getNode() == null ? "" : e.getNode().getName())
-          .put("consul-service-id", e.getService().getId());
-      Record r = HttpEndpoint.createRecord(service, false, host, e.getService().getPort(), "/", meta);
-      ops.add(publisher.publish(r).onSuccess(pub -> registrations.put(h.getKey(), pub.getRegistration())));
+          .put("member", member)
+          .put("consul-node", e.node() == null ? "" : e.node())
+          .put("consul-service-id", e.serviceId() == null ? "" : e.serviceId());
+      Record r = HttpEndpoint.createRecord(service, false, host, port, "/", meta);
+      ops.add(publisher.publish(r).onSuccess(pub -> registrations.put(member, pub.getRegistration())));
     }
     int count = healthy.size();
     return Future.join(ops).map(v -> count);
   }
 
-  /** The {@code ?passing} filter already does this in Consul; checking again costs nothing. */
-  private static boolean allPassing(ServiceEntry e) {
-    if (e.getChecks() == null) return true;
-    for (Check c : e.getChecks()) {
-      if (c.getStatus() != CheckStatus.PASSING) return false;
-    }
-    return true;
-  }
-
-  /** The ring member for an instance, spelled as the Go proxy spells it. */
-  static String member(String address, int port) {
-    String host = address.contains(":") && !address.startsWith("[") ? "[" + address + "]" : address;
-    return "http://" + host + ":" + port;
+  /** An instance for a log line: node, service ID, addresses and port, all escaped. */
+  private static String describe(Instance e) {
+    return "(node " + LogText.escape(e.node()) + ", service ID " + LogText.escape(e.serviceId())
+        + ", Service.Address '" + LogText.escape(e.serviceAddress()) + "', Node.Address '"
+        + LogText.escape(e.nodeAddress()) + "', Service.Port " + e.port() + ")";
   }
 
   @Override

@@ -6,6 +6,8 @@ import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.Membership;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.bus.RouteQuery;
+import dev.veneur.proxy.config.LogText;
+import dev.veneur.proxy.config.MemberAddress;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.Handoff;
@@ -52,6 +54,13 @@ public final class RingVerticle extends VerticleBase {
   /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
   private Membership pending;
   private boolean applying;
+  /**
+   * A member set none of whose forwarders could start: not applied (the last good ring stays),
+   * applied as soon as a retry starts one of them, unless a newer set came first.
+   */
+  private Membership waiting;
+  private final dev.veneur.proxy.telemetry.LogThrottle memberLogs =
+      new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
 
   /** @param forwarderFactory makes the forwarder of one member (a destination URL) */
   public RingVerticle(ProxyContext ctx, Function<String, Deployable> forwarderFactory) {
@@ -61,7 +70,7 @@ public final class RingVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    forwarders = new ForwarderFleet(vertx, forwarderFactory);
+    forwarders = new ForwarderFleet(vertx, forwarderFactory).onRetry(this::wanted, this::forwarderStarted);
     EventBus bus = vertx.eventBus();
     bus.<Membership>consumer(Addresses.RING_MEMBERS, m -> {
       pending = m.body();
@@ -80,7 +89,8 @@ public final class RingVerticle extends VerticleBase {
     return new JsonObject()
         .put("members", new JsonArray(new ArrayList<>(members)))
         .put("ejected", new JsonArray(new ArrayList<>(ejected)))
-        .put("routing", new JsonArray(new ArrayList<>(ring.members())));
+        .put("routing", new JsonArray(new ArrayList<>(ring.members())))
+        .put("starting", new JsonArray(new ArrayList<>(new TreeSet<>(forwarders.failing()))));
   }
 
   private void route(Message<RouteQuery> m) {
@@ -137,19 +147,77 @@ public final class RingVerticle extends VerticleBase {
     }
   }
 
+  /** Whether a member whose forwarder failed to start should still be retried. */
+  private boolean wanted(String member) {
+    return members.contains(member) || (waiting != null && waiting.members().contains(member));
+  }
+
+  /** A forwarder started on a retry: route to it, or apply the set that waited for it. */
+  private void forwarderStarted(String member) {
+    if (!wanted(member)) {
+      forwarders.retire(member);
+      return;
+    }
+    if (members.contains(member)) publish();
+    if (waiting != null && waiting.members().contains(member) && pending == null) {
+      pending = waiting;
+      applyPending();
+    }
+  }
+
+  /**
+   * Every member checked on its own ({@link MemberAddress}), whatever its source: one that cannot
+   * be a destination is left out, counted ({@code discoverer.invalid_members{source,cause}}) and
+   * logged (escaped, once a minute per source and cause), and never takes the others with it.
+   */
+  private List<String> usable(Membership m) {
+    List<String> ok = new ArrayList<>(m.members().size());
+    for (String member : m.members()) {
+      MemberAddress.Checked c = MemberAddress.url(member);
+      if (c.ok()) {
+        ok.add(member);
+        continue;
+      }
+      ctx.metrics().registry().counter(dev.veneur.proxy.telemetry.ProxyMetrics.withTags(
+          "discoverer.invalid_members", "source:" + m.source(), "cause:" + c.cause())).inc();
+      memberLogs.warn(m.source() + "/" + c.cause(), "skipping member " + LogText.escape(member) + " from "
+          + LogText.escape(m.source()) + ": it " + c.reason());
+    }
+    return ok;
+  }
+
   private void applyPending() {
     if (applying || pending == null) return;
     Membership next = pending;
     pending = null;
-    if (next.members().isEmpty()) {
+    List<String> valid = usable(next);
+    if (valid.isEmpty()) {
       // Discovery never means "drop everything"; keep the last good ring.
-      LOG.warn("ignoring an empty member set from {}; keeping {}", next.source(), members);
+      LOG.warn("ignoring a member set from {} with no usable member ({} listed); keeping {}",
+          LogText.escape(next.source()), next.members().size(), members);
       return;
     }
-    List<String> nextMembers = HashRing.of(next.members()).members();
-    if (nextMembers.equals(members)) return;
+    List<String> nextMembers = HashRing.of(valid).members();
+    if (nextMembers.equals(members)) {
+      waiting = null;
+      return;
+    }
     applying = true;
     forwarders.open(nextMembers).onComplete(done -> {
+      boolean anyStarted = false;
+      for (String m : nextMembers) anyStarted |= forwarders.has(m);
+      if (!anyStarted && !members.isEmpty()) {
+        // Routing to a set with no forwarder would empty the ring: keep the last good one until a
+        // retry starts one of these (forwarderStarted applies the set then).
+        waiting = next;
+        allOut.error("none_started", "no forwarder could start for any member of the set from "
+            + LogText.escape(next.source()) + " " + nextMembers + "; keeping the last good ring " + members
+            + " and retrying");
+        applying = false;
+        applyPending();
+        return;
+      }
+      waiting = null;
       List<String> previous = members;
       members = nextMembers;
       ejected.retainAll(members);

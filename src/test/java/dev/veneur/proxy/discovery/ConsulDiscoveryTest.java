@@ -279,4 +279,71 @@ class ConsulDiscoveryTest {
     consul.setInstances(List.of(node("node-a", a), node("node-b", b), node("node-c", c)));
     awaitMembers(urls(a, b, c));
   }
+
+  /**
+   * Issue 21: every instance registered with its port inside Service.Address. Each is read as
+   * host:port, so the members are what the Go proxy v2 placed (node address + Service.Port) and
+   * nothing is dropped; before, each became http://[127.0.0.1:port]:port and the ring went empty.
+   */
+  @Test
+  void aServiceAddressCarryingItsPortIsReadAsHostAndPort() {
+    List<Instance> all = new ArrayList<>();
+    for (TestGlobal g : List.of(a, b, c)) {
+      all.add(new Instance("node-" + g.port(), "127.0.0.1", "veneur", "127.0.0.1:" + g.port(), g.port(), "passing"));
+    }
+    consul.setInstances(all);
+    startProxy("5m");
+    awaitMembers(urls(a, b, c));
+    postAndCheckPlacement(2000, urls(a, b, c), a, b, c);
+    assertEquals(0, proxy.metrics().droppedTotal());
+  }
+
+  /** Garbage instances are left out one by one, counted by cause; the good ones get everything. */
+  @Test
+  void garbageInstancesAreSkippedAloneAndCounted() {
+    consul.setInstances(List.of(node("node-a", a), node("node-b", b),
+        new Instance("bad-port", "127.0.0.1", "veneur", "127.0.0.1", 70000, "passing"),
+        new Instance("bad-newline", "127.0.0.1", "veneur", "127.0.0.1\nFORGED", c.port(), "passing"),
+        new Instance("bad-path", "127.0.0.1", "veneur", "127.0.0.1/x?y=", c.port(), "passing")));
+    startProxy("5m");
+    awaitMembers(urls(a, b));
+    postAndCheckPlacement(1000, urls(a, b), a, b, c);
+    assertEquals(0, c.metrics.size());
+    Await.until("each cause counted", () -> count("port") >= 1 && count("control_character") >= 1 && count("path") >= 1);
+    // An answer with only garbage: nothing usable, so the last good ring stays.
+    long errors = proxy.metrics().count("discoverer.errors", "service", SVC);
+    long ports = count("port");
+    consul.setInstances(List.of(new Instance("bad-port", "127.0.0.1", "veneur", "127.0.0.1", 70000, "passing")));
+    Await.until("the garbage-only answer counted", () -> count("port") > ports
+        && proxy.metrics().count("discoverer.errors", "service", SVC) > errors);
+    postAndCheckPlacement(500, urls(a, b), a, b, c);
+  }
+
+  private long count(String cause) {
+    var counter = proxy.metrics().registry().getCounters()
+        .get("discoverer.invalid_members#source:consul:" + SVC + ",cause:" + cause);
+    return counter == null ? 0 : counter.getCount();
+  }
+
+  /** An answer past consul_max_answer_bytes is an error: the last good members stay. */
+  @Test
+  void anOversizeAnswerKeepsTheLastGoodMembers() {
+    consul.setInstances(List.of(node("node-a", a), node("node-b", b)));
+    proxy = TestProxy.start(vertx, new JsonObject()
+        .put("consul_forward_service_name", SVC)
+        .put("consul_address", consul.address())
+        .put("consul_refresh_interval", "5m")
+        .put("consul_max_answer_bytes", "1MiB")
+        .put("consul_startup_timeout", "15s"));
+    awaitMembers(urls(a, b));
+    long errors = proxy.metrics().count("discoverer.errors", "service", SVC);
+    consul.setHugeAnswer(50L << 20);
+    // Several in a row: each one's connection must be given up, or the client's pool runs dry.
+    Await.until("oversize answers counted", Duration.ofSeconds(30),
+        () -> proxy.metrics().count("discoverer.errors", "service", SVC) > errors + 6);
+    assertTrue(consul.hugeBytesWritten.get() < (20L << 20), "the proxy stopped reading early: " + consul.hugeBytesWritten.get());
+    postAndCheckPlacement(500, urls(a, b), a, b);
+    consul.setInstances(List.of(node("node-a", a), node("node-b", b), node("node-c", c)));
+    awaitMembers(urls(a, b, c));
+  }
 }

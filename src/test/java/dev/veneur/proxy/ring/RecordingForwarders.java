@@ -10,13 +10,16 @@ import java.util.function.Function;
 
 /**
  * A forwarder factory for the ring's tests: each forwarder only records its life. A member whose
- * URL contains "broken" fails to start.
+ * URL contains "broken" fails to start; one given a count in {@link #failFirst} fails that many
+ * starts, then starts.
  */
 final class RecordingForwarders implements Function<String, Deployable> {
   /** Members whose forwarder is running. */
   final Set<String> running = ConcurrentHashMap.newKeySet();
   /** Forwarder starts tried, failed ones included. */
   final AtomicInteger starts = new AtomicInteger();
+  /** Member to how many of its next starts fail. */
+  final java.util.Map<String, AtomicInteger> failFirst = new ConcurrentHashMap<>();
 
   @Override
   public Deployable apply(String member) {
@@ -25,6 +28,8 @@ final class RecordingForwarders implements Function<String, Deployable> {
       public Future<?> start() {
         starts.incrementAndGet();
         if (member.contains("broken")) return Future.failedFuture("cannot start");
+        AtomicInteger left = failFirst.get(member);
+        if (left != null && left.getAndDecrement() > 0) return Future.failedFuture("not yet");
         running.add(member);
         return Future.succeededFuture();
       }

@@ -1,6 +1,7 @@
 package dev.veneur.proxy.ring;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.LocalCodec;
@@ -51,5 +52,62 @@ class RingVerticleTest {
     vertx.undeploy(ring).await();
     assertEquals(Set.of(), running, "the forwarders are undeployed with the ring: they are its children");
     assertEquals(before - 1, vertx.deploymentIDs().size());
+  }
+
+  private String startRing(Vertx vertx, ProxyContext ctx) {
+    LocalCodec.registerAll(vertx);
+    Dispatch.registerCodecs(vertx);
+    return vertx.deployVerticle(new RingVerticle(ctx, forwarders)).await();
+  }
+
+  private static void members(Vertx vertx, String... urls) {
+    vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("test", List.of(urls))).await();
+  }
+
+  /**
+   * Issue 21: a new member set none of whose forwarders can start yet must not empty the ring (the
+   * issue lost 116,246 metrics as no_destination); the last good ring routes until a retry starts
+   * one of the new members, then the new set applies and the old forwarders retire.
+   */
+  @Test
+  void aSetWhoseForwardersCannotStartKeepsTheLastGoodRingUntilARetryStartsOne(Vertx vertx) {
+    ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
+    startRing(vertx, ctx);
+    members(vertx, "http://a:1", "http://b:1");
+    Await.until("a and b route", () -> routing(vertx).size() == 2);
+
+    forwarders.failFirst.put("http://c:1", new java.util.concurrent.atomic.AtomicInteger(3));
+    forwarders.failFirst.put("http://d:1", new java.util.concurrent.atomic.AtomicInteger(3));
+    int before = forwarders.starts.get();
+    members(vertx, "http://c:1", "http://d:1");
+    Await.until("c and d were tried", () -> forwarders.starts.get() >= before + 2);
+    assertEquals(HashRing.of(List.of("http://a:1", "http://b:1")).members(), routing(vertx),
+        "the last good ring stays while no new forwarder started");
+    assertEquals(Set.of("http://a:1", "http://b:1"), running, "the old forwarders are kept");
+
+    Await.until("a retry started c and d, and the new set applies", java.time.Duration.ofSeconds(20),
+        () -> routing(vertx).equals(HashRing.of(List.of("http://c:1", "http://d:1")).members()));
+    Await.until("a and b retired", () -> running.equals(Set.of("http://c:1", "http://d:1")));
+    assertTrue(forwarders.starts.get() >= before + 8, "each of c and d failed 3 times, then started");
+  }
+
+  /** One member that cannot start yet, or cannot be a member at all, never holds the others back. */
+  @Test
+  void aMemberThatCannotStartOrIsInvalidDoesNotHoldTheOthersBack(Vertx vertx) {
+    ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
+    startRing(vertx, ctx);
+    forwarders.failFirst.put("http://late:1", new java.util.concurrent.atomic.AtomicInteger(2));
+    members(vertx, "http://a:1", "http://late:1", "http://127.0.0.1:70000", "http://127.0.0.1/x?y=",
+        "http://evil\nERROR forged:1");
+    Await.until("a routes", () -> routing(vertx).equals(List.of("http://a:1")));
+    Await.until("late joins once its forwarder starts", java.time.Duration.ofSeconds(20),
+        () -> routing(vertx).equals(HashRing.of(List.of("http://a:1", "http://late:1")).members()));
+    assertEquals(Set.of("http://a:1", "http://late:1"), running, "no forwarder for an invalid member");
+    assertEquals(1, ctx.metrics().registry().counter(
+        "discoverer.invalid_members#source:test,cause:port").getCount());
+    assertEquals(1, ctx.metrics().registry().counter(
+        "discoverer.invalid_members#source:test,cause:path").getCount());
+    assertEquals(1, ctx.metrics().registry().counter(
+        "discoverer.invalid_members#source:test,cause:control_character").getCount());
   }
 }

@@ -53,6 +53,10 @@ public final class ConsulDouble {
   private Mode mode = Mode.OK;
   private List<Instance> instances = new ArrayList<>();
   private String rawAnswer;
+  /** When positive, every answer is this many bytes of valid JSON, streamed (chunked), never held. */
+  private long hugeAnswerBytes;
+  /** Bytes of huge answers actually written (the proxy may close the connection well before the end). */
+  public final java.util.concurrent.atomic.AtomicLong hugeBytesWritten = new java.util.concurrent.atomic.AtomicLong();
   private final List<Runnable> blocked = new ArrayList<>();
   public final AtomicInteger requests = new AtomicInteger();
   public final AtomicInteger blockingRequests = new AtomicInteger();
@@ -132,6 +136,10 @@ public final class ConsulDouble {
 
   private void respond(HttpServerRequest req, String name, boolean passing) {
     if (req.response().ended() || req.response().closed()) return;
+    if (hugeAnswerBytes > 0) {
+      streamHuge(req, name, hugeAnswerBytes);
+      return;
+    }
     String body;
     if (rawAnswer != null) {
       body = rawAnswer;
@@ -174,6 +182,55 @@ public final class ConsulDouble {
                 .put("ServiceName", service)));
   }
 
+  /**
+   * A huge answer as a broken or hostile agent could send: the service's instances, followed by
+   * copies of one instance until {@code size} bytes, chunked (no Content-Length), written as the
+   * socket drains so the double never holds it.
+   */
+  private void streamHuge(HttpServerRequest req, String name, long size) {
+    var resp = req.response().setChunked(true)
+        .putHeader("Content-Type", "application/json")
+        .putHeader("X-Consul-Index", Long.toString(index));
+    StringBuilder head = new StringBuilder("[");
+    if (name.equals(service)) {
+      for (Instance i : instances) head.append(entry(i).encode()).append(',');
+    }
+    String one = entry(Instance.passing("filler", "192.0.2.1", 9)).encode() + ",";
+    StringBuilder block = new StringBuilder(70_000);
+    while (block.length() < 64 * 1024) block.append(one);
+    io.vertx.core.buffer.Buffer chunk = io.vertx.core.buffer.Buffer.buffer(block.toString());
+    long[] written = {0};
+    Runnable[] pump = new Runnable[1];
+    pump[0] = () -> {
+      while (!resp.closed() && !resp.ended() && !resp.writeQueueFull()) {
+        if (written[0] == 0) {
+          io.vertx.core.buffer.Buffer h = io.vertx.core.buffer.Buffer.buffer(head.toString());
+          resp.write(h);
+          written[0] += h.length();
+        } else if (written[0] + chunk.length() < size) {
+          resp.write(chunk);
+          written[0] += chunk.length();
+        } else {
+          resp.end(entry(Instance.passing("filler", "192.0.2.1", 9)).encode() + "]");
+          break;
+        }
+        hugeBytesWritten.set(written[0]);
+      }
+    };
+    resp.drainHandler(v -> pump[0].run());
+    pump[0].run();
+  }
+
+  /** Every answer from now on is {@code bytes} long (0: back to normal answers); wakes blocked queries. */
+  public void setHugeAnswer(long bytes) {
+    run(() -> {
+      hugeAnswerBytes = bytes;
+      index++;
+      wake();
+      return null;
+    });
+  }
+
   /** Runs a change on the double's context and waits until it is applied. */
   private <T> T run(Supplier<T> change) {
     CompletableFuture<T> done = new CompletableFuture<>();
@@ -192,6 +249,7 @@ public final class ConsulDouble {
     run(() -> {
       instances = new ArrayList<>(next);
       rawAnswer = null;
+      hugeAnswerBytes = 0;
       index++;
       wake();
       return null;
