@@ -97,6 +97,8 @@ class JsonInteropTest {
         + "\n  Veneur complaints: " + f.complaints());
     assertTrue(problems.isEmpty(), "interop " + f.name + ":\n  " + String.join("\n  ", problems)
         + "\nVeneur complaints: " + f.complaints());
+    // A global that refused an import, or a local that failed to forward, says so in its log.
+    assertTrue(f.complaints().isEmpty(), "Veneur servers complained: " + f.complaints());
     assertEquals(0, p.terminate(Duration.ofSeconds(30)), p.log());
     ProxyProcess.StopSummary stop = p.stopSummary();
     assertTrue(stop != null && stop.received() == t.forwardedByAll() && stop.forwarded() == stop.received()
