@@ -73,9 +73,17 @@ final class Fleet implements AutoCloseable {
     return g.awaitReady();
   }
 
-  /** A local forwarding to the proxy; {@code protocol} is v14's {@code proxy_protocol}, null for v2. */
+  /** A local forwarding to the proxy's {@code /import}; {@code protocol} is v14's {@code proxy_protocol}, null for v2. */
   VeneurProcess local(Version v, String hostname, String protocol) throws IOException {
-    VeneurProcess.Builder b = VeneurProcess.local(v, hostname, "http://127.0.0.1:" + proxyPort)
+    return local(v, hostname, protocol, "http://127.0.0.1:" + proxyPort);
+  }
+
+  /**
+   * A local forwarding to {@code forwardAddress}: a URL for JSON, {@code host:port} with no scheme
+   * for v14's {@code grpc-single} and {@code grpc-stream} (tried against a v14.2.0 global).
+   */
+  VeneurProcess local(Version v, String hostname, String protocol, String forwardAddress) throws IOException {
+    VeneurProcess.Builder b = VeneurProcess.local(v, hostname, forwardAddress)
         .datadog(sink).interval(INTERVAL).percentiles(PERCENTILES);
     if (protocol != null) b.proxyProtocol(protocol);
     VeneurProcess l = b.start(dir);
