@@ -34,7 +34,16 @@ import java.util.stream.Collectors;
  * series, on the global the proxy's ring places it. Every process is stopped by {@link #close}.
  */
 final class Fleet implements AutoCloseable {
+  /** The locals' flush interval: they forward what they got within a second of it. */
   static final Duration INTERVAL = Duration.ofSeconds(1);
+  /**
+   * The globals' flush interval, ten of the locals': traffic is sent just after a global flush
+   * boundary, so what every local forwards for it reaches the globals about 9 s before their next
+   * flush. With the globals at 1 s too, a loaded machine could make one local's forward land on
+   * one side of a global flush and the other's on the other side (seen in a CI-like run: a series
+   * sent by both locals flushed as two points of 150 instead of one of 200).
+   */
+  static final Duration GLOBAL_INTERVAL = Duration.ofSeconds(10);
   static final double[] PERCENTILES = {0.5, 0.9, 0.99};
   /**
    * How far a flushed percentile may be from the exact quantile of the values sent, as a share of
@@ -67,7 +76,7 @@ final class Fleet implements AutoCloseable {
   }
 
   VeneurProcess global(Version v, String hostname) throws IOException {
-    VeneurProcess g = VeneurProcess.global(v, hostname).datadog(sink).interval(INTERVAL)
+    VeneurProcess g = VeneurProcess.global(v, hostname).datadog(sink).interval(GLOBAL_INTERVAL)
         .percentiles(PERCENTILES).start(dir);
     globals.add(g);
     return g.awaitReady();
@@ -118,12 +127,14 @@ final class Fleet implements AutoCloseable {
   }
 
   /**
-   * Sends each local its lines, starting between 50 and 300 ms after a flush boundary, so every
-   * line reaches its local well inside one interval and each series travels in one forward.
+   * Sends each local its lines, starting between 50 and 300 ms after a global flush boundary
+   * (which is also a local one), so every line reaches its local well inside one interval, each
+   * series travels in one forward, and every forward reaches the globals within one of their
+   * intervals.
    */
   void send(Traffic t) {
-    long every = INTERVAL.toMillis();
-    Await.until("a moment just after a flush boundary", Duration.ofSeconds(5), Duration.ofMillis(1), () -> {
+    long every = GLOBAL_INTERVAL.toMillis();
+    Await.until("a moment just after a flush boundary", GLOBAL_INTERVAL.plusSeconds(5), Duration.ofMillis(1), () -> {
       long phase = System.currentTimeMillis() % every;
       return phase >= 50 && phase <= 300;
     });
