@@ -69,7 +69,6 @@ public final class ImportVerticle extends VerticleBase {
   private long lagTimer = -1;
   private io.vertx.core.eventbus.MessageConsumer<Handoff> rerouteConsumer;
   private io.vertx.core.eventbus.MessageConsumer<MetricChunk> splitConsumer;
-  private int maxConnections;
 
   public ImportVerticle(ProxyContext ctx) {
     this.ctx = ctx;
@@ -98,7 +97,6 @@ public final class ImportVerticle extends VerticleBase {
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
     if (ctx.spill() != null) spillWriter = ctx.spill().writer();
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
-    maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
     rerouteConsumer = vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
     splitConsumer = vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
@@ -182,31 +180,46 @@ public final class ImportVerticle extends VerticleBase {
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
 
-  /**
-   * The cap on open connections, from their accept: past it a connection is closed at once. Kept
-   * below the process's file-descriptor limit, so the proxy never runs out of descriptors for its
-   * own sockets to the globals, and accept never fails.
-   */
-  static int effectiveMaxConnections(int configured) {
-    long fds = -1;
-    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-    if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
-      fds = ((com.sun.management.UnixOperatingSystemMXBean) os).getMaxFileDescriptorCount();
-    }
-    if (fds <= 0) return configured;
-    return (int) Math.max(16, Math.min(configured, fds - 128));
-  }
-
   private void onConnection(HttpConnection conn) {
     int open = ctx.connections().incrementAndGet();
-    conn.closeHandler(v -> ctx.connections().decrementAndGet());
+    if (conn instanceof io.vertx.core.net.impl.ConnectionBase) {
+      io.netty.channel.Channel ch = ((io.vertx.core.net.impl.ConnectionBase) conn).channel();
+      AcceptGate.taken(ch);
+      AcceptGate.install(ch, ctx, from -> {
+        requestError("too_many_connections");
+        refusals.warn("too_many_connections", "closed a connection from " + from + " at accept: the cap in force ("
+            + ctx.descriptors().inboundCap() + ") is reached");
+      });
+    }
+    String ip = conn.remoteAddress() == null ? "unknown" : conn.remoteAddress().hostAddress();
+    int fromClient = ctx.clientOpened(ip);
+    conn.closeHandler(v -> {
+      ctx.connections().decrementAndGet();
+      ctx.clientClosed(ip);
+    });
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
     conn.exceptionHandler(e -> LOG.debug("connection from {}: {}", conn.remoteAddress(), e.toString()));
-    if (open > Math.min(maxConnections, ctx.config().httpMaxConnections)) {
+    // The cap in force: http_max_connections, lowered when the descriptor limit cannot afford it
+    // beside the connections to the globals (core/Descriptors).
+    int cap = ctx.descriptors().inboundCap();
+    if (open > cap) {
       requestError("too_many_connections");
       refusals.warn("too_many_connections", "closed a connection from " + conn.remoteAddress()
-          + ": " + (open - 1) + " connections are open (http_max_connections)");
+          + ": " + (open - 1) + " connections are open (the cap in force is " + cap
+          + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")
+          + ")");
+      conn.close();
+      return;
+    }
+    // One client (one remote IP) may not take every slot: the others and the health checks
+    // keep theirs.
+    int perClient = ctx.perClientCap();
+    if (perClient > 0 && fromClient > perClient) {
+      requestError("too_many_connections_per_client");
+      refusals.warn("too_many_connections_per_client", "closed a connection from " + conn.remoteAddress()
+          + ": that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
+          + perClient + ")");
       conn.close();
       return;
     }
@@ -543,59 +556,18 @@ public final class ImportVerticle extends VerticleBase {
 
   /** Ring members, queues, memory and counters: everything needed to check the accounting. */
   private void onState(RoutingContext rc) {
-    vertx.eventBus().<JsonObject>request(Addresses.RING_STATE, null).onComplete(ar -> {
-      JsonObject state = ar.succeeded() ? ar.result().body().copy() : new JsonObject().put("ring", "unavailable");
-      ProxyMetrics m = metrics;
-      JsonObject dropped = new JsonObject();
-      m.droppedByCause().forEach(dropped::put);
-      JsonObject errors = new JsonObject();
-      Map<String, Long> byCause = new TreeMap<>();
-      String prefix = ProxyMetrics.IMPORT_ERRORS + "#cause:";
-      m.registry().getCounters((name, metric) -> name.startsWith(prefix))
-          .forEach((name, c) -> byCause.put(name.substring(prefix.length()), c.getCount()));
-      byCause.forEach(errors::put);
-      long[] acc = m.accountingSnapshot();
-      long received = acc[0];
-      long forwarded = acc[1];
-      long droppedTotal = acc[2];
-      long queued = acc[3];
-      JsonObject dests = new JsonObject();
-      new TreeMap<>(ctx.destinations()).forEach((d, s) -> dests.put(d, new JsonObject()
-          .put("queued_metrics", s.queuedMetrics.get())
-          .put("queued_bytes", s.queuedBytes.get())
-          .put("in_flight", s.inFlight.get())
-          .put("excluded", s.excluded)));
-      state.put("destinations", dests);
-      state.put("memory", new JsonObject()
-          .put("budget_bytes", ctx.budget().limit())
-          .put("used_bytes", ctx.budget().used())
-          .put("receiving_bytes", ctx.budget().receiving())
-          .put("waiting_requests", ctx.budget().waiting()));
-      state.put("connections", ctx.connections().get());
-      state.put("counters", new JsonObject()
-          .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
-          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", acc[4])
-          .put("request_errors", errors));
-      state.put("accounting", new JsonObject()
-          .put("received", received)
-          .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued));
-      state.put("stopping", ctx.stopping());
-      rc.response().putHeader("Content-Type", "application/json").end(state.encodePrettily());
-    });
+    StateReport.render(vertx, ctx).onComplete(ar -> rc.response()
+        .putHeader("Content-Type", "application/json")
+        .end(ar.succeeded() ? ar.result().encodePrettily() : "{}"));
   }
 
-  /** Dumps the JFR recording (enable_profiling) and answers with the file's path. */
+  /** The profiler is served on the admin listener only: not where any sender can reach it. */
   private void onProfile(RoutingContext rc) {
-    if (ctx.profiler() == null) {
-      rc.response().setStatusCode(404).end("profiling is off; set enable_profiling: true\n");
-      return;
-    }
-    vertx.executeBlocking(() -> ctx.profiler().dump("ondemand").toAbsolutePath().toString())
-        .onSuccess(path -> rc.response().putHeader("Content-Type", "text/plain").end(path + "\n"))
-        .onFailure(e -> {
-          LOG.error("JFR dump failed: {}", e.getMessage());
-          rc.response().setStatusCode(500).end("JFR dump failed: " + e.getMessage() + "\n");
-        });
+    requestError("not_found");
+    String admin = ctx.adminAddress();
+    rc.response().setStatusCode(404).putHeader("Content-Type", "text/plain; charset=utf-8")
+        .end("POST /debug/profile is served on admin_address" + (admin == null ? " (off)" : " (" + admin + ")")
+            + ", not on http_address\n");
   }
 
   /**
