@@ -6,6 +6,7 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.AttributeKey;
+import java.net.InetSocketAddress;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
@@ -15,10 +16,13 @@ import java.util.function.Consumer;
  * the acceptor outruns them, and every connection accepted meanwhile holds a file descriptor (a
  * burst of 950 against a cap of 656 had ~950 open at once): the descriptors kept for connections
  * to the globals would be taken after all. Here a connection past the cap, counting those accepted
- * and not yet handed to a verticle, is closed before it is registered anywhere.
+ * and not yet handed to a verticle, is closed before it is registered anywhere; so is one past the
+ * per-client cap ({@code http_max_connections_per_client}), counted by remote IP from accept to
+ * close.
  *
  * <p>Installed in the listener's pipeline by the first connection it accepts (Vert.x exposes the
- * listening channel no earlier); until then the verticles' own check applies.
+ * listening channel no earlier); until then the verticles' own check of the total applies, and the
+ * first connections are not counted per client.
  */
 @ChannelHandler.Sharable
 final class AcceptGate extends ChannelInboundHandlerAdapter {
@@ -27,17 +31,17 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
   private static final AttributeKey<AcceptGate> PENDING = AttributeKey.valueOf("veneur.accept-pending");
 
   private final ProxyContext ctx;
-  private final Consumer<Object> refused;
+  private final Consumer<Refusal> refused;
   /** Accepted here, not yet counted by a verticle. */
   private final AtomicInteger pending = new AtomicInteger();
 
-  private AcceptGate(ProxyContext ctx, Consumer<Object> refused) {
+  private AcceptGate(ProxyContext ctx, Consumer<Refusal> refused) {
     this.ctx = ctx;
     this.refused = refused;
   }
 
   /** Puts a gate in front of the listener {@code child} came from, once per listener. */
-  static void install(Channel child, ProxyContext ctx, Consumer<Object> refused) {
+  static void install(Channel child, ProxyContext ctx, Consumer<Refusal> refused) {
     Channel listener = child.parent();
     if (listener == null || listener.pipeline().get(NAME) != null) return;
     try {
@@ -57,17 +61,40 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
   public void channelRead(ChannelHandlerContext c, Object msg) {
     if (msg instanceof Channel) {
       Channel child = (Channel) msg;
+      Object from = child.remoteAddress();
+      String ip = from instanceof InetSocketAddress
+          ? ((InetSocketAddress) from).getAddress().getHostAddress() : String.valueOf(from);
+      // One client (one remote IP) may not take every slot: the others and the health checks keep
+      // theirs. Counted here, at accept and close, so that a client reconnecting as fast as it is
+      // refused never holds more than its share, even for a moment.
+      int fromClient = ctx.clientOpened(ip);
+      int perClient = ctx.perClientCap();
+      if (perClient > 0 && fromClient > perClient) {
+        ctx.clientClosed(ip);
+        child.unsafe().closeForcibly();
+        refused.accept(new Refusal("too_many_connections_per_client", from,
+            "that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
+                + perClient + ")"));
+        return;
+      }
       int cap = ctx.descriptors().inboundCap();
       if (ctx.connections().get() + pending.get() >= cap) {
-        Object from = child.remoteAddress();
+        ctx.clientClosed(ip);
         child.unsafe().closeForcibly();
-        refused.accept(from);
+        refused.accept(new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
+            + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")));
         return;
       }
       pending.incrementAndGet();
       child.attr(PENDING).set(this);
-      child.closeFuture().addListener(f -> taken(child));
+      child.closeFuture().addListener(f -> {
+        taken(child);
+        ctx.clientClosed(ip);
+      });
     }
     c.fireChannelRead(msg);
   }
+
+  /** A connection closed at accept: why (the cause counted), from where, and the detail for the log. */
+  record Refusal(String cause, Object from, String detail) {}
 }

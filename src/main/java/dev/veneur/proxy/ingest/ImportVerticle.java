@@ -185,23 +185,18 @@ public final class ImportVerticle extends VerticleBase {
     if (conn instanceof io.vertx.core.net.impl.ConnectionBase) {
       io.netty.channel.Channel ch = ((io.vertx.core.net.impl.ConnectionBase) conn).channel();
       AcceptGate.taken(ch);
-      AcceptGate.install(ch, ctx, from -> {
-        requestError("too_many_connections");
-        refusals.warn("too_many_connections", "closed a connection from " + from + " at accept: the cap in force ("
-            + ctx.descriptors().inboundCap() + ") is reached");
+      AcceptGate.install(ch, ctx, r -> {
+        requestError(r.cause());
+        refusals.warn(r.cause(), "closed a connection from " + r.from() + " at accept: " + r.detail());
       });
     }
-    String ip = conn.remoteAddress() == null ? "unknown" : conn.remoteAddress().hostAddress();
-    int fromClient = ctx.clientOpened(ip);
-    conn.closeHandler(v -> {
-      ctx.connections().decrementAndGet();
-      ctx.clientClosed(ip);
-    });
+    conn.closeHandler(v -> ctx.connections().decrementAndGet());
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
     conn.exceptionHandler(e -> LOG.debug("connection from {}: {}", conn.remoteAddress(), e.toString()));
     // The cap in force: http_max_connections, lowered when the descriptor limit cannot afford it
-    // beside the connections to the globals (core/Descriptors).
+    // beside the connections to the globals (core/Descriptors). The accept gate enforces it (and
+    // the per-client cap) before a connection gets here; this catches what it cannot see yet.
     int cap = ctx.descriptors().inboundCap();
     if (open > cap) {
       requestError("too_many_connections");
@@ -209,17 +204,6 @@ public final class ImportVerticle extends VerticleBase {
           + ": " + (open - 1) + " connections are open (the cap in force is " + cap
           + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")
           + ")");
-      conn.close();
-      return;
-    }
-    // One client (one remote IP) may not take every slot: the others and the health checks
-    // keep theirs.
-    int perClient = ctx.perClientCap();
-    if (perClient > 0 && fromClient > perClient) {
-      requestError("too_many_connections_per_client");
-      refusals.warn("too_many_connections_per_client", "closed a connection from " + conn.remoteAddress()
-          + ": that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
-          + perClient + ")");
       conn.close();
       return;
     }
