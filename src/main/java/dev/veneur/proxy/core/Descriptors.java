@@ -103,11 +103,15 @@ public record Descriptors(long nofile, int configuredCap, int globals, int perHo
     return -1;
   }
 
-  /** Descriptors open now, or -1. */
+  /** Descriptors open now, or -1 (also when counting them fails: it needs a descriptor itself). */
   public static int openNow() {
-    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-    if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
-      return (int) ((com.sun.management.UnixOperatingSystemMXBean) os).getOpenFileDescriptorCount();
+    try {
+      var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
+        return (int) ((com.sun.management.UnixOperatingSystemMXBean) os).getOpenFileDescriptorCount();
+      }
+    } catch (RuntimeException e) {
+      // reported as unknown
     }
     return -1;
   }

@@ -47,8 +47,9 @@ public final class AdminVerticle extends VerticleBase {
     Router router = Router.router(vertx);
     router.get("/healthcheck").handler(rc -> rc.response().putHeader("Content-Type", "text/plain").end("ok\n"));
     router.get("/debug/state").handler(rc -> StateReport.render(vertx, ctx).onComplete(ar -> rc.response()
-        .putHeader("Content-Type", "application/json")
-        .end(ar.succeeded() ? ar.result().encodePrettily() : "{}")));
+        .setStatusCode(ar.succeeded() ? 200 : 500)
+        .putHeader("Content-Type", ar.succeeded() ? "application/json" : "text/plain; charset=utf-8")
+        .end(ar.succeeded() ? ar.result().encodePrettily() : "could not build the state: " + ar.cause() + "\n")));
     router.post("/debug/profile").handler(this::onProfile);
     server = vertx.createHttpServer(new HttpServerOptions()
         .setHost(cfg.adminHost)

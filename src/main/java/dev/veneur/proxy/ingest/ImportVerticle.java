@@ -541,8 +541,9 @@ public final class ImportVerticle extends VerticleBase {
   /** Ring members, queues, memory and counters: everything needed to check the accounting. */
   private void onState(RoutingContext rc) {
     StateReport.render(vertx, ctx).onComplete(ar -> rc.response()
-        .putHeader("Content-Type", "application/json")
-        .end(ar.succeeded() ? ar.result().encodePrettily() : "{}"));
+        .setStatusCode(ar.succeeded() ? 200 : 500)
+        .putHeader("Content-Type", ar.succeeded() ? "application/json" : "text/plain; charset=utf-8")
+        .end(ar.succeeded() ? ar.result().encodePrettily() : "could not build the state: " + ar.cause() + "\n"));
   }
 
   /** The profiler is served on the admin listener only: not where any sender can reach it. */
