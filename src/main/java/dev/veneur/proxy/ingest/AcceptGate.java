@@ -71,18 +71,19 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       int perClient = ctx.perClientCap();
       if (perClient > 0 && fromClient > perClient) {
         ctx.clientClosed(ip);
-        child.unsafe().closeForcibly();
+        // Counted before the close: whoever sees the close must find the refusal counted.
         refused.accept(new Refusal("too_many_connections_per_client", from,
             "that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
                 + perClient + ")"));
+        child.unsafe().closeForcibly();
         return;
       }
       int cap = ctx.descriptors().inboundCap();
       if (ctx.connections().get() + pending.get() >= cap) {
         ctx.clientClosed(ip);
-        child.unsafe().closeForcibly();
         refused.accept(new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
             + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")));
+        child.unsafe().closeForcibly();
         return;
       }
       pending.incrementAndGet();
