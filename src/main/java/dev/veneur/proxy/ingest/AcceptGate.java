@@ -21,8 +21,8 @@ import java.util.function.Consumer;
  * close.
  *
  * <p>Installed in the listener's pipeline by the first connection it accepts (Vert.x exposes the
- * listening channel no earlier); until then the verticles' own check of the total applies, and the
- * first connections are not counted per client.
+ * listening channel no earlier), which is one the proxy makes to itself right after listening;
+ * connections accepted before it are checked by the verticles against the total only.
  */
 @ChannelHandler.Sharable
 final class AcceptGate extends ChannelInboundHandlerAdapter {

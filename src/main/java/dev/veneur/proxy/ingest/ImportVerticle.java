@@ -175,7 +175,24 @@ public final class ImportVerticle extends VerticleBase {
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
         })
-        .compose(v -> server.listen());
+        .compose(v -> server.listen())
+        .onSuccess(s -> installAcceptGate(s.actualPort()));
+  }
+
+  /**
+   * Vert.x shows the listening channel only through a connection it accepted, and the accept gate
+   * is installed from there: so the proxy connects to itself once, right after listening, and a
+   * burst arriving before any other connection already meets the gate. The connection closes at
+   * once; it sends nothing and is counted nowhere but in the gate's install.
+   */
+  private void installAcceptGate(int port) {
+    String host = ctx.config().httpHost;
+    String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
+    io.vertx.core.net.NetClient client = vertx.createNetClient();
+    client.connect(port, self)
+        .onSuccess(sock -> sock.close())
+        .onFailure(e -> LOG.debug("could not connect to the listener to install the accept gate: {}", e.toString()))
+        .onComplete(ar -> client.close());
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
