@@ -53,6 +53,7 @@ public final class ProxyApp {
   private volatile String discoveryId;
   private volatile String httpId;
   private volatile String watchId;
+  private volatile String adminId;
   /** The reload in progress, if any: stop waits for it, so it cannot deploy after the stop. */
   private volatile Future<Void> reloading = Future.succeededFuture();
   private final SelfTelemetry telemetry;
@@ -135,6 +136,7 @@ public final class ProxyApp {
           return deployHttp(cfg);
         })
         .onSuccess(id -> httpId = id)
+        .compose(id -> deployAdmin(cfg).map(id))
         .compose(id -> ctx.spill() == null ? Future.succeededFuture(id)
             : vertx.deployVerticle(new dev.veneur.proxy.ingest.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
                 .map(id))
@@ -142,6 +144,24 @@ public final class ProxyApp {
           watchdog = new dev.veneur.proxy.ingest.ListenerWatchdog(cfg.httpHost, cfg.httpPort);
           LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles, memory budget {} MiB",
               cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances(), cfg.memoryBudget >> 20);
+        })
+        .mapEmpty();
+  }
+
+  /**
+   * The admin listener. A port it cannot bind is logged at ERROR and the proxy serves without it:
+   * a drop-in replacement must not fail to start over a port the proxy it replaces never used
+   * (and /healthcheck is on http_address too).
+   */
+  private Future<Void> deployAdmin(ProxyConfig cfg) {
+    if (!cfg.adminEnabled()) return Future.succeededFuture();
+    return vertx.deployVerticle(new dev.veneur.proxy.ingest.AdminVerticle(ctx))
+        .onSuccess(id -> adminId = id)
+        .otherwise(e -> {
+          LOG.error("could not open the admin listener on admin_address {}:{} ({}); serving without it:"
+              + " /healthcheck and /debug/state remain on http_address, /debug/profile is unavailable",
+              cfg.adminHost, cfg.adminPort, e.getMessage());
+          return null;
         })
         .mapEmpty();
   }
@@ -332,10 +352,10 @@ public final class ProxyApp {
     // undeployed below rather than left running.
     return reloading.otherwiseEmpty().compose(x -> {
       Future<Void> chain = Future.succeededFuture();
-      for (String id : new String[] {watchId, discoveryId, ringId, httpId}) {
+      for (String id : new String[] {watchId, discoveryId, ringId, httpId, adminId}) {
         if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
       }
-      watchId = discoveryId = ringId = httpId = null;
+      watchId = discoveryId = ringId = httpId = adminId = null;
       // The last self-metrics report, the JFR dump and Sentry's flush: after the stages, so they
       // report the stop; the returned future completes only after them, so Main exits after them.
       return chain.compose(v -> telemetry.close());

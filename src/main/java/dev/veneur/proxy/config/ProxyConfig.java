@@ -37,7 +37,8 @@ public final class ProxyConfig {
       "eject_after_failures", "eject_probe_interval", "http_request_timeout",
       "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
-      "spill_dir", "event_loops", "consul_max_answer_bytes");
+      "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
+      "profiling_min_interval");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -90,6 +91,17 @@ public final class ProxyConfig {
   public final Duration ejectProbeInterval;
   public final Duration httpRequestTimeout;
   public final int httpMaxConnections;
+  /**
+   * Open connections one remote IP may hold: {@link #PER_CLIENT_AUTO} (a quarter of the effective
+   * connection cap), 0 (no per-client limit) or a number.
+   */
+  public final int httpMaxConnectionsPerClient;
+  public static final int PER_CLIENT_AUTO = -1;
+  /** Where /healthcheck, /debug/state and /debug/profile are served apart from /import; empty: off. */
+  public final String adminHost;
+  public final int adminPort;
+  /** Shortest time between two on-demand JFR dumps. */
+  public final Duration profilingMinInterval;
   /** Human-readable problems that did not stop loading (unknown or unsupported keys). */
   public final List<String> warnings;
   /** The validated values by key, for diffs on reload. */
@@ -208,6 +220,26 @@ public final class ProxyConfig {
     ejectProbeInterval = r.positiveDuration("eject_probe_interval", "1s");
     httpRequestTimeout = r.positiveDuration("http_request_timeout", "10s");
     httpMaxConnections = r.intIn("http_max_connections", 4096, 1, 1_000_000);
+    Object perClient = raw.getValue("http_max_connections_per_client");
+    if (perClient == null || "auto".equalsIgnoreCase(perClient.toString().trim())) {
+      httpMaxConnectionsPerClient = PER_CLIENT_AUTO;
+      r.seen.put("http_max_connections_per_client", "auto");
+    } else {
+      httpMaxConnectionsPerClient = r.intIn("http_max_connections_per_client", 0, 0, 1_000_000);
+    }
+    // Tests run many proxies at once: they move the default to a free port (see README).
+    String admin = r.string("admin_address",
+        System.getProperty("veneur.proxy.adminAddressDefault", "127.0.0.1:8130")).trim();
+    if (admin.isEmpty()) {
+      adminHost = "";
+      adminPort = -1;
+    } else {
+      int c = admin.lastIndexOf(':');
+      if (c <= 0) throw new ConfigException("admin_address", admin, "host:port, e.g. 127.0.0.1:8130, or \"\" for none");
+      adminHost = admin.substring(0, c);
+      adminPort = port("admin_address", admin, admin.substring(c + 1));
+    }
+    profilingMinInterval = r.duration("profiling_min_interval", "1m");
     warnings = Collections.unmodifiableList(warn);
     effective = Collections.unmodifiableMap(r.seen);
   }
@@ -239,6 +271,20 @@ public final class ProxyConfig {
    */
   public int effectiveEventLoops() {
     return eventLoops > 0 ? eventLoops : Runtime.getRuntime().availableProcessors();
+  }
+
+  /** Whether the admin listener is on. */
+  public boolean adminEnabled() {
+    return adminPort >= 0;
+  }
+
+  /**
+   * The per-client connection cap against an inbound cap of {@code inboundCap}: 0 when off, else
+   * at least 1.
+   */
+  public int perClientCap(int inboundCap) {
+    if (httpMaxConnectionsPerClient == PER_CLIENT_AUTO) return Math.max(1, inboundCap / 4);
+    return httpMaxConnectionsPerClient;
   }
 
   public boolean usesConsul() {

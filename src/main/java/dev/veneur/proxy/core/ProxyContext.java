@@ -27,6 +27,16 @@ public final class ProxyContext {
   private volatile boolean stopping;
   private volatile Profiler profiler;
   private volatile dev.veneur.proxy.spill.Spill spill;
+  /** Open connections by remote IP, against the per-client cap; an IP leaves at zero. */
+  private final Map<String, Integer> byClient = new ConcurrentHashMap<>();
+  private volatile Descriptors descriptors;
+  /** Globals the descriptor plan was made for (the last member count). */
+  private volatile int planGlobals = 1;
+  /** The admin listener's address once bound, else null. */
+  private volatile String adminAddress;
+  /** Connections the admin listener may hold; counted in the descriptor reserve. */
+  public static final int ADMIN_MAX_CONNECTIONS = 16;
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ProxyContext.class);
 
   /** What one forwarder holds, published for /debug/state and the gauges. */
   public static final class DestinationState {
@@ -42,6 +52,8 @@ public final class ProxyContext {
     this.config = new AtomicReference<>(config);
     this.budget = new MemoryBudget(() -> this.config.get().memoryBudget);
     this.accounting = new Accounting(metrics, budget);
+    this.descriptors = Descriptors.plan(config.httpMaxConnections, Math.max(1, config.forwardAddresses.size()),
+        config.maxIdleConnsPerHost, ADMIN_MAX_CONNECTIONS);
     var reg = metrics.registry();
     reg.register("http.connections", (Gauge<Integer>) connections::get);
     reg.register("memory.budget_bytes", (Gauge<Long>) budget::limit);
@@ -56,6 +68,67 @@ public final class ProxyContext {
 
   public void config(ProxyConfig next) {
     config.set(next);
+    planDescriptors(planGlobals);
+  }
+
+  /** How descriptors are shared out now; its {@code inboundCap} is the connection cap in force. */
+  public Descriptors descriptors() {
+    return descriptors;
+  }
+
+  /**
+   * Plans descriptors for {@code globals} globals under the current config: called at start, when
+   * the member set changes (before new forwarders open connections) and on reload. A plan that
+   * lowers the inbound cap, or cannot give outbound enough, is logged once at WARN with the
+   * numbers; a return to the full cap at INFO.
+   */
+  public synchronized Descriptors planDescriptors(int globals) {
+    planGlobals = Math.max(1, globals);
+    ProxyConfig cfg = config.get();
+    Descriptors prev = descriptors;
+    Descriptors next = Descriptors.plan(cfg.httpMaxConnections, planGlobals, cfg.maxIdleConnsPerHost,
+        ADMIN_MAX_CONNECTIONS);
+    descriptors = next;
+    boolean changed = !planned || prev.inboundCap() != next.inboundCap() || prev.short_() != next.short_();
+    planned = true;
+    if (changed && (next.lowered() || next.short_())) {
+      LOG.warn(next.explain());
+    } else if (changed && prev.lowered() && !next.lowered()) {
+      LOG.info("http_max_connections {} in force again: the file-descriptor limit {} covers it with {} globals",
+          next.configuredCap(), next.nofile(), next.globals());
+    }
+    return next;
+  }
+
+  /** A plan was made and announced since start (the one made at construction is not announced). */
+  private boolean planned;
+
+  /** The per-client connection cap in force: 0 when off. */
+  public int perClientCap() {
+    return config.get().perClientCap(descriptors.inboundCap());
+  }
+
+  /** Counts a connection from {@code ip}; returns how many it has open now, this one included. */
+  public int clientOpened(String ip) {
+    return byClient.merge(ip, 1, Integer::sum);
+  }
+
+  /** A connection from {@code ip} closed. */
+  public void clientClosed(String ip) {
+    byClient.computeIfPresent(ip, (k, n) -> n <= 1 ? null : n - 1);
+  }
+
+  /** Distinct remote IPs with a connection open. */
+  public int clients() {
+    return byClient.size();
+  }
+
+  public String adminAddress() {
+    return adminAddress;
+  }
+
+  public void adminAddress(String a) {
+    adminAddress = a;
   }
 
   public ProxyMetrics metrics() {

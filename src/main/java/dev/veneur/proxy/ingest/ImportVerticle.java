@@ -21,11 +21,9 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.http.HttpServerResponse;
-import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -69,7 +67,6 @@ public final class ImportVerticle extends VerticleBase {
   private long lagTimer = -1;
   private io.vertx.core.eventbus.MessageConsumer<Handoff> rerouteConsumer;
   private io.vertx.core.eventbus.MessageConsumer<MetricChunk> splitConsumer;
-  private int maxConnections;
 
   public ImportVerticle(ProxyContext ctx) {
     this.ctx = ctx;
@@ -98,7 +95,6 @@ public final class ImportVerticle extends VerticleBase {
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
     if (ctx.spill() != null) spillWriter = ctx.spill().writer();
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
-    maxConnections = effectiveMaxConnections(cfg.httpMaxConnections);
     vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
     rerouteConsumer = vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
     splitConsumer = vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
@@ -177,36 +173,52 @@ public final class ImportVerticle extends VerticleBase {
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
         })
-        .compose(v -> server.listen());
+        .compose(v -> server.listen())
+        .onSuccess(s -> installAcceptGate(s.actualPort()));
+  }
+
+  /**
+   * Vert.x shows the listening channel only through a connection it accepted, and the accept gate
+   * is installed from there: so the proxy connects to itself once, right after listening, and a
+   * burst arriving before any other connection already meets the gate. The connection closes at
+   * once; it sends nothing and is counted nowhere but in the gate's install.
+   */
+  private void installAcceptGate(int port) {
+    String host = ctx.config().httpHost;
+    String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
+    io.vertx.core.net.NetClient client = vertx.createNetClient();
+    client.connect(port, self)
+        .onSuccess(sock -> sock.close())
+        .onFailure(e -> LOG.debug("could not connect to the listener to install the accept gate: {}", e.toString()))
+        .onComplete(ar -> client.close());
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
 
-  /**
-   * The cap on open connections, from their accept: past it a connection is closed at once. Kept
-   * below the process's file-descriptor limit, so the proxy never runs out of descriptors for its
-   * own sockets to the globals, and accept never fails.
-   */
-  static int effectiveMaxConnections(int configured) {
-    long fds = -1;
-    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-    if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
-      fds = ((com.sun.management.UnixOperatingSystemMXBean) os).getMaxFileDescriptorCount();
-    }
-    if (fds <= 0) return configured;
-    return (int) Math.max(16, Math.min(configured, fds - 128));
-  }
-
   private void onConnection(HttpConnection conn) {
     int open = ctx.connections().incrementAndGet();
+    if (conn instanceof io.vertx.core.net.impl.ConnectionBase) {
+      io.netty.channel.Channel ch = ((io.vertx.core.net.impl.ConnectionBase) conn).channel();
+      AcceptGate.taken(ch);
+      AcceptGate.install(ch, ctx, r -> {
+        requestError(r.cause());
+        refusals.warn(r.cause(), "closed a connection from " + r.from() + " at accept: " + r.detail());
+      });
+    }
     conn.closeHandler(v -> ctx.connections().decrementAndGet());
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
     conn.exceptionHandler(e -> LOG.debug("connection from {}: {}", conn.remoteAddress(), e.toString()));
-    if (open > Math.min(maxConnections, ctx.config().httpMaxConnections)) {
+    // The cap in force: http_max_connections, lowered when the descriptor limit cannot afford it
+    // beside the connections to the globals (core/Descriptors). The accept gate enforces it (and
+    // the per-client cap) before a connection gets here; this catches what it cannot see yet.
+    int cap = ctx.descriptors().inboundCap();
+    if (open > cap) {
       requestError("too_many_connections");
       refusals.warn("too_many_connections", "closed a connection from " + conn.remoteAddress()
-          + ": " + (open - 1) + " connections are open (http_max_connections)");
+          + ": " + (open - 1) + " connections are open (the cap in force is " + cap
+          + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")
+          + ")");
       conn.close();
       return;
     }
@@ -545,76 +557,19 @@ public final class ImportVerticle extends VerticleBase {
 
   /** Ring members, queues, memory and counters: everything needed to check the accounting. */
   private void onState(RoutingContext rc) {
-    vertx.eventBus().<JsonObject>request(Addresses.RING_STATE, null).onComplete(ar -> {
-      JsonObject state = ar.succeeded() ? ar.result().body().copy() : new JsonObject().put("ring", "unavailable");
-      ProxyMetrics m = metrics;
-      JsonObject dropped = new JsonObject();
-      m.droppedByCause().forEach(dropped::put);
-      JsonObject errors = new JsonObject();
-      Map<String, Long> byCause = new TreeMap<>();
-      String prefix = ProxyMetrics.IMPORT_ERRORS + "#cause:";
-      m.registry().getCounters((name, metric) -> name.startsWith(prefix))
-          .forEach((name, c) -> byCause.put(name.substring(prefix.length()), c.getCount()));
-      byCause.forEach(errors::put);
-      long[] acc = m.accountingSnapshot();
-      long received = acc[0];
-      long forwarded = acc[1];
-      long droppedTotal = acc[2];
-      long queued = acc[3];
-      JsonObject dests = new JsonObject();
-      new TreeMap<>(ctx.destinations()).forEach((d, s) -> dests.put(d, new JsonObject()
-          .put("queued_metrics", s.queuedMetrics.get())
-          .put("queued_bytes", s.queuedBytes.get())
-          .put("in_flight", s.inFlight.get())
-          .put("excluded", s.excluded)));
-      state.put("destinations", dests);
-      state.put("memory", new JsonObject()
-          .put("budget_bytes", ctx.budget().limit())
-          .put("used_bytes", ctx.budget().used())
-          .put("receiving_bytes", ctx.budget().receiving())
-          .put("waiting_requests", ctx.budget().waiting()));
-      state.put("connections", ctx.connections().get());
-      dev.veneur.proxy.spill.Spill spill = ctx.spill();
-      if (spill != null) {
-        state.put("spill", new JsonObject()
-            .put("status", spill.healthy() ? "ok" : "failing")
-            .put("dir", spill.dir().toString())
-            .put("bytes_on_disk", spill.bytesOnDisk())
-            .put("segments", spill.segments())
-            .put("bytes_written", spill.bytesWritten())
-            .put("errors", spill.errors())
-            .put("last_error", spill.lastError())
-            .put("failing_since_ms", spill.failingSinceMillis())
-            .put("metrics_not_kept", spill.metricsNotKept())
-            .put("chunks_not_kept", spill.chunksNotKept()));
-      }
-      state.put("counters", new JsonObject()
-          .put("received", received).put("forwarded", forwarded).put("dropped", dropped)
-          .put("dropped_total", droppedTotal).put("queued", queued).put("queued_bytes", acc[4])
-          .put("request_errors", errors));
-      state.put("accounting", new JsonObject()
-          .put("received", received)
-          .put("forwarded_plus_dropped_plus_queued", forwarded + droppedTotal + queued));
-      state.put("stopping", ctx.stopping());
-      // Rejected config changes (bad YAML, a broken bound, an invalid value): the running config stays.
-      state.put("config", new JsonObject()
-          .put("reload_errors", m.registry().counter("config.reload_errors").getCount()));
-      rc.response().putHeader("Content-Type", "application/json").end(state.encodePrettily());
-    });
+    StateReport.render(vertx, ctx).onComplete(ar -> rc.response()
+        .setStatusCode(ar.succeeded() ? 200 : 500)
+        .putHeader("Content-Type", ar.succeeded() ? "application/json" : "text/plain; charset=utf-8")
+        .end(ar.succeeded() ? ar.result().encodePrettily() : "could not build the state: " + ar.cause() + "\n"));
   }
 
-  /** Dumps the JFR recording (enable_profiling) and answers with the file's path. */
+  /** The profiler is served on the admin listener only: not where any sender can reach it. */
   private void onProfile(RoutingContext rc) {
-    if (ctx.profiler() == null) {
-      rc.response().setStatusCode(404).end("profiling is off; set enable_profiling: true\n");
-      return;
-    }
-    vertx.executeBlocking(() -> ctx.profiler().dump("ondemand").toAbsolutePath().toString())
-        .onSuccess(path -> rc.response().putHeader("Content-Type", "text/plain").end(path + "\n"))
-        .onFailure(e -> {
-          LOG.error("JFR dump failed: {}", e.getMessage());
-          rc.response().setStatusCode(500).end("JFR dump failed: " + e.getMessage() + "\n");
-        });
+    requestError("not_found");
+    String admin = ctx.adminAddress();
+    rc.response().setStatusCode(404).putHeader("Content-Type", "text/plain; charset=utf-8")
+        .end("POST /debug/profile is served on admin_address" + (admin == null ? " (off)" : " (" + admin + ")")
+            + ", not on http_address\n");
   }
 
   /**

@@ -203,6 +203,11 @@ public final class RingVerticle extends VerticleBase {
       return;
     }
     applying = true;
+    // Descriptors for the old and the new forwarders' pools, before any new one connects: the
+    // inbound cap gives way first. Once the leavers are retired, only the new set counts.
+    java.util.Set<String> both = new java.util.HashSet<>(members);
+    both.addAll(nextMembers);
+    ctx.planDescriptors(both.size());
     forwarders.open(nextMembers).onComplete(done -> {
       boolean anyStarted = false;
       for (String m : nextMembers) anyStarted |= forwarders.has(m);
@@ -223,9 +228,14 @@ public final class RingVerticle extends VerticleBase {
       ejected.retainAll(members);
       LOG.info("ring members from {}: {} (was {})", next.source(), members, previous);
       publish();
+      List<Future<Void>> retiring = new ArrayList<>();
       for (String old : previous) {
-        if (!members.contains(old)) forwarders.retire(old);
+        if (!members.contains(old)) retiring.add(forwarders.retire(old));
       }
+      List<String> now = members;
+      Future.join(retiring).onComplete(r -> {
+        if (members == now) ctx.planDescriptors(now.size());
+      });
       applying = false;
       applyPending();
     });

@@ -60,6 +60,19 @@ class ProxyConfigTest {
   }
 
   @Test
+  void perClientCapAndAdminAddress() {
+    ProxyConfig auto = ProxyConfig.from(base());
+    org.junit.jupiter.api.Assertions.assertEquals(1024, auto.perClientCap(4096));
+    org.junit.jupiter.api.Assertions.assertEquals(1, auto.perClientCap(3));
+    org.junit.jupiter.api.Assertions.assertEquals(0, ProxyConfig.from(base().put("http_max_connections_per_client", 0)).perClientCap(4096));
+    org.junit.jupiter.api.Assertions.assertEquals(7, ProxyConfig.from(base().put("http_max_connections_per_client", "7")).perClientCap(4096));
+    org.junit.jupiter.api.Assertions.assertFalse(ProxyConfig.from(base().put("admin_address", "")).adminEnabled());
+    ProxyConfig admin = ProxyConfig.from(base().put("admin_address", "127.0.0.1:9999"));
+    org.junit.jupiter.api.Assertions.assertEquals("127.0.0.1", admin.adminHost);
+    org.junit.jupiter.api.Assertions.assertEquals(9999, admin.adminPort);
+  }
+
+  @Test
   void badValuesNameTheirKey() {
     assertRejected("forward_timeout", "10");
     assertRejected("consul_refresh_interval", "soon");
@@ -78,6 +91,11 @@ class ProxyConfigTest {
     assertRejected("eject_after_failures", -1);
     assertRejected("http_request_timeout", "0");
     assertRejected("config_scan_interval", "fast");
+    assertRejected("http_max_connections_per_client", -2);
+    assertRejected("http_max_connections_per_client", "half");
+    assertRejected("admin_address", "8130");
+    assertRejected("admin_address", "127.0.0.1:70000");
+    assertRejected("profiling_min_interval", "often");
     // Under 1ms is 0 to the millisecond timers: a scan period of 0 would never scan again.
     assertRejected("config_scan_interval", "500us");
     assertRejected("stats_interval", "999999ns");

@@ -69,7 +69,9 @@ class SenderLimitsTest {
     TestGlobal global = TestGlobal.start(vertx);
     TestProxy proxy = TestProxy.start(vertx, new JsonObject()
         .put("forward_address", global.url())
-        .put("http_max_connections", 3));
+        .put("http_max_connections", 3)
+        // All from one address: the per-client cap (a quarter of this) is tested on its own.
+        .put("http_max_connections_per_client", 0));
     List<Socket> held = new ArrayList<>();
     try {
       // Keep-alive connections, each having made one request.
@@ -85,7 +87,15 @@ class SenderLimitsTest {
         extra.setSoTimeout(20_000);
         extra.getOutputStream().write(HEALTHCHECK);
         InputStream in = extra.getInputStream();
-        assertEquals(-1, in.read(), "the connection past the cap is closed without an answer");
+        // Closed at accept, before the request arrived: the request then meets a closed socket,
+        // so the close is seen as an end of stream or as a reset; either way, no answer.
+        int first;
+        try {
+          first = in.read();
+        } catch (java.net.SocketException e) {
+          first = -1;
+        }
+        assertEquals(-1, first, "the connection past the cap is closed without an answer");
       }
       assertTrue(proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections") >= 1);
       for (Socket s : held) s.close();

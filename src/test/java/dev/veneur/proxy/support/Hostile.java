@@ -240,6 +240,18 @@ public final class Hostile implements AutoCloseable {
     thread.start();
   }
 
+  /** Where each slot's connections come from (a 127/8 address), or null: the system's choice. */
+  private volatile IntFunction<String> sourceFor;
+
+  /**
+   * Binds each slot's connections to {@code sourceFor.apply(slot)} (e.g. 127.1.0.7: all of 127/8 is
+   * loopback), so one test can stand for many hosts, or an attacker apart from the senders.
+   */
+  public Hostile from(IntFunction<String> sourceFor) {
+    this.sourceFor = sourceFor;
+    return this;
+  }
+
   /** Opens one connection following {@code plan}. */
   public Conn open(Plan plan) {
     return open(plan, 0);
@@ -385,6 +397,8 @@ public final class Hostile implements AutoCloseable {
       c.ch = ch;
       ch.configureBlocking(false);
       ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+      IntFunction<String> src = sourceFor;
+      if (src != null) ch.bind(new InetSocketAddress(src.apply(c.slot), 0));
       if (ch.connect(target)) {
         ch.register(selector, SelectionKey.OP_READ, c);
         connected(c);

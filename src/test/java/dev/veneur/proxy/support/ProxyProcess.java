@@ -31,8 +31,26 @@ public final class ProxyProcess {
   }
 
   public static ProxyProcess start(Path yaml, Map<String, String> env, String... jvmArgs) throws IOException {
-    List<String> cmd = new java.util.ArrayList<>();
+    return start(List.of(), yaml, env, jvmArgs);
+  }
+
+  /**
+   * As {@link #start(Path, Map, String...)} with the process's file-descriptor limit set to
+   * {@code nofile} first, as an operator's {@code ulimit -n} would: through a shell that sets it
+   * and then execs the JVM (same pid).
+   */
+  public static ProxyProcess startWithNofile(int nofile, Path yaml, Map<String, String> env, String... jvmArgs)
+      throws IOException {
+    return start(List.of("bash", "-c", "ulimit -n " + nofile + " && exec \"$@\"", "bash"), yaml, env, jvmArgs);
+  }
+
+  private static ProxyProcess start(List<String> wrapper, Path yaml, Map<String, String> env, String... jvmArgs)
+      throws IOException {
+    List<String> cmd = new java.util.ArrayList<>(wrapper);
     cmd.add(System.getProperty("java.home") + File.separator + "bin" + File.separator + "java");
+    // Tests run many proxies at once: the admin listener's default is moved to a free port.
+    String admin = System.getProperty("veneur.proxy.adminAddressDefault");
+    if (admin != null) cmd.add("-Dveneur.proxy.adminAddressDefault=" + admin);
     cmd.addAll(List.of(jvmArgs));
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.veneur.proxy.Main", "-f", yaml.toString()));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);

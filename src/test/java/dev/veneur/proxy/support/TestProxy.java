@@ -94,6 +94,21 @@ public final class TestProxy {
     }
   }
 
+  /** POST to the admin listener (admin_address, a free port in tests). */
+  public HttpResponse<String> postAdmin(String path) {
+    String admin = app.context().adminAddress();
+    if (admin == null) throw new AssertionError("the admin listener is not open");
+    try {
+      return http.send(HttpRequest.newBuilder(URI.create("http://" + admin + path))
+          .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+    } catch (IOException e) {
+      throw new AssertionError("POST " + path + " to the admin listener failed: " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
   public HttpResponse<String> get(String path) {
     try {
       return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).build(),

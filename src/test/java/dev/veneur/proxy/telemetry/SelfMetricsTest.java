@@ -525,7 +525,9 @@ class SelfMetricsTest {
         .put("enable_profiling", true)
         .put("profiling_dir", dir.toString()));
     try {
-      var r = proxy.postPath("/debug/profile");
+      // Not where senders reach: only on the admin listener.
+      assertEquals(404, proxy.postPath("/debug/profile").statusCode());
+      var r = proxy.postAdmin("/debug/profile");
       assertEquals(200, r.statusCode(), r.body());
       Path file = Path.of(r.body().trim());
       assertTrue(Files.size(file) > 0 && file.startsWith(dir), file.toString());

@@ -1,0 +1,118 @@
+package dev.veneur.proxy.core;
+
+import io.vertx.core.json.JsonObject;
+
+/**
+ * How the process's file descriptors ({@code ulimit -n}) are shared out. Outbound connections to
+ * the globals need up to {@code globals × max_idle_conns_per_host} (each forwarder's pool), the JVM
+ * and the proxy's own files and sockets a reserve, and what is left is the most connections
+ * {@code /import} may accept: {@code http_max_connections} is lowered to it, so an inbound flood
+ * can never take the descriptors a forwarder needs to reach its global (a connection that cannot
+ * be opened fails the POST, and enough of them eject a healthy global).
+ *
+ * <p>Recomputed at start and on every membership change (each global brings its pool) and reload.
+ * Immutable; {@link #of} is pure, so the arithmetic is tested without a process.
+ */
+public record Descriptors(long nofile, int configuredCap, int globals, int perHost, int reserve,
+    int inboundCap) {
+
+  /**
+   * Descriptors the proxy uses besides connections: measured 70–90 for an idle proxy with 20
+   * globals on 2 cores (jar and JDK files, selectors and their wake-up pipes, listeners, the
+   * Consul and StatsD clients, JFR, spill segments), plus room for connections accepted past the
+   * cap, each of which holds a descriptor until the event loop that received it closes it; a burst
+   * of 950 connections against a lowered cap was measured to need it.
+   */
+  public static final int BASE_RESERVE = 192;
+  /** Never fewer than this many inbound connections, even when the limit cannot afford them. */
+  public static final int MIN_INBOUND = 16;
+
+  /** The plan for {@code globals} globals under the process's own limit. */
+  public static Descriptors plan(int configuredCap, int globals, int perHost, int adminConnections) {
+    return of(processLimit(), configuredCap, globals, perHost, BASE_RESERVE + adminConnections);
+  }
+
+  /** The plan for a given limit ({@code nofile} ≤ 0: unknown, nothing is lowered). */
+  public static Descriptors of(long nofile, int configuredCap, int globals, int perHost, int reserve) {
+    if (nofile <= 0) return new Descriptors(nofile, configuredCap, globals, perHost, reserve, configuredCap);
+    long room = nofile - (long) globals * perHost - reserve;
+    int cap = (int) Math.max(Math.min(MIN_INBOUND, configuredCap), Math.min(configuredCap, room));
+    return new Descriptors(nofile, configuredCap, globals, perHost, reserve, cap);
+  }
+
+  /** Descriptors outbound connections may take. */
+  public long outbound() {
+    return (long) globals * perHost;
+  }
+
+  /** What the proxy may need at most: inbound cap, outbound pools and the reserve. */
+  public long need() {
+    return (long) inboundCap + outbound() + reserve;
+  }
+
+  /** The inbound cap is below {@code http_max_connections} for want of descriptors. */
+  public boolean lowered() {
+    return inboundCap < configuredCap;
+  }
+
+  /** Even the minimum inbound cap leaves outbound short: {@code ulimit -n} must be raised. */
+  public boolean short_() {
+    return nofile > 0 && need() > nofile;
+  }
+
+  /** The descriptor limit that would give the full configured cap. */
+  public long wanted() {
+    return (long) configuredCap + outbound() + reserve;
+  }
+
+  /** One line with the numbers, for the WARN when the cap is lowered. */
+  public String explain() {
+    String base = "file-descriptor limit (ulimit -n) " + nofile + " = inbound cap " + inboundCap + " + "
+        + globals + " globals x " + perHost + " connections (max_idle_conns_per_host) + " + reserve
+        + " reserve";
+    if (short_()) {
+      return base.replace(" = ", " < ") + ": too low even with the inbound cap at its minimum; connections to"
+          + " globals may fail; raise it to at least " + wanted();
+    }
+    return "http_max_connections " + configuredCap + " lowered to " + inboundCap + " so that connections to"
+        + " globals never run out of descriptors: " + base + "; raise the limit to " + wanted()
+        + " for the full cap";
+  }
+
+  public JsonObject toJson(int openNow, int perClientCap) {
+    return new JsonObject()
+        .put("nofile", nofile)
+        .put("open", openNow)
+        .put("http_max_connections", configuredCap)
+        .put("inbound_cap", inboundCap)
+        .put("per_client_cap", perClientCap)
+        .put("globals", globals)
+        .put("per_host", perHost)
+        .put("outbound", outbound())
+        .put("reserve", reserve)
+        .put("need", need())
+        .put("lowered", lowered());
+  }
+
+  /** The process's descriptor limit, or -1 where the JVM cannot tell. */
+  public static long processLimit() {
+    var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
+      return ((com.sun.management.UnixOperatingSystemMXBean) os).getMaxFileDescriptorCount();
+    }
+    return -1;
+  }
+
+  /** Descriptors open now, or -1 (also when counting them fails: it needs a descriptor itself). */
+  public static int openNow() {
+    try {
+      var os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
+        return (int) ((com.sun.management.UnixOperatingSystemMXBean) os).getOpenFileDescriptorCount();
+      }
+    } catch (RuntimeException e) {
+      // reported as unknown
+    }
+    return -1;
+  }
+}

@@ -1,0 +1,44 @@
+package dev.veneur.proxy.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The descriptor arithmetic: the inbound cap gives way to the globals' pools and the reserve. */
+class DescriptorsTest {
+
+  @Test
+  void theInboundCapLeavesRoomForEveryGlobalsPoolAndTheReserve() {
+    Descriptors d = Descriptors.of(1024, 4096, 20, 8, 208);
+    assertEquals(656, d.inboundCap());
+    assertEquals(160, d.outbound());
+    assertEquals(1024, d.need());
+    assertTrue(d.lowered());
+    assertFalse(d.short_());
+    assertEquals(4096 + 160 + 208, d.wanted());
+    assertTrue(d.explain().contains("lowered to 656"), d.explain());
+  }
+
+  @Test
+  void aLargeLimitKeepsTheConfiguredCap() {
+    Descriptors d = Descriptors.of(1_048_576, 4096, 100, 8, 208);
+    assertEquals(4096, d.inboundCap());
+    assertFalse(d.lowered());
+  }
+
+  @Test
+  void moreGlobalsLowerTheCapFurtherAndTooManySayHowHighTheLimitMustGo() {
+    assertEquals(1024 - 50 * 8 - 208, Descriptors.of(1024, 4096, 50, 8, 208).inboundCap());
+    Descriptors d = Descriptors.of(1024, 4096, 200, 8, 208);
+    assertEquals(Descriptors.MIN_INBOUND, d.inboundCap());
+    assertTrue(d.short_());
+    assertTrue(d.explain().contains("raise it to at least " + d.wanted()), d.explain());
+  }
+
+  @Test
+  void anUnknownLimitLowersNothing() {
+    assertEquals(4096, Descriptors.of(-1, 4096, 20, 8, 208).inboundCap());
+  }
+}
