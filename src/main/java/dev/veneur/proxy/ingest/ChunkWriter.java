@@ -12,7 +12,9 @@ import java.util.zip.Deflater;
  * commas, and compressed as raw deflate ending in a sync flush, with their Adler-32 alongside.
  *
  * <p>One per destination slot per event loop, reused from body to body; the scratch it grows for
- * an exceptional body is reserved in the memory budget and given back afterwards.
+ * an exceptional body is reserved in the memory budget and given back afterwards. When the
+ * Ingester merges queued bodies, their metrics accumulate here ({@link #mark()}, {@link
+ * #rollback()}, {@link #cut}) and make one chunk, not one per body.
  */
 final class ChunkWriter {
   private static final int STAGE = 64 * 1024;
