@@ -12,7 +12,9 @@ import java.util.zip.Deflater;
  * commas, and compressed as raw deflate ending in a sync flush, with their Adler-32 alongside.
  *
  * <p>One per destination slot per event loop, reused from body to body; the scratch it grows for
- * an exceptional body is reserved in the memory budget and given back afterwards.
+ * an exceptional body is reserved in the memory budget and given back afterwards. When the
+ * Ingester merges queued bodies, their metrics accumulate here ({@link #mark()}, {@link
+ * #rollback()}, {@link #cut}) and make one chunk, not one per body.
  */
 final class ChunkWriter {
   private static final int STAGE = 64 * 1024;
@@ -29,6 +31,10 @@ final class ChunkWriter {
   private int level;
   private int count;
   private long raw;
+  /** Where the bodies merged so far end (see {@link #mark()}): stage length, metrics, raw bytes. */
+  private int markStaged;
+  private int markCount;
+  private long markRaw;
 
   ChunkWriter(MemoryBudget budget, int level) {
     this.budget = budget;
@@ -47,10 +53,69 @@ final class ChunkWriter {
     outLen = 0;
     count = 0;
     raw = 0;
+    markStaged = 0;
+    markCount = 0;
+    markRaw = 0;
   }
 
   int count() {
     return count;
+  }
+
+  /** JSON bytes added since {@link #begin}. */
+  long raw() {
+    return raw;
+  }
+
+  /**
+   * Remembers where the bodies added so far end, before another body of the same group is added
+   * (Ingester merges queued bodies into one chunk per destination). Until the next {@code mark()}
+   * or {@code begin()}, the caller adds nothing that {@link #wouldFeed} says reaches the deflater,
+   * so what follows the mark is still in the stage and can be taken back ({@link #rollback}) or
+   * moved to a chunk of its own ({@link #cut}).
+   */
+  void mark() {
+    markStaged = staged;
+    markCount = count;
+    markRaw = raw;
+  }
+
+  /** Whether adding a metric of {@code len} bytes would feed the deflater (not stay staged). */
+  boolean wouldFeed(int len) {
+    return len > STAGE / 2 || staged + len + 1 > STAGE;
+  }
+
+  /** Takes back what was added since {@link #mark()} (still staged, never fed). */
+  void rollback() {
+    staged = markStaged;
+    count = markCount;
+    raw = markRaw;
+  }
+
+  /**
+   * Ends a chunk of what was added before {@link #mark()} (null if nothing) and begins the next
+   * with what was added after it, as if that had been added to a fresh writer.
+   */
+  MetricChunk cut(dev.veneur.proxy.bus.RequestTrace trace) {
+    int tailCount = count - markCount;
+    // add() put a comma before the first metric after the mark when there was one before it.
+    int skip = markCount > 0 && tailCount > 0 ? 1 : 0;
+    int tailFrom = markStaged + skip;
+    int tailLen = staged - tailFrom;
+    long tailRaw = raw - markRaw - skip;
+    staged = markStaged;
+    count = markCount;
+    raw = markRaw;
+    MetricChunk c = finish(trace);
+    begin(level);
+    System.arraycopy(stage, tailFrom, stage, 0, tailLen);
+    staged = tailLen;
+    count = tailCount;
+    raw = tailRaw;
+    markStaged = 0;
+    markCount = 0;
+    markRaw = 0;
+    return c;
   }
 
   /** Adds the metric object {@code b[s, e)}. */

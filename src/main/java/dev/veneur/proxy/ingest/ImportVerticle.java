@@ -91,7 +91,7 @@ public final class ImportVerticle extends VerticleBase {
       public int compressionLevel() {
         return ctx.config().forwardCompressionLevel;
       }
-    });
+    }, imports);
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
     if (ctx.spill() != null) spillWriter = ctx.spill().writer();
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
@@ -280,6 +280,57 @@ public final class ImportVerticle extends VerticleBase {
     }
   };
 
+  /**
+   * The chunks of one or more bodies the Ingester merged (bodies that were queued together, routed
+   * on the same ring): kept on disk (spill_dir), counted, handed to the forwarders, and only then
+   * each body answered 202, so a sender that reads its 202 finds its metrics counted.
+   */
+  private final Ingester.Groups imports = new Ingester.Groups() {
+    @Override
+    public void done(java.util.List<Ingester.Task> tasks, java.util.List<Ingester.Result> results, MetricChunk[] chunks) {
+      if (ctx.stopping()) {
+        // Forwarders are draining for the stop: nothing new may enter the queues.
+        for (MetricChunk c : chunks) if (c != null) ctx.budget().release(c.bytes());
+        for (Ingester.Task t : tasks) {
+          ImportTask it = (ImportTask) t;
+          refuse(it.request.req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
+              false, it.request.startedNanos);
+        }
+        return;
+      }
+      HashRing routing = ((ImportTask) tasks.get(0)).routing;
+      if (spillWriter != null) {
+        // On disk before the 202: what the sender is told was taken survives a crash.
+        for (MetricChunk c : chunks) if (c != null) c.spill = spillWriter.append(c);
+      }
+      int n = 0;
+      RequestTrace trace = null;
+      for (MetricChunk c : chunks) {
+        if (c == null) continue;
+        n++;
+        trace = c.trace;
+      }
+      if (trace != null) trace.accepted(n);
+      else for (Ingester.Task t : tasks) if (t.trace() != null) t.trace().accepted(0);
+      for (int d = 0; d < chunks.length; d++) {
+        MetricChunk c = chunks[d];
+        if (c == null) continue;
+        ctx.accounting().accepted(c);
+        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), c, 0);
+      }
+      for (int i = 0; i < tasks.size(); i++) ((ImportTask) tasks.get(i)).accepted(results.get(i));
+    }
+
+    @Override
+    public void abandoned(java.util.List<Ingester.Task> tasks, java.util.List<Ingester.Result> results) {
+      for (Ingester.Task t : tasks) {
+        ImportTask it = (ImportTask) t;
+        refuse(it.request.req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
+            false, it.request.startedNanos);
+      }
+    }
+  };
+
   /** A received body: decode it, then answer and hand its chunks on. */
   private final class ImportTask implements Ingester.Task {
     final ImportRequest request;
@@ -312,57 +363,60 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     @Override
+    public Object mergeKey() {
+      return routing;
+    }
+
+    @Override
     public void done(Ingester.Result r) {
+      if (scanned(r)) imports.done(java.util.List.of(this), java.util.List.of(r), r.chunks);
+      else r.release(ctx.budget());
+    }
+
+    /** Its body is scanned: answered now if nothing in it is kept; else kept for the 202. */
+    @Override
+    public boolean scanned(Ingester.Result r) {
       request.release();
       HttpServerRequest req = request.req;
       HttpServerResponse resp = req.response();
       if (r.valid + r.dropped() == 0) {
-        r.release(ctx.budget());
         refuse(req, new ImportRefusal(400, "empty", "Received empty /import request"), false, request.startedNanos);
-        return;
+        return false;
       }
       if (r.valid + r.refused + r.incomplete == 0) {
-        r.release(ctx.budget());
         refuse(req, new ImportRefusal(400, "empty_metrics", "Received empty or improperly-formed metrics"),
             false, request.startedNanos);
-        return;
+        return false;
       }
       if (r.valid == 0 && r.refused > 0) {
         // Nothing a global would take: say why, as the Go proxy does for a body it cannot decode.
-        r.release(ctx.budget());
         refuse(req, new ImportRefusal(400, "json", "no metric a global would accept: " + r.refusal),
             false, request.startedNanos);
-        return;
+        return false;
       }
       if (resp.closed()) {
         // The sender is gone and never saw a 202: it will send again; keep nothing.
-        r.release(ctx.budget());
-        return;
+        return false;
       }
       if (ctx.stopping()) {
         // Forwarders are draining for the stop: nothing new may enter the queues.
-        r.release(ctx.budget());
         refuse(req, new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"),
             false, request.startedNanos);
-        return;
+        return false;
       }
-      if (spillWriter != null) {
-        // On disk before the 202: what the sender is told was taken survives a crash.
-        for (MetricChunk c : r.chunks) if (c != null) c.spill = spillWriter.append(c);
-      }
+      return true;
+    }
+
+    /** Answered 202, once its metrics are counted (its chunks are on their way). */
+    void accepted(Ingester.Result r) {
+      HttpServerRequest req = request.req;
+      HttpServerResponse resp = req.response();
       ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
-      int chunks = 0;
-      for (MetricChunk c : r.chunks) if (c != null) chunks++;
-      trace.accepted(chunks);
-      for (int d = 0; d < r.chunks.length; d++) {
-        MetricChunk c = r.chunks[d];
-        if (c == null) continue;
-        ctx.accounting().accepted(c);
-        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), c, 0);
-      }
       // Answered once every metric is counted, so a sender that reads the 202 and then the
-      // proxy's counters sees its metrics there.
-      resp.setStatusCode(202).end();
+      // proxy's counters sees its metrics there. A sender that left while the bodies queued
+      // behind its own were merged gets its metrics forwarded all the same (it may send them
+      // again, as after a 202 lost on the way).
+      if (!resp.closed() && !resp.ended()) resp.setStatusCode(202).end();
       // As the Go proxy: timed for accepted requests only, tagged with the body's encoding.
       importTimers.computeIfAbsent(encodingTag(req.getHeader("Content-Encoding")),
               e -> metrics.timer(ProxyMetrics.withTags(ProxyMetrics.IMPORT_DURATION, "part:request", "encoding:" + e)))

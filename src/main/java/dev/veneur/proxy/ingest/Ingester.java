@@ -43,9 +43,37 @@ public final class Ingester {
       return false;
     }
 
+    /**
+     * Not null: this task's metrics may share chunks with tasks queued behind it that have the
+     * same key (by identity: the ring snapshot they are routed on). Such a task is told
+     * {@link #scanned} instead of {@link #done}, and the group's chunks go to the {@link Groups}.
+     */
+    default Object mergeKey() {
+      return null;
+    }
+
+    /**
+     * Its body is scanned (a merging task). True keeps its metrics in the group's chunks; false
+     * takes them back (the task has answered its sender already, e.g. nothing usable in it).
+     */
+    default boolean scanned(Result result) {
+      throw new UnsupportedOperationException("not a merging task");
+    }
+
     void done(Result result);
 
     void failed(ImportRefusal refusal);
+  }
+
+  /**
+   * Receives the chunks of a group of merging tasks (see {@link Task#mergeKey()}): every metric
+   * the tasks kept, one chunk per router slot (null where none went), reserved in the budget.
+   */
+  public interface Groups {
+    void done(List<Task> tasks, List<Result> results, MetricChunk[] chunks);
+
+    /** The group cannot be completed (the Ingester is closing): answer its tasks. */
+    void abandoned(List<Task> tasks, List<Result> results);
   }
 
   /** What a task produced. */
@@ -112,11 +140,34 @@ public final class Ingester {
   }
 
   private final Limits limits;
+  private final Groups groups;
+
+  /**
+   * Merging: tasks that finished scanning and whose metrics wait, still staged, for the tasks
+   * queued behind them to be added to the same chunks. One chunk per destination per request is a
+   * fresh deflate stream, a bus message and a place in a batch each; with 100 globals a
+   * 1000-metric body makes 100 chunks of ~10 metrics, whose fixed cost outweighed the bytes (issue
+   * 21). Only tasks already queued are merged, never waited for, so no answer is delayed by more
+   * than the scanning of bodies that were waiting anyway, and at most {@link #GROUP_BYTES}.
+   */
+  private final List<Task> group = new ArrayList<>();
+  private final List<Result> groupResults = new ArrayList<>();
+  private Object groupKey;
+  private long groupBytes;
+  /** A group ends when its bodies hold this much JSON, or this many bodies, whichever first. */
+  static final long GROUP_BYTES = 1L << 20;
+  static final int GROUP_TASKS = 256;
 
   public Ingester(Executor later, MemoryBudget budget, Limits limits) {
+    this(later, budget, limits, null);
+  }
+
+  /** @param groups where merged chunks go; null never merges */
+  public Ingester(Executor later, MemoryBudget budget, Limits limits, Groups groups) {
     this.later = later;
     this.budget = budget;
     this.limits = limits;
+    this.groups = groups;
   }
 
   /** Tasks waiting or running here. */
@@ -143,8 +194,19 @@ public final class Ingester {
   }
 
   private void work() {
+    if (closed) {
+      // Closed while a body was being worked on (the stop's grace ran out): its writers are gone.
+      Task t = task;
+      task = null;
+      router = null;
+      result = null;
+      source.close();
+      if (t != null) t.failed(new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+      return;
+    }
     try {
       if (task == null) {
+        if (!group.isEmpty() && !joins(queue.peek())) finishGroup();
         task = queue.poll();
         if (task == null) return;
         if (!start()) return;
@@ -162,7 +224,14 @@ public final class Ingester {
       throw e;
     } finally {
       if (task != null || !queue.isEmpty()) schedule();
+      else if (!group.isEmpty()) finishGroup();
     }
+  }
+
+  /** Whether {@code next} may be added to the open group. */
+  private boolean joins(Task next) {
+    return next != null && next.mergeKey() != null && next.mergeKey() == groupKey
+        && groupBytes < GROUP_BYTES && group.size() < GROUP_TASKS;
   }
 
   /** Opens the next task; false if it failed at once (it has been told). */
@@ -176,9 +245,14 @@ public final class Ingester {
     scanner.reset();
     router = task.router();
     result = new Result(router.ways());
-    int level = limits.compressionLevel();
-    while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level));
-    for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level);
+    if (group.isEmpty()) {
+      int level = limits.compressionLevel();
+      while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level));
+      for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level);
+    } else {
+      // Joining the group (same ring, so the same slots): what is staged now can be taken back.
+      for (int d = 0; d < router.ways(); d++) writers.get(d).mark();
+    }
     pos = 0;
     fill = 0;
     eof = false;
@@ -205,7 +279,11 @@ public final class Ingester {
         switch (scanner.verdict) {
           case GoJsonScanner.VALID:
             result.valid++;
-            writers.get(router.slot(index, scanner.keyHash)).add(window, scanner.start, scanner.end);
+            ChunkWriter w = writers.get(router.slot(index, scanner.keyHash));
+            // Bodies of the group before this one must stay separable from it: before this one
+            // would reach a deflater, they get their chunks and this one starts the group anew.
+            if (!group.isEmpty() && w.wouldFeed(scanner.end - scanner.start)) cutGroup();
+            w.add(window, scanner.start, scanner.end);
             break;
           case GoJsonScanner.REFUSED:
             result.refused++;
@@ -280,6 +358,25 @@ public final class Ingester {
   private void finish() {
     Task t = task;
     Result r = result;
+    if (groups != null && t.mergeKey() != null) {
+      int ways = router.ways();
+      boolean first = group.isEmpty();
+      long bytes = 0;
+      for (int d = 0; d < ways; d++) bytes += writers.get(d).raw();
+      // The writers keep the group's metrics (and their output so far): not trimmed here.
+      cleanup(false);
+      if (t.scanned(r)) {
+        if (first) groupKey = t.mergeKey();
+        group.add(t);
+        groupResults.add(r);
+        groupBytes = bytes;
+        groupWays = ways;
+      } else if (!first) {
+        for (int d = 0; d < ways; d++) writers.get(d).rollback();
+      }
+      // Else it was alone: the next task begins the writers afresh.
+      return;
+    }
     dev.veneur.proxy.bus.RequestTrace trace = t.trace();
     dev.veneur.proxy.bus.SpillMark spill = t.spill();
     for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace, spill);
@@ -287,11 +384,60 @@ public final class Ingester {
     t.done(r);
   }
 
+  /** Slots of the open group. */
+  private int groupWays;
+
+  /** The group's chunks (everything staged and fed), to the {@link Groups}. */
+  private void finishGroup() {
+    MetricChunk[] chunks = new MetricChunk[groupWays];
+    dev.veneur.proxy.bus.RequestTrace trace = groupTrace();
+    for (int d = 0; d < groupWays; d++) chunks[d] = writers.get(d).finish(trace);
+    handGroup(chunks);
+  }
+
+  /**
+   * The group's chunks from what was staged before the task being scanned joined it; that task's
+   * metrics so far stay in the writers and it goes on as the first of a new group.
+   */
+  private void cutGroup() {
+    MetricChunk[] chunks = new MetricChunk[groupWays];
+    dev.veneur.proxy.bus.RequestTrace trace = groupTrace();
+    for (int d = 0; d < groupWays; d++) chunks[d] = writers.get(d).cut(trace);
+    handGroup(chunks);
+  }
+
+  private dev.veneur.proxy.bus.RequestTrace groupTrace() {
+    if (group.size() == 1) return group.get(0).trace();
+    List<dev.veneur.proxy.bus.RequestTrace> traces = new ArrayList<>(group.size());
+    for (Task t : group) traces.add(t.trace());
+    return dev.veneur.proxy.bus.RequestTrace.merged(traces);
+  }
+
+  private void handGroup(MetricChunk[] chunks) {
+    List<Task> tasks = new ArrayList<>(group);
+    List<Result> results = new ArrayList<>(groupResults);
+    group.clear();
+    groupResults.clear();
+    groupKey = null;
+    groupBytes = 0;
+    for (int d = groupWays; d < writers.size(); d++) writers.get(d).trim();
+    for (int d = 0; d < groupWays; d++) writers.get(d).trim();
+    groups.done(tasks, results, chunks);
+  }
+
   private void abandon() {
+    // A task that joined a group takes back only its own metrics; the group's are kept.
+    if (!group.isEmpty() && router != null) {
+      for (int d = 0; d < router.ways(); d++) writers.get(d).rollback();
+    }
     cleanup();
   }
 
   private void cleanup() {
+    cleanup(group.isEmpty());
+  }
+
+  private void cleanup(boolean trimWriters) {
     task = null;
     router = null;
     result = null;
@@ -300,7 +446,7 @@ public final class Ingester {
       budget.release(window.length - WINDOW_BASE);
       window = new byte[WINDOW_BASE];
     }
-    for (ChunkWriter w : writers) w.trim();
+    if (trimWriters) for (ChunkWriter w : writers) w.trim();
     if (scanner != null) scanner.trim();
   }
 
@@ -310,6 +456,13 @@ public final class Ingester {
     Task t;
     while ((t = queue.poll()) != null) {
       t.failed(new ImportRefusal(503, "shutting_down", "the proxy is shutting down; retry elsewhere"));
+    }
+    if (!group.isEmpty()) {
+      List<Task> tasks = new ArrayList<>(group);
+      List<Result> results = new ArrayList<>(groupResults);
+      group.clear();
+      groupResults.clear();
+      groups.abandoned(tasks, results);
     }
     for (ChunkWriter w : writers) w.close();
     writers.clear();

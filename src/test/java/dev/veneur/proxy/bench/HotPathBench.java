@@ -56,6 +56,10 @@ public class HotPathBench {
   @Param({"3"})
   public int ways;
 
+  /** Bodies queued together in {@link #ingestQueuedBodies} (merged into one chunk per destination). */
+  @Param({"4"})
+  public int queued;
+
   private byte[] json;
   private byte[] deflated;
   private final BodySource source = new BodySource();
@@ -67,6 +71,8 @@ public class HotPathBench {
   private RouteQuery[] queries;
   private Vertx vertx;
   private Ingester.Result last;
+  private Ingester merging;
+  private MetricChunk[] lastGroup;
 
   @Setup(Level.Trial)
   public void setup() throws Exception {
@@ -88,6 +94,32 @@ public class HotPathBench {
       @Override
       public int compressionLevel() {
         return level;
+      }
+    });
+    merging = new Ingester(later::add, budget, new Ingester.Limits() {
+      @Override
+      public int maxStringLength() {
+        return 1 << 20;
+      }
+
+      @Override
+      public int maxMetricBytes() {
+        return 4 << 20;
+      }
+
+      @Override
+      public int compressionLevel() {
+        return level;
+      }
+    }, new Ingester.Groups() {
+      @Override
+      public void done(List<Ingester.Task> tasks, List<Ingester.Result> results, MetricChunk[] chunks) {
+        lastGroup = chunks;
+      }
+
+      @Override
+      public void abandoned(List<Ingester.Task> tasks, List<Ingester.Result> results) {
+        throw new IllegalStateException("abandoned");
       }
     });
     String[] members = new String[ways];
@@ -160,6 +192,67 @@ public class HotPathBench {
     while ((r = later.poll()) != null) r.run();
     // The budget here is unbounded; chunks are left to the garbage collector.
     return last;
+  }
+
+  /**
+   * {@link #queued} bodies that arrived together, as an HTTP verticle works them: merged into one
+   * chunk per destination (issue 21). Divide by {@code queued} for the cost per body; compare with
+   * {@link #ingestBody}, one body at a time.
+   */
+  @Benchmark
+  public Object ingestQueuedBodies() {
+    Object key = ring;
+    for (int q = 0; q < queued; q++) {
+      merging.submit(new Ingester.Task() {
+        @Override
+        public void open(BodySource s) {
+          s.open("deflate", List.of(ByteBuffer.wrap(deflated)), 64 << 20);
+        }
+
+        @Override
+        public Owners router() {
+          return new Owners() {
+            @Override
+            public int ways() {
+              return ways;
+            }
+
+            @Override
+            public int slot(int index, int keyHash) {
+              return ring.ownerIndex(keyHash);
+            }
+          };
+        }
+
+        @Override
+        public dev.veneur.proxy.bus.RequestTrace trace() {
+          return null;
+        }
+
+        @Override
+        public Object mergeKey() {
+          return key;
+        }
+
+        @Override
+        public boolean scanned(Ingester.Result r) {
+          return true;
+        }
+
+        @Override
+        public void done(Ingester.Result r) {
+          throw new IllegalStateException("a merging task is told scanned()");
+        }
+
+        @Override
+        public void failed(dev.veneur.proxy.ingest.ImportRefusal r) {
+          throw new IllegalStateException(r.reason());
+        }
+      });
+    }
+    Runnable r;
+    while ((r = later.poll()) != null) r.run();
+    return lastGroup;
   }
 
   /** Inflate one 1000-metric body (zlib, as locals send it) through the window. */

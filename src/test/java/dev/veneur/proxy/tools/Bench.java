@@ -801,10 +801,15 @@ public final class Bench {
     sb.append(String.format(Locale.ROOT, "machine:  %d cores (nproc), %s, %.1f GiB RAM, Linux %s; load average at start %s%n",
         Runtime.getRuntime().availableProcessors(), cpuModel(), memTotalKib() / 1024.0 / 1024.0, kernel(), loadAvg()));
     String revision = System.getProperty("bench.revision", "");
+    if (!o.proxyJar().endsWith(".jar")) {
+      sb.append(String.format(Locale.ROOT, "proxy:    %s -f yaml (a Go veneur-proxy v2 binary), a fresh process per run, forward_address%s%n",
+          o.proxyJar(), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
+    } else {
     sb.append(String.format(Locale.ROOT, "proxy:    java %s-jar %s%s (Java %s), a fresh process per run, forward_addresses%s%n",
         o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.proxyJar(),
         o.proxyJar != null || revision.isEmpty() ? "" : " at " + revision,
         System.getProperty("java.runtime.version"), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
+    }
     if (o.javaOpts.isBlank()) {
       sb.append("          (no JVM flags: the default heap is a quarter of RAM, the GC JVM ergonomics pick)\n");
     }

@@ -58,13 +58,25 @@ final class ProxyRig implements AutoCloseable {
       }
       int proxyPort = freePort();
       Path yaml = dir.resolve(name + "-proxy.yaml");
-      Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
-          + "forward_addresses: [" + dests + "]\n" + extraYaml.replace("\\n", "\n") + "\n");
       Path log = dir.resolve(name + "-proxy.log");
       List<String> cmd = new ArrayList<>();
-      cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-      cmd.addAll(splitOpts(javaOpts));
-      cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
+      if (!jar.endsWith(".jar")) {
+        // A Go veneur-proxy v2 binary, to compare under the same load and globals: it takes one
+        // static destination (forward_address), or Consul.
+        if (globals.ports().size() != 1) {
+          throw new IllegalArgumentException("the Go proxy v2 forwards to one forward_address: use --globals 1");
+        }
+        Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
+            + "forward_address: \"http://127.0.0.1:" + globals.ports().get(0) + "\"\n"
+            + extraYaml.replace("\\n", "\n") + "\n");
+        cmd.addAll(List.of(Path.of(jar).toAbsolutePath().toString(), "-f", yaml.toString()));
+      } else {
+        Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
+            + "forward_addresses: [" + dests + "]\n" + extraYaml.replace("\\n", "\n") + "\n");
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(splitOpts(javaOpts));
+        cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
+      }
       Process proxy = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
       rig = new ProxyRig(globals, proxyPort, proxy, log, cmd);
       rig.awaitHealthy();
