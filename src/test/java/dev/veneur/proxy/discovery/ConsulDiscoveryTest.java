@@ -115,8 +115,11 @@ class ConsulDiscoveryTest {
     startProxy("5m");
     awaitMembers(urls(a, b, c));
     postAndCheckPlacement(3000, urls(a, b, c), a, b, c);
+    // Each node gets its ring share (placement checked above, metric by metric). How large that
+    // share is depends on the ports the globals got (they are in the members the ring hashes): a
+    // fixed floor such as "over 300 of 3000" failed when a port draw gave one node 4.8%.
     for (TestGlobal g : List.of(a, b, c)) {
-      assertTrue(g.metrics.size() > 300, "each node gets a share: " + g.metrics.size());
+      assertTrue(g.metrics.size() > 0, "each node gets a share: " + g.metrics.size());
     }
     assertEquals("s3cret", consul.lastToken, "the ACL token reaches Consul");
     assertTrue(consul.blockingRequests.get() > 0, "the importer uses blocking queries");
