@@ -140,12 +140,39 @@ public final class TestProxy {
     }
   }
 
+  /**
+   * A free port for a server that binds it later: a proxy process, which takes seconds to start, or
+   * one whose address is written into its config. Taken at random from below the kernel's
+   * ephemeral range, never from it: a port from {@code new ServerSocket(0)} is an ephemeral one,
+   * which the kernel may hand to any other socket (a client connection, another suite's server on
+   * port 0) between this check and the proxy's bind; a loaded clean-clone run lost a proxy that way
+   * ("failed to start: Address already in use"). The kernel never hands out ports below the range,
+   * so only another explicit choice could take this one in between.
+   */
   public static int freePort() {
-    try (ServerSocket s = new ServerSocket(0)) {
-      s.setReuseAddress(true);
-      return s.getLocalPort();
-    } catch (IOException e) {
-      throw new IllegalStateException(e);
+    int high = Math.min(32767, ephemeralRangeStart() - 1);
+    int low = 10_000;
+    java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
+    for (int tries = 0; tries < 1000; tries++) {
+      int port = random.nextInt(low, high + 1);
+      try (ServerSocket s = new ServerSocket()) {
+        s.bind(new java.net.InetSocketAddress("127.0.0.1", port));
+        return port;
+      } catch (IOException inUse) {
+        // Someone listens there: another one.
+      }
+    }
+    throw new IllegalStateException("no free port in " + low + ".." + high + " after 1000 tries");
+  }
+
+  /** The first port the kernel hands out on its own (Linux: ip_local_port_range); 32768 elsewhere. */
+  private static int ephemeralRangeStart() {
+    // Read line by line: Files.readString trusts the size procfs reports and returned "3" here.
+    try (java.io.BufferedReader in = java.nio.file.Files.newBufferedReader(
+        java.nio.file.Path.of("/proc/sys/net/ipv4/ip_local_port_range"))) {
+      return Math.max(10_100, Integer.parseInt(in.readLine().trim().split("\\s+")[0]));
+    } catch (IOException | RuntimeException e) {
+      return 32768;
     }
   }
 }
