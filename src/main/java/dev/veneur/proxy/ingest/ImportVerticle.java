@@ -173,7 +173,10 @@ public final class ImportVerticle extends VerticleBase {
         .onSuccess(m -> {
           if (ring.isEmpty()) ring = m.body();
         })
-        .compose(v -> server.listen())
+        // A failed bind names the address: "Address already in use" alone does not say which of the
+        // proxy's listeners (http_address, admin_address) could not be had.
+        .compose(v -> server.listen().recover(e -> io.vertx.core.Future.failedFuture(new java.io.IOException(
+            "http_address " + cfg.httpHost + ":" + cfg.httpPort + ": " + e.getMessage(), e))))
         .onSuccess(s -> installAcceptGate(s.actualPort()));
   }
 

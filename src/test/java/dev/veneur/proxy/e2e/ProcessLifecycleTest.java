@@ -77,6 +77,8 @@ class ProcessLifecycleTest {
         assertTrue(p.process.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "exits by itself");
         assertEquals(1, p.process.exitValue(), p.log());
         assertTrue(p.logged("veneur-proxy failed to start"), p.log());
+        // It names the listener that could not bind.
+        assertTrue(p.logged("http_address 127.0.0.1:" + taken.getLocalPort() + ": "), p.log());
         assertTrue(sentry.envelopes.stream().anyMatch(e -> e.contains("failed to start")),
             "the start-up failure reached Sentry: " + sentry.envelopes);
       } finally {
