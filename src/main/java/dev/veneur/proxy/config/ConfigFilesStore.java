@@ -64,7 +64,8 @@ public final class ConfigFilesStore implements ConfigStore {
 
   @Override
   public Future<Buffer> get() {
-    // Ordered on this store's context: scans never overlap in here, so 'seen' needs no lock.
+    // Ordered on the caller's context, so one retriever's scans do not overlap; read() is also
+    // synchronized, since a scan and a first getConfig may come from different contexts.
     return vertx.executeBlocking(this::read, true);
   }
 

@@ -8,6 +8,7 @@ import dev.veneur.proxy.bus.RouteQuery;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.ingest.BodySource;
+import dev.veneur.proxy.ingest.FixedLimits;
 import dev.veneur.proxy.ingest.Ingester;
 import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.ring.RingVerticle;
@@ -80,38 +81,8 @@ public class HotPathBench {
     json = SyntheticMetrics.fromSample(sample, 1000, 1);
     deflated = SyntheticMetrics.deflate(json);
     budget = new MemoryBudget(() -> Long.MAX_VALUE);
-    ingester = new Ingester(later::add, budget, new Ingester.Limits() {
-      @Override
-      public int maxStringLength() {
-        return 1 << 20;
-      }
-
-      @Override
-      public int maxMetricBytes() {
-        return 4 << 20;
-      }
-
-      @Override
-      public int compressionLevel() {
-        return level;
-      }
-    });
-    merging = new Ingester(later::add, budget, new Ingester.Limits() {
-      @Override
-      public int maxStringLength() {
-        return 1 << 20;
-      }
-
-      @Override
-      public int maxMetricBytes() {
-        return 4 << 20;
-      }
-
-      @Override
-      public int compressionLevel() {
-        return level;
-      }
-    }, new Ingester.Groups() {
+    ingester = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level));
+    merging = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level), new Ingester.Groups() {
       @Override
       public void done(List<Ingester.Task> tasks, List<Ingester.Result> results, MetricChunk[] chunks) {
         lastGroup = chunks;

@@ -31,22 +31,7 @@ class IngesterMergeTest {
   private final List<String> events = new ArrayList<>();
   private final Object ring = new Object();
 
-  private final Ingester ingester = new Ingester(later::add, budget, new Ingester.Limits() {
-    @Override
-    public int maxStringLength() {
-      return 8 << 20;
-    }
-
-    @Override
-    public int maxMetricBytes() {
-      return 8 << 20;
-    }
-
-    @Override
-    public int compressionLevel() {
-      return 1;
-    }
-  }, new Ingester.Groups() {
+  private final Ingester ingester = new Ingester(later::add, budget, new FixedLimits(8 << 20, 8 << 20, 1), new Ingester.Groups() {
     @Override
     public void done(List<Ingester.Task> tasks, List<Ingester.Result> results, MetricChunk[] chunks) {
       groupTasks.add(tasks);

@@ -18,22 +18,7 @@ import org.junit.jupiter.api.Test;
 class IngesterTest {
   private final ArrayDeque<Runnable> later = new ArrayDeque<>();
   private final MemoryBudget budget = new MemoryBudget(() -> 1L << 30);
-  private final Ingester ingester = new Ingester(later::add, budget, new Ingester.Limits() {
-    @Override
-    public int maxStringLength() {
-      return 8 << 20;
-    }
-
-    @Override
-    public int maxMetricBytes() {
-      return 8 << 20;
-    }
-
-    @Override
-    public int compressionLevel() {
-      return 1;
-    }
-  });
+  private final Ingester ingester = new Ingester(later::add, budget, new FixedLimits(8 << 20, 8 << 20, 1));
 
   private Ingester.Result result;
   private ImportRefusal refusal;

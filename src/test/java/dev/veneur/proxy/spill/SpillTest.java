@@ -155,10 +155,7 @@ class SpillTest {
     try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "256k")) {
       Spill spill = Spill.open(fs.dir.resolve("spill"));
       SpillWriter w = spill.writer();
-      List<SpillRecord> kept = new ArrayList<>();
-      SpillRecord r;
-      int i = 0;
-      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      List<SpillRecord> kept = fillUntilFull(w);
       assertFalse(spill.healthy(), "the full disk is reported");
       assertTrue(spill.lastError() != null && spill.lastError().contains("No space"), spill.lastError());
       assertTrue(spill.metricsNotKept() > 0 && spill.chunksNotKept() == 1, "the chunk answered without disk is counted");
@@ -201,16 +198,22 @@ class SpillTest {
     }
   }
 
+  /** Appends chunks until the disk refuses one; the records of those that were written. */
+  private static List<SpillRecord> fillUntilFull(SpillWriter w) {
+    List<SpillRecord> kept = new ArrayList<>();
+    SpillRecord r;
+    int i = 0;
+    while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+    return kept;
+  }
+
   /** A writer closed while failing (its HTTP verticle retired by a reload) leaves the spill healthy. */
   @Test
   void aFailedWriterThatIsClosedNoLongerMakesTheSpillFailing(@TempDir Path tmp) throws Exception {
     try (dev.veneur.proxy.support.TinyFs fs = dev.veneur.proxy.support.TinyFs.mount(tmp.resolve("fs"), "64k")) {
       Spill spill = Spill.open(fs.dir.resolve("spill"));
       SpillWriter w = spill.writer();
-      List<SpillRecord> kept = new ArrayList<>();
-      SpillRecord r;
-      int i = 0;
-      while ((r = w.append(chunk(i++ % 50))) != null) kept.add(r);
+      List<SpillRecord> kept = fillUntilFull(w);
       assertFalse(spill.healthy());
       w.close();
       assertTrue(spill.healthy(), "no writer is failing any more");
