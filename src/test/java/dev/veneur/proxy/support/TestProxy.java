@@ -146,23 +146,55 @@ public final class TestProxy {
    * ephemeral range, never from it: a port from {@code new ServerSocket(0)} is an ephemeral one,
    * which the kernel may hand to any other socket (a client connection, another suite's server on
    * port 0) between this check and the proxy's bind; a loaded clean-clone run lost a proxy that way
-   * ("failed to start: Address already in use"). The kernel never hands out ports below the range,
-   * so only another explicit choice could take this one in between.
+   * ("failed to start: Address already in use").
+   *
+   * <p>Below the range only another explicit choice can take the port in between, and that choice
+   * is another test JVM's on the same machine (a second suite beside this one). It happened (issue
+   * 22): one suite's SpillDiskFullTest picked port P and started its proxy process; while that JVM
+   * started, a ResilienceTest of another suite picked the same P and bound it first. The process
+   * failed with "Address already in use", but the test's readiness check was answered by the other
+   * suite's proxy on P, so its load went there: that ResilienceTest saw 268,106 metrics queued for
+   * the 2,000 it had sent. So every port handed out is reserved machine-wide for the life of this
+   * JVM by a file lock (released by the kernel when the JVM ends, however it ends), and a port
+   * another JVM holds is never chosen; this JVM never hands out the same port twice either.
    */
-  public static int freePort() {
+  public static synchronized int freePort() {
     int high = Math.min(32767, ephemeralRangeStart() - 1);
     int low = 10_000;
     java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
     for (int tries = 0; tries < 1000; tries++) {
       int port = random.nextInt(low, high + 1);
+      if (RESERVED.containsKey(port) || !reserve(port)) continue;
       try (ServerSocket s = new ServerSocket()) {
         s.bind(new java.net.InetSocketAddress("127.0.0.1", port));
         return port;
       } catch (IOException inUse) {
-        // Someone listens there: another one.
+        // Someone listens there (not a test of ours): another one. The lock stays: never this one.
       }
     }
     throw new IllegalStateException("no free port in " + low + ".." + high + " after 1000 tries");
+  }
+
+  /** Ports this JVM handed out (or found taken), with the lock that reserves each machine-wide. */
+  private static final java.util.Map<Integer, java.nio.channels.FileLock> RESERVED = new java.util.HashMap<>();
+
+  /** Takes the machine-wide lock of {@code port}; false if another JVM holds it. */
+  private static boolean reserve(int port) {
+    try {
+      java.nio.file.Path dir = java.nio.file.Path.of(System.getProperty("java.io.tmpdir"), "veneur-proxy-test-ports");
+      java.nio.file.Files.createDirectories(dir);
+      java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(dir.resolve(port + ".lock"),
+          java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+      java.nio.channels.FileLock lock = ch.tryLock();
+      if (lock == null) {
+        ch.close();
+        return false;
+      }
+      RESERVED.put(port, lock);
+      return true;
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot reserve port " + port + " for the tests: " + e, e);
+    }
   }
 
   /** The first port the kernel hands out on its own (Linux: ip_local_port_range); 32768 elsewhere. */
