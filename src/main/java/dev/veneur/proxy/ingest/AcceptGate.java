@@ -79,6 +79,15 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
         return;
       }
       int cap = ctx.descriptors().inboundCap();
+      int open = dev.veneur.proxy.core.Descriptors.openRecently();
+      if (!ctx.descriptors().acceptsAt(open)) {
+        ctx.clientClosed(ip);
+        refused.accept(new Refusal("too_many_connections", from, open + " of " + ctx.descriptors().nofile()
+            + " file descriptors are open: the last " + dev.veneur.proxy.core.Descriptors.ACCEPT_HEADROOM
+            + " are kept for connections to globals"));
+        child.unsafe().closeForcibly();
+        return;
+      }
       if (ctx.connections().get() + pending.get() >= cap) {
         ctx.clientClosed(ip);
         refused.accept(new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"

@@ -41,4 +41,33 @@ class DescriptorsTest {
   void anUnknownLimitLowersNothing() {
     assertEquals(4096, Descriptors.of(-1, 4096, 20, 8, 208).inboundCap());
   }
+
+  @Test
+  void acceptsOnlyWhileTheLastDescriptorsAreFreeByCount() {
+    Descriptors d = Descriptors.of(1024, 4096, 20, 8, 208);
+    // The counted plan allows the connection; the measured count decides as well.
+    assertTrue(d.acceptsAt(890));
+    assertTrue(d.acceptsAt(1024 - Descriptors.ACCEPT_HEADROOM - 1));
+    assertFalse(d.acceptsAt(1024 - Descriptors.ACCEPT_HEADROOM));
+    assertFalse(d.acceptsAt(1023));
+    // Unknown count or unknown limit: the counted plan alone.
+    assertTrue(d.acceptsAt(-1));
+    assertTrue(Descriptors.of(-1, 4096, 20, 8, 208).acceptsAt(5000));
+  }
+
+  @Test
+  void theSampledCountFollowsDescriptorsOpenedAndClosed() throws Exception {
+    int before = Descriptors.openNow();
+    org.junit.jupiter.api.Assumptions.assumeTrue(before > 0, "this JVM cannot count its descriptors");
+    java.util.List<java.nio.channels.FileChannel> opened = new java.util.ArrayList<>();
+    java.nio.file.Path f = java.nio.file.Files.createTempFile("fd", ".tmp");
+    try {
+      for (int i = 0; i < 50; i++) opened.add(java.nio.channels.FileChannel.open(f));
+      dev.veneur.proxy.support.Await.until("the sample sees 50 more", () -> Descriptors.openRecently() >= before + 50);
+    } finally {
+      for (var c : opened) c.close();
+      java.nio.file.Files.delete(f);
+    }
+    dev.veneur.proxy.support.Await.until("the sample sees them closed", () -> Descriptors.openRecently() < before + 50);
+  }
 }
