@@ -120,6 +120,14 @@ public record Descriptors(long nofile, int configuredCap, int globals, int perHo
     return nofile <= 0 || openNow < 0 || openNow + ACCEPT_HEADROOM < nofile;
   }
 
+  /**
+   * Whether, with {@code connections} inbound open, the plan comes near the limit, so that the
+   * measured count is worth taking at accept; far from it (a raised {@code ulimit -n}) it is not.
+   */
+  public boolean nearLimit(int connections) {
+    return nofile > 0 && connections + outbound() + reserve + 2L * ACCEPT_HEADROOM >= nofile;
+  }
+
   private static final java.util.concurrent.atomic.AtomicLong SAMPLED_AT = new java.util.concurrent.atomic.AtomicLong();
   private static volatile int sampled = -1;
 

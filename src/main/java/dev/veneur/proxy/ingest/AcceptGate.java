@@ -79,8 +79,9 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
         return;
       }
       int cap = ctx.descriptors().inboundCap();
-      int open = dev.veneur.proxy.core.Descriptors.openRecently();
-      if (!ctx.descriptors().acceptsAt(open)) {
+      dev.veneur.proxy.core.Descriptors plan = ctx.descriptors();
+      int open = plan.nearLimit(ctx.connections().get()) ? dev.veneur.proxy.core.Descriptors.openRecently() : -1;
+      if (!plan.acceptsAt(open)) {
         ctx.clientClosed(ip);
         refused.accept(new Refusal("too_many_connections", from, open + " of " + ctx.descriptors().nofile()
             + " file descriptors are open: the last " + dev.veneur.proxy.core.Descriptors.ACCEPT_HEADROOM
