@@ -121,27 +121,45 @@ public record Descriptors(long nofile, int configuredCap, int globals, int perHo
   }
 
   /**
-   * Whether, with {@code connections} inbound open, the plan comes near the limit, so that the
-   * measured count is worth taking at accept; far from it (a raised {@code ulimit -n}) it is not.
+   * Whether the plan is tight enough against the limit that the descriptors actually open must be
+   * counted at accept. Not a function of the connections counted now: a connection counted closed
+   * can still hold its descriptor (a channel registered with a selector is really closed only at
+   * that event loop's next select, which a starved loop delays), and a burst that follows the
+   * close of the one before meets exactly those. With a raised {@code ulimit -n} the count is never
+   * taken.
    */
-  public boolean nearLimit(int connections) {
-    return nofile > 0 && connections + outbound() + reserve + 2L * ACCEPT_HEADROOM >= nofile;
+  public boolean tight() {
+    return nofile > 0 && need() + 2L * ACCEPT_HEADROOM >= nofile;
   }
 
   private static final java.util.concurrent.atomic.AtomicLong SAMPLED_AT = new java.util.concurrent.atomic.AtomicLong();
   private static volatile int sampled = -1;
 
+  /** Connections accepted since the last count: each holds a descriptor the count did not see. */
+  private static final java.util.concurrent.atomic.AtomicInteger ACCEPTED_SINCE = new java.util.concurrent.atomic.AtomicInteger();
+
   /**
-   * {@link #openNow()} at most 20 ms old: counting lists {@code /proc/self/fd} (about 100 µs at a
-   * thousand descriptors), too dear for every accept of a burst, cheap every 20 ms.
+   * An upper bound of the descriptors open now: a count at most 20 ms old ({@link #openNow()} lists
+   * {@code /proc/self/fd}, about 100 µs at a thousand descriptors: too dear for every accept of a
+   * burst, cheap every 20 ms) plus every connection accepted since, so a burst of connects between
+   * two counts is seen at once. -1 if the count cannot be taken.
    */
   public static int openRecently() {
     long now = System.nanoTime();
     long at = SAMPLED_AT.get();
     if (at == 0 || now - at > 20_000_000L) {
-      if (SAMPLED_AT.compareAndSet(at, now)) sampled = openNow();
+      if (SAMPLED_AT.compareAndSet(at, now)) {
+        ACCEPTED_SINCE.set(0);
+        sampled = openNow();
+      }
     }
-    return sampled;
+    int s = sampled;
+    return s < 0 ? -1 : s + ACCEPTED_SINCE.get();
+  }
+
+  /** A connection was accepted (it holds a descriptor until closed). */
+  public static void accepted() {
+    ACCEPTED_SINCE.incrementAndGet();
   }
 
   /** Descriptors open now, or -1 (also when counting them fails: it needs a descriptor itself). */

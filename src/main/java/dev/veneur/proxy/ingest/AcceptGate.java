@@ -80,7 +80,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       }
       int cap = ctx.descriptors().inboundCap();
       dev.veneur.proxy.core.Descriptors plan = ctx.descriptors();
-      int open = plan.nearLimit(ctx.connections().get()) ? dev.veneur.proxy.core.Descriptors.openRecently() : -1;
+      int open = plan.tight() ? dev.veneur.proxy.core.Descriptors.openRecently() : -1;
       if (!plan.acceptsAt(open)) {
         ctx.clientClosed(ip);
         refused.accept(new Refusal("too_many_connections", from, open + " of " + ctx.descriptors().nofile()
@@ -97,6 +97,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
         return;
       }
       pending.incrementAndGet();
+      dev.veneur.proxy.core.Descriptors.accepted();
       child.attr(PENDING).set(this);
       child.closeFuture().addListener(f -> {
         taken(child);

@@ -53,10 +53,9 @@ class DescriptorsTest {
     // Unknown count or unknown limit: the counted plan alone.
     assertTrue(d.acceptsAt(-1));
     assertTrue(Descriptors.of(-1, 4096, 20, 8, 208).acceptsAt(5000));
-    // Counted only near the limit: 656 + 160 + 208 + 2 x 96 is past 1024; with a raised limit not.
-    assertTrue(d.nearLimit(656));
-    assertFalse(d.nearLimit(400));
-    assertFalse(Descriptors.of(1_048_576, 4096, 20, 8, 208).nearLimit(4096));
+    // Counted only when the plan is tight: 656 + 160 + 208 + 2 x 96 is past 1024; with a raised limit not.
+    assertTrue(d.tight());
+    assertFalse(Descriptors.of(1_048_576, 4096, 20, 8, 208).tight());
   }
 
   @Test
