@@ -72,12 +72,13 @@ final class GrpcCall extends HttpServerRequestWrapper {
   public HttpServerRequest handler(Handler<Buffer> handler) {
     if (handler == null) return super.handler(null);
     return super.handler(buf -> {
-      if (!finished) {
-        int n = buf.length();
-        budget.reserve(n);
-        budget.receiving(n);
-        held += n;
-      }
+      // Answered already: what the client still sends is dropped here, never handed to the
+      // deframer, where it would pile up uncounted for as long as the client keeps the stream open.
+      if (finished) return;
+      int n = buf.length();
+      budget.reserve(n);
+      budget.receiving(n);
+      held += n;
       handler.handle(buf);
       if (!finished && budget.over() && !paused) waitForMemory();
     });
@@ -137,6 +138,20 @@ final class GrpcCall extends HttpServerRequestWrapper {
     if (leading) {
       leading = false;
       budget.yieldLead(this);
+    }
+  }
+
+  /**
+   * After an answer given before the request ended (a refusal, a deadline): asks the client to stop
+   * sending with RST_STREAM NO_ERROR, as RFC 9113 section 8.1 allows once the response is complete,
+   * so the stream and whatever Vert.x holds for it are let go now, not when the client gives up.
+   */
+  void endStream() {
+    if (delegate.isEnded()) return;
+    try {
+      delegate.response().reset(0);
+    } catch (RuntimeException alreadyClosed) {
+      // the stream is gone already
     }
   }
 

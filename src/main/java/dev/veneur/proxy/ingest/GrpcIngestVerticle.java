@@ -288,8 +288,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
     void fail(GrpcStatus status, String cause, String message) {
       if (answered) return;
       answered = true;
-      bytes.finish();
-      refuse(req, null, status, cause, message);
+      refuse(req, bytes, status, cause, message);
     }
 
     @Override
@@ -372,6 +371,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
     } catch (IllegalStateException alreadyEnded) {
       // The stream was reset or answered meanwhile: nothing to say.
     }
+    if (bytes != null) bytes.endStream();
   }
 
   private void requestError(String cause) {
