@@ -172,6 +172,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
     GrpcTranslator part;
     int partsOut;
     int chunksOut;
+    int messages;
     boolean ended;
     boolean answered;
 
@@ -187,8 +188,10 @@ public final class GrpcIngestVerticle extends VerticleBase {
       req.endHandler(v -> {
         ended = true;
         if (answered) return;
-        if (part != null && part.valid() + part.droppedTotal() > 0) submit();
-        else if (!stream && partsOut == 0) fail(GrpcStatus.INVALID_ARGUMENT, "empty", "SendMetrics without a MetricList");
+        if (part != null) submit();
+        // A unary call must carry its one message; an empty MetricList is a message (answered OK,
+        // as a v14 global answers it), no message at all is not.
+        else if (!stream && messages == 0) fail(GrpcStatus.INVALID_ARGUMENT, "empty", "SendMetrics without a MetricList");
         maybeAnswer();
       });
       // A message over grpc_max_message_bytes is never buffered: Vert.x skips its bytes and says so
@@ -214,6 +217,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
 
     void onMessage(Buffer msg) {
       if (answered) return;
+      messages++;
       byte[] b = msg.getBytes();
       if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length * 2);
       if (stream) {
@@ -255,9 +259,11 @@ public final class GrpcIngestVerticle extends VerticleBase {
       partsOut--;
       ctx.budget().release(p.json.length);
       if (answered || ctx.stopping()) {
-        // Answered already (an error) or stopping: these metrics never reach the queues.
+        // Answered already (an error) or stopping: these metrics never reach the queues, and a
+        // call not yet answered is told so (a sender that reads OK must find its metrics queued).
         r.release(ctx.budget());
         ctx.accounting().droppedOnArrival(r.valid, answered ? "call_failed" : "shutdown");
+        if (!answered) fail(GrpcStatus.UNAVAILABLE, "shutting_down", "the proxy is shutting down; retry elsewhere");
       } else {
         ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
         chunksOut += Handover.hand(vertx.eventBus(), ctx, spillWriter, p.routing, r.chunks);

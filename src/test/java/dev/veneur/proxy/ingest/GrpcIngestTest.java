@@ -192,6 +192,8 @@ class GrpcIngestTest {
         "cause:malformed", "protocol:grpc")).getCount());
     // Nothing of the refused calls is left in the memory budget.
     Await.until("the budget empty again", () -> proxy.app.context().budget().used() == 0);
+    // An empty MetricList is a message: answered OK, as a v14 global answers it.
+    assertEquals(GrpcStatus.OK + ": null", call(vertx, "SendMetrics", new byte[0]));
     // And still serving.
     MetricList list = MetricList.parseFrom(Files.readAllBytes(V14.resolve("grpc-single-small.pb")));
     assertEquals(Empty.getDefaultInstance(), forward.sendMetrics(list).await());
