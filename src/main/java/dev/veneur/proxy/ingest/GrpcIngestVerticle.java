@@ -152,7 +152,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
     boolean stream = SEND_METRICS_V2.equals(method);
     if (!stream && !SEND_METRICS.equals(method)) {
       refuse(req, bytes, GrpcStatus.UNIMPLEMENTED, "unknown_method",
-          "this proxy serves forwardrpc.Forward/SendMetrics and SendMetricsV2, not " + oneLine(method));
+          "this proxy serves forwardrpc.Forward/SendMetrics and SendMetricsV2, not " + dev.veneur.proxy.config.LogText.escape(method));
       return;
     }
     if (ctx.stopping()) {
@@ -201,7 +201,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
           fail(GrpcStatus.RESOURCE_EXHAUSTED, "too_large", "a message exceeds grpc_max_message_bytes ("
               + ctx.config().grpcMaxMessageBytes + " bytes)");
         } else {
-          fail(GrpcStatus.INVALID_ARGUMENT, "malformed", "a message could not be read: " + oneLine(String.valueOf(e.getMessage())));
+          fail(GrpcStatus.INVALID_ARGUMENT, "malformed", "a message could not be read: " + dev.veneur.proxy.config.LogText.escape(String.valueOf(e.getMessage())));
         }
       });
       req.exceptionHandler(e -> {
@@ -382,11 +382,5 @@ public final class GrpcIngestVerticle extends VerticleBase {
 
   private void requestError(String cause) {
     metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_ERRORS, "cause:" + cause, "protocol:grpc")).inc();
-  }
-
-  private static String oneLine(String s) {
-    if (s == null) return "(none)";
-    String t = s.replaceAll("[\\p{Cntrl}]", "?");
-    return t.length() > 120 ? t.substring(0, 120) + "..." : t;
   }
 }
