@@ -122,7 +122,7 @@ class GrpcAttackTest {
       load = LoadSenders.start(port, 4, 10);
       LoadSenders running = load;
       Await.until("load flows", Duration.ofSeconds(30), () -> running.accepted.get() > 5);
-      health = HealthPoller.start(admin, Duration.ofMillis(250), Duration.ofSeconds(2));
+      health = HealthPoller.start(admin, Duration.ofMillis(250), Duration.ofSeconds(5));
       Map<String, AtomicLong> statuses = new ConcurrentHashMap<>();
 
       // 1. Fifty calls declaring 100 MB messages, each pushing 2 MB of them: refused, never held.
