@@ -54,6 +54,7 @@ public final class ProxyApp {
   private volatile String httpId;
   private volatile String watchId;
   private volatile String adminId;
+  private volatile String grpcId;
   /** The reload in progress, if any: stop waits for it, so it cannot deploy after the stop. */
   private volatile Future<Void> reloading = Future.succeededFuture();
   private final SelfTelemetry telemetry;
@@ -136,6 +137,7 @@ public final class ProxyApp {
           return deployHttp(cfg);
         })
         .onSuccess(id -> httpId = id)
+        .compose(id -> deployGrpc(cfg).map(id))
         .compose(id -> deployAdmin(cfg).map(id))
         .compose(id -> ctx.spill() == null ? Future.succeededFuture(id)
             : vertx.deployVerticle(new dev.veneur.proxy.ingest.SpillReplayVerticle(ctx, ctx.spill().leftovers()))
@@ -162,6 +164,18 @@ public final class ProxyApp {
               + " /healthcheck and /debug/state remain on http_address, /debug/profile is unavailable",
               cfg.adminHost, cfg.adminPort, e.getMessage());
           return null;
+        })
+        .mapEmpty();
+  }
+
+  /** The gRPC listener for v14 locals, as many instances as the HTTP one; none without grpc_address. */
+  private Future<Void> deployGrpc(ProxyConfig cfg) {
+    if (cfg.grpcPort < 0) return Future.succeededFuture();
+    return vertx.deployVerticle(() -> new dev.veneur.proxy.ingest.GrpcIngestVerticle(ctx),
+            new DeploymentOptions().setInstances(cfg.effectiveHttpInstances()))
+        .onSuccess(id -> {
+          grpcId = id;
+          LOG.info("veneur-proxy serving gRPC forwardrpc.Forward on {}:{}", cfg.grpcHost, cfg.grpcPort);
         })
         .mapEmpty();
   }
@@ -352,10 +366,10 @@ public final class ProxyApp {
     // undeployed below rather than left running.
     return reloading.otherwiseEmpty().compose(x -> {
       Future<Void> chain = Future.succeededFuture();
-      for (String id : new String[] {watchId, discoveryId, ringId, httpId, adminId}) {
+      for (String id : new String[] {watchId, discoveryId, ringId, httpId, grpcId, adminId}) {
         if (id != null) chain = chain.compose(v -> vertx.undeploy(id).recover(e -> Future.succeededFuture()));
       }
-      watchId = discoveryId = ringId = httpId = adminId = null;
+      watchId = discoveryId = ringId = httpId = grpcId = adminId = null;
       // The last self-metrics report, the JFR dump and Sentry's flush: after the stages, so they
       // report the stop; the returned future completes only after them, so Main exits after them.
       return chain.compose(v -> telemetry.close());

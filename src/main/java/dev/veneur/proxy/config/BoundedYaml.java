@@ -94,7 +94,7 @@ public final class BoundedYaml {
     try {
       root = yaml.compose(new StringReader(text));
     } catch (YAMLException e) {
-      throw new Refused("config file " + name + " is not valid YAML: " + oneLine(e.getMessage()));
+      throw new Refused("config file " + name + " is not valid YAML: " + LogText.flatten(e.getMessage()));
     }
     if (root == null) return new JsonObject();
     long nodes = countExpanded(root, MAX_NODES);
@@ -107,7 +107,7 @@ public final class BoundedYaml {
       // Parsed again into values: the first pass only proved the graph is small.
       value = yaml.load(text);
     } catch (YAMLException e) {
-      throw new Refused("config file " + name + " is not valid YAML: " + oneLine(e.getMessage()));
+      throw new Refused("config file " + name + " is not valid YAML: " + LogText.flatten(e.getMessage()));
     }
     if (value == null) return new JsonObject();
     if (!(value instanceof Map<?, ?> map)) {
@@ -167,15 +167,5 @@ public final class BoundedYaml {
     if (v instanceof Date d) return d.toInstant().toString();
     if (v instanceof byte[] b) return b;
     return v;
-  }
-
-  static String oneLine(String s) {
-    if (s == null) return "";
-    StringBuilder b = new StringBuilder(Math.min(s.length(), 300));
-    for (int i = 0; i < s.length() && b.length() < 300; i++) {
-      char c = s.charAt(i);
-      b.append(c < 0x20 || c == 0x7f ? ' ' : c);
-    }
-    return b.toString().replaceAll(" +", " ").trim();
   }
 }

@@ -75,7 +75,6 @@ public final class ConfigLoader {
   static String oneLine(Throwable e) {
     Throwable c = e;
     while (c.getCause() != null) c = c.getCause();
-    String m = String.valueOf(c.getMessage());
-    return m.replace('\n', ' ');
+    return LogText.flatten(String.valueOf(c.getMessage()));
   }
 }

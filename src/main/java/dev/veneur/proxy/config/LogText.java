@@ -41,4 +41,19 @@ public final class LogText {
     String out = b == null ? s.substring(0, n) : b.toString();
     return s.length() > MAX_CHARS ? out + "...(" + s.length() + " chars)" : out;
   }
+
+  /**
+   * A message that spans lines (a YAML parser's, with its caret under the column) as one line:
+   * control characters become spaces, runs of spaces one, at most 300 characters. For messages
+   * of our own libraries; text a sender or a registry chose goes through {@link #escape}.
+   */
+  public static String flatten(String s) {
+    if (s == null) return "";
+    StringBuilder b = new StringBuilder(Math.min(s.length(), 300));
+    for (int i = 0; i < s.length() && b.length() < 300; i++) {
+      char c = s.charAt(i);
+      b.append(c < 0x20 || c == 0x7f ? ' ' : c);
+    }
+    return b.toString().replaceAll(" +", " ").trim();
+  }
 }

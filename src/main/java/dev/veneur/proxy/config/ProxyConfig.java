@@ -22,7 +22,7 @@ public final class ProxyConfig {
 
   /** Keys the Go proxy reads for features we do not have; accepted so old files load, with a warning. */
   static final Set<String> UNSUPPORTED_KEYS = Set.of(
-      "consul_trace_service_name", "trace_address", "trace_api_address", "grpc_address",
+      "consul_trace_service_name", "trace_address", "trace_api_address",
       "grpc_forward_address", "consul_forward_grpc_service_name", "ssf_destination_address");
 
   static final Set<String> KNOWN_KEYS = Set.of(
@@ -38,7 +38,7 @@ public final class ProxyConfig {
       "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
       "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
-      "profiling_min_interval");
+      "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -102,6 +102,13 @@ public final class ProxyConfig {
   public final int adminPort;
   /** Shortest time between two on-demand JFR dumps. */
   public final Duration profilingMinInterval;
+  /** Where v14 locals' gRPC {@code forwardrpc.Forward} calls are served; empty host: off. */
+  public final String grpcHost;
+  public final int grpcPort;
+  /** The largest gRPC message read (a v14 local's whole MetricList for grpc-single). */
+  public final int grpcMaxMessageBytes;
+  /** HTTP/2 streams one gRPC connection may have open at once. */
+  public final int grpcMaxConcurrentStreams;
   /** Human-readable problems that did not stop loading (unknown or unsupported keys). */
   public final List<String> warnings;
   /** The validated values by key, for diffs on reload. */
@@ -240,6 +247,20 @@ public final class ProxyConfig {
       adminPort = port("admin_address", admin, admin.substring(c + 1));
     }
     profilingMinInterval = r.duration("profiling_min_interval", "1m");
+    String grpc = r.string("grpc_address", "").trim();
+    if (grpc.isEmpty()) {
+      grpcHost = "";
+      grpcPort = -1;
+    } else {
+      int c = grpc.lastIndexOf(':');
+      if (c < 0) throw new ConfigException("grpc_address", grpc, "host:port, e.g. 0.0.0.0:8128, or \"\" for none");
+      grpcHost = c == 0 ? "0.0.0.0" : grpc.substring(0, c);
+      grpcPort = port("grpc_address", grpc, grpc.substring(c + 1));
+    }
+    // 4 MiB: what a Go gRPC server (a v14 global) accepts by default, so a local whose flush
+    // fits a global fits here.
+    grpcMaxMessageBytes = (int) Math.min(Integer.MAX_VALUE - 1024, r.bytes("grpc_max_message_bytes", "4MiB", 1024));
+    grpcMaxConcurrentStreams = r.intIn("grpc_max_concurrent_streams", 100, 1, 100_000);
     warnings = Collections.unmodifiableList(warn);
     effective = Collections.unmodifiableMap(r.seen);
   }

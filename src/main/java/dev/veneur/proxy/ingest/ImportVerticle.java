@@ -302,25 +302,14 @@ public final class ImportVerticle extends VerticleBase {
         return;
       }
       HashRing routing = ((ImportTask) tasks.get(0)).routing;
-      if (spillWriter != null) {
-        // On disk before the 202: what the sender is told was taken survives a crash.
-        for (MetricChunk c : chunks) if (c != null) c.spill = spillWriter.append(c);
-      }
-      int n = 0;
       RequestTrace trace = null;
-      for (MetricChunk c : chunks) {
-        if (c == null) continue;
-        n++;
-        trace = c.trace;
-      }
+      for (MetricChunk c : chunks) if (c != null) trace = c.trace;
+      // Counted before handed on: a chunk's trace settles when its forwarder settles it.
+      int n = 0;
+      for (MetricChunk c : chunks) if (c != null) n++;
       if (trace != null) trace.accepted(n);
       else for (Ingester.Task t : tasks) if (t.trace() != null) t.trace().accepted(0);
-      for (int d = 0; d < chunks.length; d++) {
-        MetricChunk c = chunks[d];
-        if (c == null) continue;
-        ctx.accounting().accepted(c);
-        Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), c, 0);
-      }
+      Handover.hand(vertx.eventBus(), ctx, spillWriter, routing, chunks);
       for (int i = 0; i < tasks.size(); i++) ((ImportTask) tasks.get(i)).accepted(results.get(i));
     }
 
