@@ -201,4 +201,32 @@ class GrpcIngestTest {
     proxy.awaitSettled();
     assertEquals(0, proxy.metrics().droppedTotal());
   }
+
+  /** A local with a large flush: one MetricList near the default 4 MiB cap goes through whole. */
+  @Test
+  void aLargeFlushNearTheMessageCapGoesThrough(Vertx vertx) throws Exception {
+    TestProxy big = TestProxy.start(vertx, new JsonObject()
+        .put("forward_addresses", new JsonArray().add(a.url()).add(b.url()))
+        .put("grpc_address", "127.0.0.1:" + TestProxy.freePort()));
+    try {
+      MetricList fixture = MetricList.parseFrom(Files.readAllBytes(V14.resolve("grpc-single-small.pb")));
+      MetricList.Builder lb = MetricList.newBuilder();
+      int n = 0;
+      while (lb.build().getSerializedSize() < 3_500_000) {
+        for (Metric m : fixture.getMetricsList()) lb.addMetrics(m.toBuilder().setName(m.getName() + ".x" + n++));
+      }
+      MetricList list = lb.build();
+      int port = big.app.context().config().grpcPort;
+      ForwardGrpcClient c = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(port, "127.0.0.1"));
+      long t0 = System.nanoTime();
+      assertEquals(Empty.getDefaultInstance(), c.sendMetrics(list).await(30, java.util.concurrent.TimeUnit.SECONDS));
+      System.out.printf("a %d-byte MetricList of %d metrics answered in %d ms%n", list.getSerializedSize(),
+          list.getMetricsCount(), (System.nanoTime() - t0) / 1_000_000);
+      Await.until("every metric delivered", () -> a.metrics.size() + b.metrics.size() >= list.getMetricsCount());
+      big.awaitSettled();
+      assertEquals(list.getMetricsCount(), big.metrics().received());
+    } finally {
+      big.stop();
+    }
+  }
 }
