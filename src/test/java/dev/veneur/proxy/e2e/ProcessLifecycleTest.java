@@ -46,9 +46,10 @@ class ProcessLifecycleTest {
   void theGoProxysExampleConfigStartsIt(@TempDir Path dir) throws Exception {
     String go = new String(Bodies.resource("go-proxy-v2.yaml"), StandardCharsets.UTF_8);
     int port = TestProxy.freePort();
-    // Unchanged but for the port, so the test cannot collide with anything on 8127.
+    int grpc = TestProxy.freePort();
+    // Unchanged but for the ports, so the test cannot collide with anything on 8127 and 8128.
     Path yaml = dir.resolve("proxy.yaml");
-    Files.writeString(yaml, go.replace("localhost:8127", "127.0.0.1:" + port));
+    Files.writeString(yaml, go.replace("localhost:8127", "127.0.0.1:" + port).replace("localhost:8128", "127.0.0.1:" + grpc));
     ProxyProcess p = ProxyProcess.start(yaml, Map.of());
     try {
       Await.until("healthcheck answers", Duration.ofSeconds(60), () -> {
@@ -56,7 +57,9 @@ class ProcessLifecycleTest {
         return r != null && r.statusCode() == 200;
       });
       assertTrue(p.logged("'trace_address' is accepted for compatibility but trace forwarding is not supported"), p.log());
-      assertTrue(p.logged("'grpc_address'"), p.log());
+      // Its grpc_address is served (forwardrpc.Forward), not warned about.
+      assertTrue(p.logged("serving gRPC forwardrpc.Forward on 127.0.0.1:" + grpc), p.log());
+      assertTrue(!p.logged("'grpc_address'"), p.log());
       assertEquals(0, p.terminate(), p.log());
     } finally {
       p.kill();
