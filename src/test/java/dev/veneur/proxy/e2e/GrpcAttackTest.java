@@ -101,7 +101,9 @@ class GrpcAttackTest {
         "grpc_address: \"127.0.0.1:" + grpc + "\"",
         "admin_address: \"127.0.0.1:" + admin + "\"",
         "memory_wait_timeout: \"3s\"",
-        "http_request_timeout: \"5s\"",
+        // Long enough for the flood below to fill the budget on a loaded machine (its 2,000 streams
+        // take seconds to open), so its calls meet the memory bound, not only their deadline.
+        "http_request_timeout: \"12s\"",
         // Longer than the call deadline, as by default (60 s against 10 s): a stalled call is ended
         // by its deadline with a status, not by its connection's idle timeout.
         "http_idle_timeout: \"20s\"",
@@ -157,10 +159,11 @@ class GrpcAttackTest {
           }).recover(e -> Future.succeededFuture("error " + e.getClass().getSimpleName())));
         }
       }
-      // While they hold on: the budget holds, the proxy answers its health checks.
+      // While they hold on, until the last is answered: the budget holds, the proxy answers its
+      // health checks. (Sampling only the first seconds saw the slow start, not the fill.)
       long peakUsed = 0;
-      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
-      while (System.nanoTime() < until) {
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (System.nanoTime() < until && !flood.stream().allMatch(Future::isComplete)) {
         JsonObject s = DebugState.get(admin);
         if (s != null) peakUsed = Math.max(peakUsed, s.getJsonObject("memory").getLong("used_bytes"));
         java.util.concurrent.locks.LockSupport.parkNanos(100_000_000L);
@@ -171,6 +174,9 @@ class GrpcAttackTest {
       // Each is refused for memory (RESOURCE_EXHAUSTED) or time (DEADLINE_EXCEEDED, 4); a stream the
       // proxy's HTTP/2 stack reset for exceeding its limits shows as an error.
       assertTrue(floodAnswered > 0, "the flood got gRPC answers: " + statuses);
+      long budgetBytes = DebugState.get(admin).getJsonObject("memory").getLong("budget_bytes");
+      assertTrue(peakUsed > budgetBytes / 2, "the flood filled the budget (peak " + (peakUsed >> 20) + " MiB)");
+      assertTrue(statuses.getOrDefault("flood 8", new AtomicLong()).get() > 0, "calls held out by memory: " + statuses);
 
       // 3. A SendMetricsV2 stream that never ends: a metric every 2 ms until the proxy ends it.
       HttpClient endless = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
