@@ -1,5 +1,6 @@
 package dev.veneur.proxy.ingest;
 
+import dev.veneur.proxy.core.Descriptors;
 import dev.veneur.proxy.core.ProxyContext;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
@@ -70,34 +71,27 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       int fromClient = ctx.clientOpened(ip);
       int perClient = ctx.perClientCap();
       if (perClient > 0 && fromClient > perClient) {
-        ctx.clientClosed(ip);
-        // Counted before the close: whoever sees the close must find the refusal counted.
-        refused.accept(new Refusal("too_many_connections_per_client", from,
+        refuse(child, ip, new Refusal("too_many_connections_per_client", from,
             "that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
                 + perClient + ")"));
-        child.unsafe().closeForcibly();
         return;
       }
-      int cap = ctx.descriptors().inboundCap();
-      dev.veneur.proxy.core.Descriptors plan = ctx.descriptors();
-      int open = plan.tight() ? dev.veneur.proxy.core.Descriptors.openRecently() : -1;
+      Descriptors plan = ctx.descriptors();
+      int open = plan.tight() ? Descriptors.openRecently() : -1;
       if (!plan.acceptsAt(open)) {
-        ctx.clientClosed(ip);
-        refused.accept(new Refusal("too_many_connections", from, open + " of " + ctx.descriptors().nofile()
-            + " file descriptors are open: the last " + dev.veneur.proxy.core.Descriptors.ACCEPT_HEADROOM
+        refuse(child, ip, new Refusal("too_many_connections", from, open + " of " + plan.nofile()
+            + " file descriptors are open: the last " + Descriptors.ACCEPT_HEADROOM
             + " are kept for connections to globals"));
-        child.unsafe().closeForcibly();
         return;
       }
+      int cap = plan.inboundCap();
       if (ctx.connections().get() + pending.get() >= cap) {
-        ctx.clientClosed(ip);
-        refused.accept(new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
+        refuse(child, ip, new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
             + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")));
-        child.unsafe().closeForcibly();
         return;
       }
       pending.incrementAndGet();
-      dev.veneur.proxy.core.Descriptors.accepted();
+      Descriptors.accepted();
       child.attr(PENDING).set(this);
       child.closeFuture().addListener(f -> {
         taken(child);
@@ -105,6 +99,13 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       });
     }
     c.fireChannelRead(msg);
+  }
+
+  /** Closes {@code child} at accept, its refusal counted before the close: whoever sees the close finds it counted. */
+  private void refuse(Channel child, String ip, Refusal r) {
+    ctx.clientClosed(ip);
+    refused.accept(r);
+    child.unsafe().closeForcibly();
   }
 
   /** A connection closed at accept: why (the cause counted), from where, and the detail for the log. */

@@ -122,11 +122,18 @@ class ConsulDiscoveryTest {
       assertTrue(g.metrics.size() > 0, "each node gets a share: " + g.metrics.size());
     }
     assertEquals("s3cret", consul.lastToken, "the ACL token reaches Consul");
-    assertTrue(consul.blockingRequests.get() > 0, "the importer uses blocking queries");
-    assertEquals(3L, proxy.metrics().registry().getGauges()
-        .get("discoverer.destination_number#service:" + SVC).getValue());
-    assertTrue(proxy.metrics().registry().getTimers()
-        .get("discoverer.update_duration_ns#service:" + SVC).getCount() > 0);
+    // The blocking query follows the first answer after the importer's minimum gap (100 ms); on a
+    // fast machine the placement check above can finish sooner, so wait for it rather than race.
+    Await.until("the importer uses blocking queries", () -> consul.blockingRequests.get() > 0);
+    // The importer records its sync once its registrations complete, which the ring may see first.
+    Await.equal("destinations gauge", 3L, () -> {
+      var g = proxy.metrics().registry().getGauges().get("discoverer.destination_number#service:" + SVC);
+      return g == null ? null : g.getValue();
+    });
+    Await.until("an update was timed", () -> {
+      var t = proxy.metrics().registry().getTimers().get("discoverer.update_duration_ns#service:" + SVC);
+      return t != null && t.getCount() > 0;
+    });
   }
 
   @Test
