@@ -63,7 +63,8 @@ class ReloadOffTheEventLoopTest {
   }
 
   private boolean logged(String text) {
-    return log.list.stream().anyMatch(e -> e.getFormattedMessage().contains(text));
+    // Copied first: reload threads append to the appender's plain list while this reads it.
+    return new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getFormattedMessage().contains(text));
   }
 
   @Test

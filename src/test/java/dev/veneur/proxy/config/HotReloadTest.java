@@ -124,13 +124,15 @@ class HotReloadTest {
     Await.until("still delivered to b", () -> b.metrics.size() == atB + 50);
     assertEquals(atA, a.metrics.size());
     assertEquals(0, c.metrics.size());
-    assertTrue(log.list.stream().anyMatch(e -> e.getLevel() == Level.ERROR
-        && e.getFormattedMessage().contains("config reload rejected")), "logged at ERROR");
+    // The error is counted just before it is logged: wait for the line rather than race it.
+    Await.until("logged at ERROR", () -> new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getLevel() == Level.ERROR
+        && e.getFormattedMessage().contains("config reload rejected")));
 
     // Valid YAML, invalid value: the message names the key; the running config stays.
     write("proxy.yaml", base(port), "forward_address: \"" + c.url() + "\"", "forward_timeout: \"ten seconds\"");
     Await.until("bad value counted", () -> reloadErrors() == 2);
-    assertTrue(log.list.stream().anyMatch(e -> e.getFormattedMessage().contains("forward_timeout")));
+    Await.until("the rejection names forward_timeout",
+        () -> new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getFormattedMessage().contains("forward_timeout")));
     assertEquals(List.of(b.url()), app.context().config().forwardAddresses);
 
     // Fixed, plus a second file beside it that overrides one key: both apply.

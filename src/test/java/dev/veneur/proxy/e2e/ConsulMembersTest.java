@@ -279,7 +279,10 @@ class ConsulMembersTest {
     consul.setHugeAnswer(200L << 20);
     Await.until("oversize answers refused, again and again", Duration.ofSeconds(60), Duration.ofMillis(200), () -> {
       assertTrue(proxy.process.isAlive(), "the proxy lives through the huge answers:\n" + proxy.log());
-      assertEquals(two, members(port), "the last good members stay");
+      // A /debug/state poll that misses its own timeout on this busy machine says nothing.
+      JsonObject st = DebugState.get(port);
+      if (st == null) return false;
+      assertEquals(two, new TreeSet<>(StateMonitor.strings(st.getJsonArray("members"))), "the last good members stay");
       return stats.counterSum("veneur_proxy.discoverer.errors", "service:" + SVC) >= 3;
     });
     consul.setInstances(instances);

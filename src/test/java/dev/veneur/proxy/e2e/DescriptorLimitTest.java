@@ -76,6 +76,8 @@ class DescriptorLimitTest {
       Await.until("the proxy answers /healthcheck", Duration.ofSeconds(60),
           () -> HealthPoller.check(port, 2000) == null || !p.process.isAlive());
       assertTrue(p.process.isAlive(), "the proxy died on start-up:\n" + p.log());
+      // The admin listener starts after the import listeners: /healthcheck can answer before it does.
+      Await.until("the admin listener answers /debug/state", Duration.ofSeconds(30), () -> DebugState.get(admin) != null);
       JsonObject fds = DebugState.get(admin).getJsonObject("descriptors");
       System.out.println("descriptors at start: " + fds.encode());
       long cap = fds.getLong("inbound_cap");

@@ -129,6 +129,7 @@ class FatalExitTest {
         LockSupport.parkNanos(50_000_000L);
       }
       boolean exited = p.process.waitFor(1, TimeUnit.SECONDS);
+      p.awaitOutput();
       long oomLines = p.output.stream().filter(l -> l.contains("OutOfMemoryError")).count();
       String situation = String.format("after %d ms of load on -Xmx48m: %s; OutOfMemoryError lines: %d%s;"
               + " healthcheck %s, last failures %s; port refusing connections while alive for up to %d ms;"
@@ -169,6 +170,7 @@ class FatalExitTest {
           + "\nlast lines:\n  " + String.join("\n  ", tail(p.output, 15)));
     }
     long ms = (System.nanoTime() - t0) / 1_000_000;
+    p.awaitOutput();
     String log = "\nlast lines:\n  " + String.join("\n  ", tail(p.output, 15));
     assertEquals(3, p.process.exitValue(), trigger + ": exit code (exited after " + ms + " ms)" + log);
     assertTrue(p.logged("FATAL"), trigger + ": the output says FATAL" + log);

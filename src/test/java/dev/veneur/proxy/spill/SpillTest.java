@@ -156,6 +156,8 @@ class SpillTest {
       Spill spill = Spill.open(fs.dir.resolve("spill"));
       SpillWriter w = spill.writer();
       List<SpillRecord> kept = fillUntilFull(w);
+      // The failing append was fillUntilFull's last: the backoff (250 ms) runs from about now.
+      long failedAt = System.nanoTime();
       assertFalse(spill.healthy(), "the full disk is reported");
       assertTrue(spill.lastError() != null && spill.lastError().contains("No space"), spill.lastError());
       assertTrue(spill.metricsNotKept() > 0 && spill.chunksNotKept() == 1, "the chunk answered without disk is counted");
@@ -164,7 +166,9 @@ class SpillTest {
       // Within the backoff nothing is tried: counted, not written, not logged again.
       long errors = spill.errors();
       assertNull(w.append(chunk(1)));
-      assertEquals(errors, spill.errors());
+      // Checked only if the append came well within the backoff: after a GC pause or a long
+      // deschedule it may rightly have been a retry.
+      if (System.nanoTime() - failedAt < 150_000_000L) assertEquals(errors, spill.errors());
       assertEquals(2, spill.chunksNotKept());
       // Attempts past the backoff fail again (the disk is still full): counted, not logged again.
       long retryUntil = System.nanoTime() + 10_000_000_000L;

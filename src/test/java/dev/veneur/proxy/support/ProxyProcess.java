@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 public final class ProxyProcess {
   public final Process process;
   public final List<String> output = new CopyOnWriteArrayList<>();
+  private final Thread reader;
 
   private ProxyProcess(Process p) {
     this.process = p;
@@ -28,6 +29,21 @@ public final class ProxyProcess {
     }, "proxy-output");
     t.setDaemon(true);
     t.start();
+    reader = t;
+  }
+
+  /**
+   * Once the process has exited, waits (a bounded while) until its last lines are read: the exit
+   * is seen before the reader thread drains the pipe, and the last lines are often what a test
+   * looks for (FATAL, the stop summary, a start-up refusal). Does nothing while it runs.
+   */
+  public void awaitOutput() {
+    if (process.isAlive()) return;
+    try {
+      reader.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   public static ProxyProcess start(Path yaml, Map<String, String> env, String... jvmArgs) throws IOException {
@@ -59,10 +75,12 @@ public final class ProxyProcess {
   }
 
   public String log() {
+    awaitOutput();
     return String.join("\n", output);
   }
 
   public boolean logged(String fragment) {
+    awaitOutput();
     return output.stream().anyMatch(l -> l.contains(fragment));
   }
 
@@ -81,6 +99,7 @@ public final class ProxyProcess {
       process.destroyForcibly();
       throw new AssertionError("the proxy did not exit within " + wait.toSeconds() + "s of SIGTERM:\n" + log());
     }
+    awaitOutput();
     return process.exitValue();
   }
 
@@ -104,6 +123,7 @@ public final class ProxyProcess {
   public StopSummary stopSummary() {
     java.util.regex.Pattern p = java.util.regex.Pattern.compile(
         "stopped: received (\\d+), forwarded (\\d+), dropped (\\d+)");
+    awaitOutput();
     StopSummary found = null;
     for (String l : output) {
       java.util.regex.Matcher m = p.matcher(l);
