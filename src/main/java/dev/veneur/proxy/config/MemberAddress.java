@@ -39,11 +39,35 @@ public final class MemberAddress {
   private MemberAddress() {}
 
   /**
+   * Whether a ring member is a gRPC global: named {@code host:port} with no scheme, as Veneur v14
+   * names the members of its gRPC ring (and hashes them, so the name is the placement).
+   */
+  public static boolean isGrpc(String member) {
+    return !member.contains("://");
+  }
+
+  /** A gRPC member: {@code host:port} or {@code [v6]:port}, the port required. */
+  public static Checked grpc(String value) {
+    if (value == null || value.isEmpty()) return Checked.refused("host", "empty address");
+    if (value.length() > MAX_LENGTH) {
+      return Checked.refused("too_long", "longer than " + MAX_LENGTH + " characters");
+    }
+    Checked control = controlCharacters(value);
+    if (control != null) return control;
+    Checked shape = authorityShape(value);
+    if (shape != null) return shape;
+    HostPort hp = splitHostPort(value, false);
+    if (hp.error != null) return hp.error;
+    return new Checked(value, null, null, null);
+  }
+
+  /**
    * A destination URL as the ring names it: {@code http://} or {@code https://}, a host, an
    * optional port (the scheme's default when absent). Trailing slashes are not accepted here:
    * {@link ProxyConfig} strips them from what an operator wrote before calling this.
    */
   public static Checked url(String value) {
+    if (value != null && !value.isEmpty() && isGrpc(value)) return grpc(value);
     if (value == null || value.isEmpty()) return Checked.refused("host", "empty address");
     if (value.length() > MAX_LENGTH) {
       return Checked.refused("too_long", "longer than " + MAX_LENGTH + " characters");

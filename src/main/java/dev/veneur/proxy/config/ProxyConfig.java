@@ -23,7 +23,7 @@ public final class ProxyConfig {
   /** Keys the Go proxy reads for features we do not have; accepted so old files load, with a warning. */
   static final Set<String> UNSUPPORTED_KEYS = Set.of(
       "consul_trace_service_name", "trace_address", "trace_api_address",
-      "grpc_forward_address", "consul_forward_grpc_service_name", "ssf_destination_address");
+      "consul_forward_grpc_service_name", "ssf_destination_address");
 
   static final Set<String> KNOWN_KEYS = Set.of(
       "debug", "enable_profiling", "profiling_dir", "http_address", "http_instances",
@@ -38,7 +38,8 @@ public final class ProxyConfig {
       "http_max_connections", "memory_budget", "memory_wait_timeout", "http_idle_timeout",
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
       "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
-      "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams");
+      "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
+      "grpc_forward_address");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -117,7 +118,10 @@ public final class ProxyConfig {
   private ProxyConfig(JsonObject raw) {
     List<String> warn = new ArrayList<>();
     for (String key : raw.fieldNames()) {
-      if (UNSUPPORTED_KEYS.contains(key)) {
+      if (key.equals("consul_forward_grpc_service_name")) {
+        warn.add("config key 'consul_forward_grpc_service_name' is not supported yet (gRPC globals from Consul);"
+            + " ignored: list them in grpc_forward_address");
+      } else if (UNSUPPORTED_KEYS.contains(key)) {
         warn.add("config key '" + key + "' is accepted for compatibility but trace forwarding is not supported; ignored");
       } else if (!KNOWN_KEYS.contains(key)) {
         warn.add("unknown config key '" + key + "' ignored (a typo?)");
@@ -157,6 +161,26 @@ public final class ProxyConfig {
     } else if (many != null && !(many instanceof String)) {
       throw new ConfigException("forward_addresses", many, "a list of URLs like http://host:port");
     }
+    // v14's gRPC globals, named host:port as v14's ring names (and hashes) them: reached by gRPC.
+    LinkedHashSet<String> grpcDests = new LinkedHashSet<>();
+    for (String g : r.string("grpc_forward_address", "").split(",")) {
+      if (g.isBlank()) continue;
+      MemberAddress.Checked c = MemberAddress.grpc(g.trim());
+      if (!c.ok()) {
+        throw new ConfigException("grpc_forward_address", LogText.escape(g), "host:port of a gRPC global, no scheme (this one "
+            + c.reason() + ")");
+      }
+      grpcDests.add(c.member());
+    }
+    if (!grpcDests.isEmpty()) {
+      if (!dests.isEmpty() || !r.string("consul_forward_service_name", "").isBlank()) {
+        // v14.2.0 keeps two rings (JSON to one, gRPC to the other); this proxy has one ring so far.
+        throw new ConfigException("grpc_forward_address together with forward_address(es) or "
+            + "consul_forward_service_name: the v14 proxy's two rings are not supported yet; configure one of them "
+            + "(every metric, JSON or gRPC, then goes to that ring, translated for each global)");
+      }
+      dests.addAll(grpcDests);
+    }
     forwardAddresses = List.copyOf(dests);
     // Read from the raw object (a list or a comma-separated string); recorded here so a reload
     // that changes only this key is seen as a change.
@@ -171,7 +195,7 @@ public final class ProxyConfig {
     consulToken = r.string("consul_token", "");
     consulStartupTimeout = r.positiveDuration("consul_startup_timeout", "30s");
     if (consulForwardServiceName.isEmpty() && forwardAddresses.isEmpty()) {
-      throw new ConfigException("no destination: set forward_address, forward_addresses or "
+      throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address or "
           + "consul_forward_service_name");
     }
     statsAddress = r.string("stats_address", "").trim();

@@ -41,6 +41,23 @@ public final class Accounting {
     }
   }
 
+  /**
+   * As {@link #forwarded(List)}, except metrics the destination's protocol could not carry (left
+   * out of the body when it was translated), which are dropped by cause: {@code untranslated_<cause>}.
+   */
+  public void forwardedExcept(List<MetricChunk> chunks, java.util.Map<String, Integer> untranslated) {
+    int count = 0;
+    long bytes = 0;
+    for (MetricChunk c : chunks) {
+      count += c.count;
+      bytes += c.bytes();
+      budget.release(c.bytes());
+      if (c.trace != null) c.trace.settled();
+      if (c.spill != null) c.spill.settled();
+    }
+    metrics.deliveredExcept(count, bytes, untranslated);
+  }
+
   public void dropped(List<MetricChunk> chunks, String cause) {
     for (MetricChunk c : chunks) dropped(c, cause);
   }

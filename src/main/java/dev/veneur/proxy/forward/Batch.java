@@ -16,6 +16,11 @@ final class Batch {
   /** Its first attempt plus {@code forward_retry_budget}; set when it is first sent. */
   long deadlineNanos;
   int attempts;
+  /**
+   * Metrics left out of the body sent (by cause) because the destination's protocol cannot carry
+   * them; found again at each attempt, counted dropped when the batch settles as forwarded.
+   */
+  java.util.Map<String, Integer> untranslated = java.util.Map.of();
   /** Extra POSTs left for isolating refused metrics; shared by the halves of one batch. */
   final int[] splitBudget;
 

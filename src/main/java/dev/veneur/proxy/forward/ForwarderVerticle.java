@@ -63,6 +63,8 @@ public final class ForwarderVerticle extends VerticleBase {
   private final ProxyContext.DestinationState state = new ProxyContext.DestinationState();
   private final LogThrottle logs = new LogThrottle(LOG, 10_000);
   private GlobalClient client;
+  /** For a member named {@code host:port} (as v14 names gRPC globals): gRPC instead of HTTP. */
+  private GrpcGlobalClient grpc;
   private MessageConsumer<Handoff> consumer;
   private MessageConsumer<Exclusion> control;
   private String url;
@@ -93,17 +95,29 @@ public final class ForwarderVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     ProxyConfig cfg = ctx.config();
-    URI u = URI.create(destination);
-    url = destination + "/import";
-    healthUrl = destination + "/healthcheck";
-    client = new GlobalClient(vertx, new WebClientOptions()
-        .setKeepAlive(true)
-        .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
-        .setIdleTimeoutUnit(TimeUnit.SECONDS)
-        .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
-        .setSsl("https".equals(u.getScheme()))
-        .setUserAgent("veneur-proxy-jvm"),
-        new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
+    if (dev.veneur.proxy.config.MemberAddress.isGrpc(destination)) {
+      url = "grpc://" + destination + "/" + GrpcGlobalClient.SEND_METRICS;
+      healthUrl = url;
+      grpc = new GrpcGlobalClient(vertx, destination, new io.vertx.core.http.HttpClientOptions()
+          .setKeepAlive(true)
+          .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
+          .setIdleTimeoutUnit(TimeUnit.SECONDS)
+          .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
+          // One HTTP/2 connection carries up to this many calls at once (the send window's size).
+          .setHttp2MultiplexingLimit(cfg.maxIdleConnsPerHost));
+    } else {
+      URI u = URI.create(destination);
+      url = destination + "/import";
+      healthUrl = destination + "/healthcheck";
+      client = new GlobalClient(vertx, new WebClientOptions()
+          .setKeepAlive(true)
+          .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
+          .setIdleTimeoutUnit(TimeUnit.SECONDS)
+          .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
+          .setSsl("https".equals(u.getScheme()))
+          .setUserAgent("veneur-proxy-jvm"),
+          new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
+    }
     Timers timers = Timers.of(vertx);
     batches = new BatchBuilder(timers, b -> {
       window.add(b);
@@ -204,7 +218,20 @@ public final class ForwarderVerticle extends VerticleBase {
   private void post(Batch batch) {
     ProxyConfig cfg = ctx.config();
     long t0 = System.nanoTime();
-    Buffer body = BatchBody.of(batch.chunks);
+    Buffer body;
+    if (grpc != null) {
+      MetricListBody.Built built = MetricListBody.of(batch.chunks);
+      body = built.body();
+      if (built.left() > 0) {
+        // Checked as JSON on the way in, but not translatable to protobuf (a histogram value that
+        // is not a t-digest, say): dropped alone, counted by cause, once.
+        batch.untranslated = built.untranslated();
+        logs.warn("untranslatable", "dropped " + built.left() + " metric(s) for " + url
+            + " that have no protobuf form (" + built.firstProblem() + "); sent the other " + built.metrics());
+      }
+    } else {
+      body = BatchBody.of(batch.chunks);
+    }
     if (batch.attempts == 0) {
       jsonTimer.update(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
       batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
@@ -218,14 +245,15 @@ public final class ForwarderVerticle extends VerticleBase {
     posts.inc();
     boolean[] struck = new boolean[1];
     long slowMs = cfg.ejectSlowAfter.toMillis();
-    client.post(url, body, cfg.forwardTimeout.toMillis(), slowMs, () -> {
+    Runnable onSlow = () -> {
       // No answer yet after eject_slow_after: a strike now, not only when the deadline passes,
       // so a hanging global is out of the ring in seconds.
       if (slowerThanPeers(TimeUnit.MILLISECONDS.toNanos(slowMs))) {
         struck[0] = true;
         ejection.strike("no answer within eject_slow_after (" + slowMs + "ms)");
       }
-    }, outcome -> {
+    };
+    java.util.function.Consumer<GlobalClient.Outcome> onOutcome = outcome -> {
       ctx.budget().release(held);
       window.ended();
       state.inFlight.set(window.inFlight());
@@ -236,7 +264,9 @@ public final class ForwarderVerticle extends VerticleBase {
       byDestination.set(batch.metrics);
       outcome(batch, outcome, struck[0]);
       pump();
-    });
+    };
+    if (grpc != null) grpc.send(body, cfg.forwardTimeout.toMillis(), slowMs, onSlow, onOutcome);
+    else client.post(url, body, cfg.forwardTimeout.toMillis(), slowMs, onSlow, onOutcome);
   }
 
   private void outcome(Batch batch, GlobalClient.Outcome o, boolean struck) {
@@ -292,7 +322,8 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private void forwarded(Batch batch) {
     letGo(batch.chunks);
-    ctx.accounting().forwarded(batch.chunks);
+    if (batch.untranslated.isEmpty()) ctx.accounting().forwarded(batch.chunks);
+    else ctx.accounting().forwardedExcept(batch.chunks, batch.untranslated);
   }
 
   private void drop(Batch batch, String cause) {
@@ -412,8 +443,10 @@ public final class ForwarderVerticle extends VerticleBase {
     }
     ProxyConfig cfg = ctx.config();
     long slow = cfg.ejectSlowAfter.toNanos();
-    client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000),
-        o -> healthy.accept(o.ok() && (slow == 0 || o.elapsedNanos() <= slow)));
+    java.util.function.Consumer<GlobalClient.Outcome> answered =
+        o -> healthy.accept(o.ok() && (slow == 0 || o.elapsedNanos() <= slow));
+    if (grpc != null) grpc.probe(Math.min(cfg.forwardTimeout.toMillis(), 5_000), answered);
+    else client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000), answered);
   }
 
   /** While failing and not ejectable: drop what has waited past the retry budget, once a second. */
@@ -477,7 +510,8 @@ public final class ForwarderVerticle extends VerticleBase {
       return done;
     }).onComplete(v -> {
       ctx.destinations().remove(destination, state);
-      client.close();
+      if (grpc != null) grpc.close();
+      else client.close();
     });
   }
 

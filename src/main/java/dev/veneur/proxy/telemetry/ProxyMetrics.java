@@ -132,6 +132,22 @@ public final class ProxyMetrics {
     queuedBytes.addAndGet(-bytes);
   }
 
+  /**
+   * {@code metrics} left the queue: delivered, except those counted in {@code untranslated} (by
+   * cause), which the destination's protocol could not carry and are dropped as
+   * {@code untranslated_<cause>}. One step, so a report never sees them counted twice.
+   */
+  public synchronized void deliveredExcept(int metrics, long bytes, java.util.Map<String, Integer> untranslated) {
+    int left = 0;
+    for (java.util.Map.Entry<String, Integer> e : untranslated.entrySet()) {
+      droppedCounter("untranslated_" + e.getKey()).inc(e.getValue());
+      left += e.getValue();
+    }
+    forwarded.inc(metrics - left);
+    queued.addAndGet(-metrics);
+    queuedBytes.addAndGet(-bytes);
+  }
+
   /** Queued bytes changed without a metric entering or leaving (a chunk split into parts). */
   public synchronized void requeued(long bytesDelta) {
     queuedBytes.addAndGet(bytesDelta);

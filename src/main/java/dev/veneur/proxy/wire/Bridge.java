@@ -34,7 +34,7 @@ public final class Bridge {
     private static final long serialVersionUID = 1L;
     public final String cause;
 
-    Untranslatable(String cause, String message) {
+    public Untranslatable(String cause, String message) {
       super(message, null, false, false);
       this.cause = cause;
     }

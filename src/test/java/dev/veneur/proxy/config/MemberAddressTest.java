@@ -57,9 +57,22 @@ class MemberAddressTest {
     refused("http://h\u00e9st:8128", "host");
     refused("http://a b:8128", "host");
     refused("ftp://127.0.0.1:21", "scheme");
-    refused("127.0.0.1:8128", "scheme");
+    // No scheme: a gRPC member (as v14 names them), which must have a port.
+    refused("127.0.0.1", "port");
+    refused("127.0.0.1:8128/import", "path");
+    refused("a b:8128", "host");
     refused("http://" + "a".repeat(400) + ":1", "too_long");
     refused("", "host");
+  }
+
+  @Test
+  void grpcMembersAreNamedAsV14NamesThem() {
+    for (String m : new String[] {"127.0.0.1:8128", "global-1.veneur.svc:8128", "[::1]:8128"}) {
+      assertTrue(MemberAddress.isGrpc(m), m);
+      assertEquals(m, MemberAddress.url(m).member(), "kept as written: it is what the ring hashes");
+    }
+    assertFalse(MemberAddress.isGrpc("http://127.0.0.1:8128"));
+    assertFalse(MemberAddress.isGrpc("https://127.0.0.1:8128"));
   }
 
   private static MemberAddress.Checked consul(String serviceAddress, String nodeAddress, long port) {

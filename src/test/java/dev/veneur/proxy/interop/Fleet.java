@@ -76,8 +76,11 @@ final class Fleet implements AutoCloseable {
   }
 
   VeneurProcess global(Version v, String hostname) throws IOException {
-    VeneurProcess g = VeneurProcess.global(v, hostname).datadog(sink).interval(GLOBAL_INTERVAL)
-        .percentiles(PERCENTILES).start(dir);
+    VeneurProcess.Builder b = VeneurProcess.global(v, hostname).datadog(sink).interval(GLOBAL_INTERVAL)
+        .percentiles(PERCENTILES);
+    // A v14 global also imports by gRPC: the proxy reaches it that way when told to (grpcEgress).
+    if (v == Version.V14_2_0) b.grpc();
+    VeneurProcess g = b.start(dir);
     globals.add(g);
     return g.awaitReady();
   }
@@ -103,8 +106,13 @@ final class Fleet implements AutoCloseable {
   /** The proxy, forwarding to every global started so far, as a v2 YAML with {@code forward_addresses}. */
   ProxyProcess proxy(String... extraYaml) throws IOException {
     proxyPort = TestProxy.freePort();
-    List<String> y = new ArrayList<>(List.of("http_address: \"127.0.0.1:" + proxyPort + "\"", "forward_addresses:"));
-    for (VeneurProcess g : globals) y.add("  - \"" + g.httpUrl() + "\"");
+    List<String> y = new ArrayList<>(List.of("http_address: \"127.0.0.1:" + proxyPort + "\""));
+    if (grpcEgress) {
+      y.add("grpc_forward_address: \"" + String.join(",", globals.stream().map(Fleet::member).toList()) + "\"");
+    } else {
+      y.add("forward_addresses:");
+      for (VeneurProcess g : globals) y.add("  - \"" + g.httpUrl() + "\"");
+    }
     y.addAll(List.of(extraYaml));
     Path yaml = dir.resolve("proxy.yaml");
     Files.writeString(yaml, String.join("\n", y) + "\n");
@@ -119,11 +127,25 @@ final class Fleet implements AutoCloseable {
 
   /** The proxy's ring over the globals (their URLs as members, as in its YAML). */
   HashRing ring() {
-    return HashRing.of(globals.stream().map(VeneurProcess::httpUrl).toList());
+    return HashRing.of(globals.stream().map(this::memberOf).toList());
   }
 
   VeneurProcess globalAt(String member) {
-    return globals.stream().filter(g -> g.httpUrl().equals(member)).findFirst().orElseThrow();
+    return globals.stream().filter(g -> memberOf(g).equals(member)).findFirst().orElseThrow();
+  }
+
+  /**
+   * Set before {@link #proxy}: the proxy reaches the (v14) globals by gRPC, named {@code host:port}
+   * in {@code grpc_forward_address} as a v14 proxy's YAML names them.
+   */
+  boolean grpcEgress;
+
+  private static String member(VeneurProcess g) {
+    return "127.0.0.1:" + g.grpcPort;
+  }
+
+  private String memberOf(VeneurProcess g) {
+    return grpcEgress ? member(g) : g.httpUrl();
   }
 
   /**

@@ -25,12 +25,24 @@ import org.junit.jupiter.api.io.TempDir;
 class GrpcInteropTest {
 
   private static void through(Path dir, String name, String protocol, Version globalVersion) throws Exception {
+    through(dir, name, protocol, globalVersion, false, 1);
+  }
+
+  /**
+   * A v14.2.0 local forwarding by {@code protocol} ({@code json}, {@code grpc-single},
+   * {@code grpc-stream}) through the proxy to {@code globals} globals of {@code globalVersion},
+   * reached by gRPC when {@code grpcOut} (v14 only), else by JSON {@code /import}.
+   */
+  private static void through(Path dir, String name, String protocol, Version globalVersion, boolean grpcOut,
+      int globals) throws Exception {
     VeneurProcess.assumeAvailable(Version.V14_2_0, globalVersion);
     try (Fleet f = Fleet.start(name, dir)) {
-      f.global(globalVersion, "global");
+      for (int i = 0; i < globals; i++) f.global(globalVersion, "global-" + i);
+      f.grpcEgress = grpcOut;
       int grpcPort = TestProxy.freePort();
       f.proxy("grpc_address: \"127.0.0.1:" + grpcPort + "\"");
-      f.local(Version.V14_2_0, "local-v14", protocol, "127.0.0.1:" + grpcPort);
+      f.local(Version.V14_2_0, "local-v14", protocol,
+          protocol.equals("json") ? "http://127.0.0.1:" + f.proxyPort : "127.0.0.1:" + grpcPort);
       Traffic t = new Traffic();
       t.standard("local-v14", "g");
       f.send(t);
@@ -58,6 +70,23 @@ class GrpcInteropTest {
   @Test
   void grpcStreamLocalThroughTheProxyToAV14Global(@TempDir Path dir) throws Exception {
     through(dir, "grpc-stream-v14", "grpc-stream", Version.V14_2_0);
+  }
+
+  /** gRPC in, gRPC out: two v14.2.0 globals reached by SendMetrics, each series on its v14 owner. */
+  @Test
+  void grpcSingleLocalThroughTheProxyToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
+    through(dir, "grpc-single-grpc-v14", "grpc-single", Version.V14_2_0, true, 2);
+  }
+
+  @Test
+  void grpcStreamLocalThroughTheProxyToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
+    through(dir, "grpc-stream-grpc-v14", "grpc-stream", Version.V14_2_0, true, 2);
+  }
+
+  /** The bridge the other way: a v14 local's JSON reaches v14.2.0 globals by gRPC. */
+  @Test
+  void jsonLocalThroughTheProxyToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
+    through(dir, "json-grpc-v14", "json", Version.V14_2_0, true, 2);
   }
 
   /** The bridge: a v14 local's gRPC reaches a v2.0.0 global as the JSON (and gob digests) v2 reads. */
