@@ -102,6 +102,8 @@ public final class ProxyApp {
   private Future<Void> deploy() {
     ProxyConfig cfg = ctx.config();
     for (String w : cfg.warnings) LOG.warn(w);
+    LOG.info("config read as Veneur {}'s proxy file: {}; globals reached by {}", cfg.compat.generation(),
+        cfg.compat.reason(), cfg.grpcRing ? "gRPC (members host:port, as v14 names them)" : "HTTP POST /import");
     applyLogLevel(cfg);
     // Sentry first, so that a failure further on reaches it. Sentry's and JFR's start-up and
     // opening spill_dir do I/O: on a worker, whichever thread called start.

@@ -157,6 +157,19 @@ public final class MemberAddress {
     return new Checked("http://" + host + ":" + port, null, null, note);
   }
 
+  /**
+   * A Consul instance's member in a ring of gRPC globals: {@code <Node.Address>:<Service.Port>}
+   * with no scheme, as the Veneur v14.2.0 proxy names (and hashes) it, so a series lands on the
+   * global v14 would pick. Checked as {@link #consul} checks an address; the port must be set.
+   */
+  public static Checked consulGrpc(String nodeAddress, long servicePort) {
+    if (servicePort <= 0) return Checked.refused("port", "Service.Port " + servicePort + " is not from 1 to 65535");
+    Checked c = consul(nodeAddress, nodeAddress, servicePort, true);
+    if (!c.ok()) return c;
+    String member = c.member().substring("http://".length());
+    return new Checked(member, null, null, c.note());
+  }
+
   /** C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators. */
   private static Checked controlCharacters(String s) {
     for (int i = 0; i < s.length(); i++) {

@@ -23,7 +23,7 @@ public final class ProxyConfig {
   /** Keys the Go proxy reads for features we do not have; accepted so old files load, with a warning. */
   static final Set<String> UNSUPPORTED_KEYS = Set.of(
       "consul_trace_service_name", "trace_address", "trace_api_address",
-      "consul_forward_grpc_service_name", "ssf_destination_address");
+      "ssf_destination_address");
 
   static final Set<String> KNOWN_KEYS = Set.of(
       "debug", "enable_profiling", "profiling_dir", "http_address", "http_instances",
@@ -39,7 +39,7 @@ public final class ProxyConfig {
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
       "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
       "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
-      "grpc_forward_address");
+      "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -50,6 +50,19 @@ public final class ProxyConfig {
   /** Vert.x event-loop threads; 0: one per core. */
   public final int eventLoops;
   public final List<String> forwardAddresses;
+  /**
+   * The ring is of gRPC globals ({@code grpc_forward_address} or
+   * {@code consul_forward_grpc_service_name}): members named {@code host:port}, as v14 names them.
+   */
+  public final boolean grpcRing;
+  /** {@code consul_forward_grpc_service_name}; when set it is also {@link #consulForwardServiceName}. */
+  public final String consulForwardGrpcServiceName;
+  /** {@code ignore_tags} as written. */
+  public final dev.veneur.proxy.routing.IgnoreTags ignoreTags;
+  /** What ring keys leave out: {@link #ignoreTags} for a ring of gRPC globals (v14), else nothing. */
+  public final dev.veneur.proxy.routing.IgnoreTags ringIgnoreTags;
+  /** Which generation's file this is, and why (the {@code compat} key, or the keys it has). */
+  public final Compat compat;
   public final String consulForwardServiceName;
   public final Duration consulRefreshInterval;
   public final String consulAddress;
@@ -118,10 +131,7 @@ public final class ProxyConfig {
   private ProxyConfig(JsonObject raw) {
     List<String> warn = new ArrayList<>();
     for (String key : raw.fieldNames()) {
-      if (key.equals("consul_forward_grpc_service_name")) {
-        warn.add("config key 'consul_forward_grpc_service_name' is not supported yet (gRPC globals from Consul);"
-            + " ignored: list them in grpc_forward_address");
-      } else if (UNSUPPORTED_KEYS.contains(key)) {
+      if (UNSUPPORTED_KEYS.contains(key)) {
         warn.add("config key '" + key + "' is accepted for compatibility but trace forwarding is not supported; ignored");
       } else if (!KNOWN_KEYS.contains(key)) {
         warn.add("unknown config key '" + key + "' ignored (a typo?)");
@@ -172,21 +182,27 @@ public final class ProxyConfig {
       }
       grpcDests.add(c.member());
     }
-    if (!grpcDests.isEmpty()) {
-      if (!dests.isEmpty() || !r.string("consul_forward_service_name", "").isBlank()) {
-        // v14.2.0 keeps two rings (JSON to one, gRPC to the other); this proxy has one ring so far.
-        throw new ConfigException("grpc_forward_address together with forward_address(es) or "
-            + "consul_forward_service_name: the v14 proxy's two rings are not supported yet; configure one of them "
-            + "(every metric, JSON or gRPC, then goes to that ring, translated for each global)");
-      }
-      dests.addAll(grpcDests);
+    String grpcService = r.string("consul_forward_grpc_service_name", "").trim();
+    if ((!grpcDests.isEmpty() || !grpcService.isEmpty())
+        && (!dests.isEmpty() || !r.string("consul_forward_service_name", "").isBlank())) {
+      // v14.2.0 keeps two rings (JSON to one, gRPC to the other); this proxy has one ring so far.
+      // Files that set both (the Go proxies' example files do) keep loading as they always did:
+      // the HTTP ring takes every metric, gRPC or JSON, translated.
+      warn.add("config keys grpc_forward_address / consul_forward_grpc_service_name are ignored beside "
+          + "forward_address(es) / consul_forward_service_name: the v14 proxy's second ring (gRPC globals) is not "
+          + "supported yet, so every metric, JSON or gRPC, goes to the HTTP globals");
+      grpcDests.clear();
+      grpcService = "";
     }
+    // Consul wins over a static list, as for the HTTP ring.
+    if (grpcService.isEmpty()) dests.addAll(grpcDests);
+    consulForwardGrpcServiceName = grpcService;
     forwardAddresses = List.copyOf(dests);
     // Read from the raw object (a list or a comma-separated string); recorded here so a reload
     // that changes only this key is seen as a change.
     r.seen.put("forward_addresses", String.join(",", forwardAddresses));
 
-    consulForwardServiceName = r.string("consul_forward_service_name", "").trim();
+    consulForwardServiceName = grpcService.isEmpty() ? r.string("consul_forward_service_name", "").trim() : grpcService;
     consulRefreshInterval = r.positiveDuration("consul_refresh_interval", "30s");
     consulAddress = r.string("consul_address", "").trim();
     if (!consulAddress.isEmpty()) {
@@ -195,9 +211,18 @@ public final class ProxyConfig {
     consulToken = r.string("consul_token", "");
     consulStartupTimeout = r.positiveDuration("consul_startup_timeout", "30s");
     if (consulForwardServiceName.isEmpty() && forwardAddresses.isEmpty()) {
-      throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address or "
-          + "consul_forward_service_name");
+      throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address, "
+          + "consul_forward_service_name or consul_forward_grpc_service_name");
     }
+    grpcRing = !grpcDests.isEmpty() || !grpcService.isEmpty();
+    ignoreTags = ignoreTags(raw.getValue("ignore_tags"));
+    r.seen.put("ignore_tags", String.valueOf(raw.getValue("ignore_tags")));
+    if (!ignoreTags.isEmpty() && !grpcRing) {
+      warn.add("config key 'ignore_tags' applies to the ring of gRPC globals (grpc_forward_address, "
+          + "consul_forward_grpc_service_name), as in Veneur v14.2.0; with HTTP globals it is ignored");
+    }
+    ringIgnoreTags = grpcRing ? ignoreTags : dev.veneur.proxy.routing.IgnoreTags.NONE;
+    compat = Compat.of(raw);
     statsAddress = r.string("stats_address", "").trim();
     if (!statsAddress.isEmpty()) {
       checkHostPort("stats_address", statsAddress.replaceFirst("^udp://", ""));
@@ -334,6 +359,29 @@ public final class ProxyConfig {
 
   public boolean usesConsul() {
     return !consulForwardServiceName.isEmpty();
+  }
+
+  /** {@code ignore_tags}: a list of {@code {kind: exact|prefix|regex, value: ...}}. */
+  private static dev.veneur.proxy.routing.IgnoreTags ignoreTags(Object v) {
+    if (v == null) return dev.veneur.proxy.routing.IgnoreTags.NONE;
+    if (!(v instanceof JsonArray list)) {
+      throw new ConfigException("ignore_tags", LogText.escape(String.valueOf(v)),
+          "a list of matchers like {kind: prefix, value: \"host:\"}");
+    }
+    List<dev.veneur.proxy.routing.IgnoreTags.Rule> rules = new ArrayList<>();
+    for (Object o : list) {
+      if (!(o instanceof io.vertx.core.json.JsonObject m) || !(m.getValue("kind") instanceof String kind)
+          || !(m.getValue("value") instanceof String value)) {
+        throw new ConfigException("ignore_tags", LogText.escape(String.valueOf(o)),
+            "a matcher with a kind (exact, prefix or regex) and a value");
+      }
+      rules.add(new dev.veneur.proxy.routing.IgnoreTags.Rule(kind, value));
+    }
+    try {
+      return dev.veneur.proxy.routing.IgnoreTags.of(rules);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("config key 'ignore_tags': " + e.getMessage());
+    }
   }
 
   /** Keys whose validated value differs, with old and new values, for the reload log. */

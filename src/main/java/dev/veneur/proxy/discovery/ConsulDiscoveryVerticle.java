@@ -67,7 +67,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
         .setAnnounceAddress("veneur.discovery.announce." + importerId)
         .setUsageAddress("veneur.discovery.usage." + importerId));
     ConsulHealthImporter importer = new ConsulHealthImporter(client, service, Duration.ofMillis(waitMs),
-        importerId, ctx.config().consulNodeAddress, new ConsulHealthImporter.Listener() {
+        importerId, ctx.config().consulNodeAddress, ctx.config().grpcRing, new ConsulHealthImporter.Listener() {
           @Override
           public void synced(int healthy, long nanos) {
             m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))
@@ -98,8 +98,9 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
             memberLogs.warn("odd", message);
           }
         });
-    LOG.info("discovering globals from Consul service '{}' at {} (blocking queries, wait {})",
-        service, endpoint, Duration.ofMillis(waitMs));
+    LOG.info("discovering {} from Consul service '{}' at {} (blocking queries, wait {})",
+        ctx.config().grpcRing ? "gRPC globals (members <Node.Address>:<Service.Port>, as Veneur v14 names them)"
+            : "globals", service, endpoint, Duration.ofMillis(waitMs));
     return discovery.registerServiceImporter(importer, new JsonObject());
   }
 

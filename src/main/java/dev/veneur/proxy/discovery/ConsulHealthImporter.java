@@ -71,6 +71,8 @@ public final class ConsulHealthImporter implements ServiceImporter {
   private final String importerId;
   private final Listener listener;
   private final boolean nodeAddress;
+  /** Members of a ring of gRPC globals: {@code <Node.Address>:<Service.Port>}, as Veneur v14 names them. */
+  private final boolean grpc;
   private final Map<String, String> registrations = new HashMap<>();
   private Vertx vertx;
   private ServicePublisher publisher;
@@ -83,8 +85,9 @@ public final class ConsulHealthImporter implements ServiceImporter {
    * @param importerId tags this importer's records, so several proxies can share one Vertx
    */
   ConsulHealthImporter(ConsulHealthClient client, String service, Duration wait, String importerId,
-      boolean nodeAddress, Listener listener) {
+      boolean nodeAddress, boolean grpc, Listener listener) {
     this.nodeAddress = nodeAddress;
+    this.grpc = grpc;
     this.client = client;
     this.service = service;
     this.wait = wait;
@@ -144,7 +147,9 @@ public final class ConsulHealthImporter implements ServiceImporter {
       // with consul_member_address: node, which is what the Go proxy v2 used, so a fleet running
       // both side by side during a swap computes the same ring. Checked on its own: a bad one is
       // left out alone.
-      MemberAddress.Checked c = MemberAddress.consul(e.serviceAddress(), e.nodeAddress(), e.port(), nodeAddress);
+      MemberAddress.Checked c = grpc
+          ? MemberAddress.consulGrpc(e.nodeAddress(), e.port())
+          : MemberAddress.consul(e.serviceAddress(), e.nodeAddress(), e.port(), nodeAddress);
       if (!c.ok()) {
         listener.skipped(c.cause(), "skipping instance " + describe(e) + ": " + c.reason());
         continue;

@@ -101,6 +101,11 @@ public final class GoJsonScanner {
   public int verdict;
   /** CRC-32 of the UTF-8 of name + type + tagstring, when {@link #VALID}. */
   public int keyHash;
+  /**
+   * v14's {@code ignore_tags}: tags (the {@code tagstring}'s comma-separated parts) left out of
+   * {@link #keyHash}. Empty (the usual case): the key is hashed from the spans, nothing built.
+   */
+  public dev.veneur.proxy.routing.IgnoreTags ignore = dev.veneur.proxy.routing.IgnoreTags.NONE;
   /** Why the global would refuse it, when {@link #REFUSED}; a constant, for logs. */
   public String refusal;
   /** Elements seen so far (metric objects and nulls). */
@@ -316,7 +321,8 @@ public final class GoJsonScanner {
       crc.reset();
       name.crcInto(crc);
       type.crcInto(crc);
-      tagstring.crcInto(crc);
+      if (ignore.isEmpty()) tagstring.crcInto(crc);
+      else tagstring.crcIntoWithout(crc, ignore);
       keyHash = (int) crc.getValue();
     }
     return i;
@@ -966,6 +972,25 @@ public final class GoJsonScanner {
     void crcInto(CRC32 crc) {
       if (span != null) crc.update(span, spanStart, length);
       else crc.update(bytes, 0, length);
+    }
+
+    /** As v14 keys a metric with ignore rules: the parts that no rule matches, rejoined with commas. */
+    void crcIntoWithout(CRC32 crc, dev.veneur.proxy.routing.IgnoreTags ignore) {
+      byte[] b = span != null ? span : bytes;
+      int from = span != null ? spanStart : 0;
+      int end = from + length;
+      boolean first = true;
+      int start = from;
+      for (int i = from; i <= end; i++) {
+        if (i < end && b[i] != ',') continue;
+        String tag = new String(b, start, i - start, java.nio.charset.StandardCharsets.UTF_8);
+        if (!ignore.ignored(tag)) {
+          if (!first) crc.update(',');
+          crc.update(b, start, i - start);
+          first = false;
+        }
+        start = i + 1;
+      }
     }
 
     void trim() {

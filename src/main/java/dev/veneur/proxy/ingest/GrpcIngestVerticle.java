@@ -88,6 +88,11 @@ public final class GrpcIngestVerticle extends VerticleBase {
       public int compressionLevel() {
         return ctx.config().forwardCompressionLevel;
       }
+
+      @Override
+      public dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
+        return ctx.config().ringIgnoreTags;
+      }
     });
     calls = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_REQUESTS, "protocol:grpc"));
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);

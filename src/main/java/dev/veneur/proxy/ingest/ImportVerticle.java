@@ -91,6 +91,11 @@ public final class ImportVerticle extends VerticleBase {
       public int compressionLevel() {
         return ctx.config().forwardCompressionLevel;
       }
+
+      @Override
+      public dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
+        return ctx.config().ringIgnoreTags;
+      }
     }, imports);
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
     if (ctx.spill() != null) spillWriter = ctx.spill().writer();

@@ -137,6 +137,11 @@ public final class Ingester {
     int maxMetricBytes();
 
     int compressionLevel();
+
+    /** Tags left out of ring keys (v14's {@code ignore_tags}, for a ring of gRPC globals). */
+    default dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
+      return dev.veneur.proxy.routing.IgnoreTags.NONE;
+    }
   }
 
   private final Limits limits;
@@ -243,6 +248,7 @@ public final class Ingester {
     }
     scanner = task.trusted() ? trustedScanner : senderScanner;
     scanner.reset();
+    scanner.ignore = limits.ignoreTags();
     router = task.router();
     result = new Result(router.ways());
     if (group.isEmpty()) {

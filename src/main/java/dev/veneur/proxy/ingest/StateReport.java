@@ -74,7 +74,10 @@ final class StateReport {
       state.put("stopping", ctx.stopping());
       // Rejected config changes (bad YAML, a broken bound, an invalid value): the running config stays.
       state.put("config", new JsonObject()
-          .put("reload_errors", m.registry().counter("config.reload_errors").getCount()));
+          .put("reload_errors", m.registry().counter("config.reload_errors").getCount())
+          .put("compat", ctx.config().compat.generation())
+          .put("compat_reason", ctx.config().compat.reason())
+          .put("globals_by", ctx.config().grpcRing ? "grpc" : "http"));
       return Future.succeededFuture(state);
     });
   }

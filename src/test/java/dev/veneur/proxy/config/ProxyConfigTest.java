@@ -169,4 +169,50 @@ class ProxyConfigTest {
     assertTrue(a.diff(ProxyConfig.from(new JsonObject().put("forward_addresses", "http://a:1,http://b:1"))).isEmpty(),
         "a list and the same comma-separated string are one config");
   }
+
+  @Test
+  void grpcGlobalsAreNamedAsV14NamesThemAndTheFileIsReadAsV14s() {
+    ProxyConfig g = ProxyConfig.from(new JsonObject().put("grpc_forward_address", "10.0.0.1:8128, 10.0.0.2:8128"));
+    assertEquals(List.of("10.0.0.1:8128", "10.0.0.2:8128"), g.forwardAddresses);
+    assertTrue(g.grpcRing);
+    assertEquals("v14", g.compat.generation());
+    assertTrue(g.compat.reason().contains("grpc_forward_address"), g.compat.reason());
+    ConfigException bad = assertThrows(ConfigException.class,
+        () -> ProxyConfig.from(new JsonObject().put("grpc_forward_address", "http://10.0.0.1:8128")));
+    assertTrue(bad.getMessage().contains("'grpc_forward_address'") && bad.getMessage().contains("no scheme"), bad.getMessage());
+
+    ProxyConfig c = ProxyConfig.from(new JsonObject().put("consul_forward_grpc_service_name", "veneur-grpc"));
+    assertTrue(c.grpcRing && c.usesConsul());
+    assertEquals("veneur-grpc", c.consulForwardServiceName);
+
+    // Beside an HTTP ring (as in the Go proxies' example files): ignored with a warning, as before.
+    ProxyConfig both = ProxyConfig.from(base().put("grpc_forward_address", "10.0.0.1:8128"));
+    assertEquals(List.of("http://127.0.0.1:8128"), both.forwardAddresses);
+    assertTrue(!both.grpcRing && both.warnings.stream().anyMatch(w -> w.contains("second ring")), both.warnings.toString());
+  }
+
+  @Test
+  void ignoreTagsApplyToTheRingOfGrpcGlobals() {
+    JsonObject rules = new JsonObject().put("grpc_forward_address", "10.0.0.1:8128").put("ignore_tags",
+        new JsonArray().add(new JsonObject().put("kind", "prefix").put("value", "host:"))
+            .add(new JsonObject().put("kind", "regex").put("value", "^pod-[0-9]+$")));
+    ProxyConfig g = ProxyConfig.from(rules);
+    assertTrue(g.ringIgnoreTags.ignored("host:a1") && g.ringIgnoreTags.ignored("pod-7") && !g.ringIgnoreTags.ignored("env:prod"));
+    ProxyConfig h = ProxyConfig.from(base().put("ignore_tags", rules.getJsonArray("ignore_tags")));
+    assertTrue(h.ringIgnoreTags.isEmpty() && !h.ignoreTags.isEmpty());
+    assertTrue(h.warnings.stream().anyMatch(w -> w.contains("'ignore_tags'")), h.warnings.toString());
+    assertRejected("ignore_tags", "host");
+    assertRejected("ignore_tags", new JsonArray().add(new JsonObject().put("kind", "glob").put("value", "x")));
+    assertRejected("ignore_tags", new JsonArray().add(new JsonObject().put("kind", "regex").put("value", "(")));
+  }
+
+  @Test
+  void theCompatKeyWinsOverWhatTheKeysSuggest() {
+    assertEquals("v2", ProxyConfig.from(base()).compat.generation());
+    assertEquals("v14", ProxyConfig.from(base().put("max_idle_conns", 10)).compat.generation());
+    ProxyConfig forced = ProxyConfig.from(base().put("grpc_address", "127.0.0.1:0").put("compat", "v2"));
+    assertEquals("v2", forced.compat.generation());
+    assertEquals("compat: v2 in the config", forced.compat.reason());
+    assertRejected("compat", "v3");
+  }
 }

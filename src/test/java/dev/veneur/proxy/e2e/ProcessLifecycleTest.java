@@ -57,8 +57,10 @@ class ProcessLifecycleTest {
         return r != null && r.statusCode() == 200;
       });
       assertTrue(p.logged("'trace_address' is accepted for compatibility but trace forwarding is not supported"), p.log());
-      // Its grpc_address is served (forwardrpc.Forward), not warned about.
-      assertTrue(p.logged("serving gRPC forwardrpc.Forward on 127.0.0.1:" + grpc), p.log());
+      // Its grpc_address is served (forwardrpc.Forward), not warned about. The gRPC listener starts
+      // after the HTTP one, so /healthcheck can answer first: wait for its line.
+      Await.until("the gRPC listener is up", Duration.ofSeconds(30),
+          () -> p.logged("serving gRPC forwardrpc.Forward on 127.0.0.1:" + grpc));
       assertTrue(!p.logged("'grpc_address'"), p.log());
       assertEquals(0, p.terminate(), p.log());
     } finally {

@@ -1,0 +1,186 @@
+package dev.veneur.proxy.interop;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.ConsulDouble;
+import dev.veneur.proxy.support.ConsulDouble.Instance;
+import dev.veneur.proxy.support.GrpcGlobal;
+import dev.veneur.proxy.support.TestProxy;
+import dev.veneur.proxy.support.VeneurProcess;
+import forwardrpc.ForwardGrpcClient;
+import forwardrpc.ForwardOuterClass.MetricList;
+import io.vertx.core.Vertx;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.SocketAddress;
+import io.vertx.grpc.client.GrpcClient;
+import io.vertx.junit5.VertxExtension;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import metricpb.MetricOuterClass.CounterValue;
+import metricpb.MetricOuterClass.Metric;
+import metricpb.MetricOuterClass.Scope;
+import metricpb.MetricOuterClass.Type;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Placement against the real thing: the real Veneur v14.2.0 proxy and this one, each discovering
+ * four gRPC globals from the same Consul service ({@code consul_forward_grpc_service_name}, members
+ * {@code <Node.Address>:<Service.Port>}) and each with the same {@code ignore_tags}, are sent the
+ * same SendMetrics; every series must reach the same global from both. Skipped, with the reason,
+ * where the binary is absent.
+ */
+@ExtendWith(VertxExtension.class)
+class V14PlacementTest {
+  private static final Path GO_PROXY = VeneurProcess.ROOT.resolve("v14.2.0").resolve("veneur-proxy");
+  private static final String SVC = "veneur-global-grpc";
+
+  /** 480 counters: 60 names x 4 hosts x 2 pods, with service and env tags in between. */
+  private static MetricList traffic(String tag) {
+    MetricList.Builder b = MetricList.newBuilder();
+    for (int n = 0; n < 60; n++) {
+      for (int h = 0; h < 4; h++) {
+        for (int p = 0; p < 2; p++) {
+          b.addMetrics(Metric.newBuilder().setName(tag + ".m" + n).setType(Type.Counter).setScope(Scope.Global)
+              .addTags("env:prod").addTags("host:i-" + h).addTags("pod-" + p).addTags("service:s" + (n % 7))
+              .setCounter(CounterValue.newBuilder().setValue(1)));
+        }
+      }
+    }
+    return b.build();
+  }
+
+  private static String seriesOf(Metric m) {
+    return m.getName() + "|" + String.join(",", m.getTagsList());
+  }
+
+  /** Where each series went: series to the global's index. */
+  private static Map<String, Integer> placement(List<GrpcGlobal> globals) {
+    Map<String, Integer> at = new HashMap<>();
+    for (int i = 0; i < globals.size(); i++) {
+      for (Metric m : globals.get(i).metrics) {
+        if (m.getName().startsWith("placement.")) assertEquals(null, at.put(seriesOf(m), i), "once: " + seriesOf(m));
+      }
+    }
+    return at;
+  }
+
+  /** Metrics of the traffic delivered (late probes, sent while the Go proxy's ring filled, not counted). */
+  private static int delivered(List<GrpcGlobal> globals) {
+    return (int) globals.stream().flatMap(g -> g.metrics.stream()).filter(m -> m.getName().startsWith("placement.")).count();
+  }
+
+  @Test
+  void grpcSeriesLandWhereTheV14ProxyPutsThemWithIgnoreTags(Vertx vertx, @TempDir Path dir) throws Exception {
+    Assumptions.assumeTrue(Files.isExecutable(GO_PROXY),
+        "real Veneur v14.2.0 proxy not found at " + GO_PROXY.toAbsolutePath().normalize() + ": placement interop skipped");
+    List<GrpcGlobal> globals = new ArrayList<>();
+    for (int i = 0; i < 4; i++) globals.add(GrpcGlobal.start(vertx));
+    ConsulDouble consul = ConsulDouble.start(vertx, SVC);
+    List<Instance> instances = new ArrayList<>();
+    for (int i = 0; i < globals.size(); i++) instances.add(Instance.passing("node-" + i, "127.0.0.1", globals.get(i).port()));
+    consul.setInstances(instances);
+    GrpcClient client = GrpcClient.client(vertx);
+    MetricList list = traffic("placement");
+
+    // 1. The Go v14.2.0 proxy.
+    int goGrpc = TestProxy.freePort();
+    Path yaml = dir.resolve("v14-proxy.yaml");
+    Files.writeString(yaml, String.join("\n",
+        "http_address: \"127.0.0.1:" + TestProxy.freePort() + "\"",
+        "grpc_address: \"127.0.0.1:" + goGrpc + "\"",
+        "consul_forward_grpc_service_name: \"" + SVC + "\"",
+        "consul_refresh_interval: \"1s\"",
+        "forward_timeout: \"10s\"",
+        "ignore_tags:",
+        "  - kind: prefix",
+        "    value: \"host:\"",
+        "  - kind: regex",
+        "    value: \"^pod-[0-9]+$\"") + "\n");
+    ProcessBuilder pb = new ProcessBuilder(GO_PROXY.toString(), "-f", yaml.toString()).redirectErrorStream(true)
+        .redirectOutput(dir.resolve("v14-proxy.log").toFile());
+    pb.environment().put("CONSUL_HTTP_ADDR", consul.address());
+    Process go = pb.start();
+    Map<String, Integer> goPlacement;
+    try {
+      ForwardGrpcClient toGo = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(goGrpc, "127.0.0.1"));
+      // It answers before forwarding, and its ring fills from Consul after it listens: probe until
+      // a probe series arrives somewhere, then send the traffic.
+      MetricList probe = MetricList.newBuilder().addMetrics(traffic("probe").getMetrics(0)).build();
+      Await.until("the Go proxy forwards", Duration.ofSeconds(60), Duration.ofMillis(200), () -> {
+        if (!go.isAlive()) throw new AssertionError("the Go v14.2.0 proxy exited:\n" + log(dir));
+        try {
+          toGo.sendMetrics(probe).await(5, TimeUnit.SECONDS);
+        } catch (Exception notYet) { // refused or timed out: not listening yet
+          return false;
+        }
+        return globals.stream().anyMatch(g -> !g.metrics.isEmpty());
+      });
+      for (GrpcGlobal g : globals) g.metrics.clear();
+      toGo.sendMetrics(list).await(10, TimeUnit.SECONDS);
+      Await.until("every series through the Go proxy", Duration.ofSeconds(30), () -> {
+        if (delivered(globals) > list.getMetricsCount()) throw new AssertionError("delivered twice:\n" + log(dir));
+        return delivered(globals) == list.getMetricsCount();
+      });
+      goPlacement = placement(globals);
+    } finally {
+      go.destroy();
+      go.waitFor(10, TimeUnit.SECONDS);
+      go.destroyForcibly();
+    }
+
+    // 2. This proxy, with the same keys.
+    for (GrpcGlobal g : globals) g.metrics.clear();
+    int grpc = TestProxy.freePort();
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("grpc_address", "127.0.0.1:" + grpc)
+        .put("consul_forward_grpc_service_name", SVC)
+        .put("consul_address", consul.address())
+        .put("ignore_tags", new JsonArray()
+            .add(new JsonObject().put("kind", "prefix").put("value", "host:"))
+            .add(new JsonObject().put("kind", "regex").put("value", "^pod-[0-9]+$"))));
+    try {
+      ForwardGrpcClient toUs = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(grpc, "127.0.0.1"));
+      toUs.sendMetrics(list).await(10, TimeUnit.SECONDS);
+      Await.until("every series through this proxy", Duration.ofSeconds(30), () -> delivered(globals) == list.getMetricsCount());
+      proxy.awaitSettled();
+      Map<String, Integer> ours = placement(globals);
+      int moved = 0;
+      for (Map.Entry<String, Integer> e : goPlacement.entrySet()) if (!e.getValue().equals(ours.get(e.getKey()))) moved++;
+      assertEquals(0, moved, "series placed elsewhere than the v14.2.0 proxy places them, of " + goPlacement.size());
+      assertEquals(goPlacement, ours);
+      // ignore_tags did its job: a name's series (differing only in host and pod) share a global.
+      Map<String, Integer> byName = new HashMap<>();
+      for (Map.Entry<String, Integer> e : ours.entrySet()) {
+        String name = e.getKey().substring(0, e.getKey().indexOf('|'));
+        Integer prev = byName.put(name, e.getValue());
+        assertTrue(prev == null || prev.equals(e.getValue()), "series of " + name + " split across globals");
+      }
+      assertTrue(new java.util.HashSet<>(ours.values()).size() > 1, "the traffic spread over several globals");
+    } finally {
+      proxy.stop();
+      client.close();
+      for (GrpcGlobal g : globals) g.stop();
+    }
+  }
+
+  private static String log(Path dir) {
+    try {
+      return Files.readString(dir.resolve("v14-proxy.log"));
+    } catch (IOException e) {
+      return "(no log: " + e + ")";
+    }
+  }
+}
