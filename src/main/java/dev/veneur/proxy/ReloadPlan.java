@@ -28,7 +28,7 @@ public final class ReloadPlan {
   /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
   static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir", "event_loops",
       "idle_connection_timeout", "enable_profiling", "profiling_dir", "admin_address",
-      "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams");
+      "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams", "compat");
 
   /** Changed keys with their old and new values (secrets masked), in the configs' key order. */
   public final Map<String, String> diff;

@@ -138,6 +138,8 @@ public final class ProxyConfig {
       }
     }
     Reader r = new Reader(raw);
+    compat = Compat.of(raw);
+    r.seen.put("compat", compat.generation());
     debug = r.bool("debug", false);
     enableProfiling = r.bool("enable_profiling", false);
     profilingDir = r.string("profiling_dir", "profiles");
@@ -222,7 +224,13 @@ public final class ProxyConfig {
           + "consul_forward_grpc_service_name), as in Veneur v14.2.0; with HTTP globals it is ignored");
     }
     ringIgnoreTags = grpcRing ? ignoreTags : dev.veneur.proxy.routing.IgnoreTags.NONE;
-    compat = Compat.of(raw);
+    if (!raw.containsKey("compat") && "v14".equals(compat.generation()) && !consulForwardServiceName.isEmpty()
+        && !grpcRing) {
+      warn.add("this file is read as Veneur v14.2.0's (" + compat.reason() + "), so Consul globals are ring members "
+          + "<Node.Address>:<Service.Port> as v14.2.0 names them, not v2's http://<address>:<port>: series land as "
+          + "under the v14.2.0 proxy. A file written for v2 (or for this proxy before it read v14 files) should say "
+          + "compat: v2");
+    }
     statsAddress = r.string("stats_address", "").trim();
     if (!statsAddress.isEmpty()) {
       checkHostPort("stats_address", statsAddress.replaceFirst("^udp://", ""));
@@ -259,7 +267,9 @@ public final class ProxyConfig {
     maxStringLength = (int) r.bytesIn("max_string_length", "1MiB", 64, Integer.MAX_VALUE - 64);
     maxMetricBytes = (int) r.bytesIn("max_metric_bytes", "4MiB", 1024, Integer.MAX_VALUE - 64);
     ejectSlowAfter = r.duration("eject_slow_after", "2s");
-    String memberAddress = r.string("consul_member_address", "service").trim().toLowerCase(Locale.ROOT);
+    // Veneur v14.2.0 names a Consul instance by its node's address; v2 files keep the service's.
+    String memberAddress = r.string("consul_member_address", "v14".equals(compat.generation()) ? "node" : "service")
+        .trim().toLowerCase(Locale.ROOT);
     if (!memberAddress.equals("service") && !memberAddress.equals("node")) {
       throw new ConfigException("consul_member_address", memberAddress, "service or node");
     }

@@ -44,6 +44,11 @@ public final class RingVerticle extends VerticleBase {
   private final dev.veneur.proxy.telemetry.LogThrottle allOut = new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
   /** Who discovery says exists. */
   private List<String> members = List.of();
+  /**
+   * What the ring hashes for a member: itself, except for HTTP globals from Consul under a v14
+   * file, which Veneur v14.2.0 names {@code <Node.Address>:<Service.Port>} with no scheme.
+   */
+  private java.util.function.UnaryOperator<String> hashName = m -> m;
   /** Members taken out of routing for failing; never more than all of them. */
   private final TreeSet<String> ejected = new TreeSet<>();
   /** What importers route on. */
@@ -138,7 +143,7 @@ public final class RingVerticle extends VerticleBase {
       }
       for (String m : members) if (forwarders.has(m)) routing.add(m);
     }
-    HashRing next = HashRing.of(routing);
+    HashRing next = HashRing.of(routing, hashName);
     if (next.members().equals(ring.members())) return;
     ring = next;
     vertx.eventBus().publish(Addresses.RING_SNAPSHOT, ring);
@@ -225,6 +230,8 @@ public final class RingVerticle extends VerticleBase {
       waiting = null;
       List<String> previous = members;
       members = nextMembers;
+      boolean v14Consul = next.source().startsWith("consul") && "v14".equals(ctx.config().compat.generation());
+      hashName = v14Consul ? RingVerticle::withoutScheme : m -> m;
       ejected.retainAll(members);
       LOG.info("ring members from {}: {} (was {})", next.source(), members, previous);
       publish();
@@ -255,6 +262,11 @@ public final class RingVerticle extends VerticleBase {
       return;
     }
     Dispatch.split(vertx.eventBus(), ctx, chunk, h.hops(), ring);
+  }
+
+  private static String withoutScheme(String member) {
+    int i = member.indexOf("://");
+    return i < 0 ? member : member.substring(i + 3);
   }
 
   @Override

@@ -29,11 +29,15 @@ public final class HashRing {
   private final int[] owners;
 
   private HashRing(List<String> ordered) {
+    this(ordered, m -> m);
+  }
+
+  private HashRing(List<String> ordered, java.util.function.UnaryOperator<String> hashName) {
     // On a hash collision the member added last wins, as in the Go map-backed circle.
     Map<Long, Integer> circle = new HashMap<>();
     for (int m = 0; m < ordered.size(); m++) {
       for (int i = 0; i < REPLICAS; i++) {
-        circle.put(crc(i + ordered.get(m)), m);
+        circle.put(crc(i + hashName.apply(ordered.get(m))), m);
       }
     }
     long[] pts = new long[circle.size()];
@@ -51,6 +55,16 @@ public final class HashRing {
   public static HashRing of(List<String> members) {
     if (members.isEmpty()) return EMPTY;
     return new HashRing(List.copyOf(new LinkedHashSet<>(members)));
+  }
+
+  /**
+   * A ring whose members are hashed by another name than the one they are reached by: Veneur
+   * v14.2.0 names a Consul-discovered global {@code host:port} where v2 named it
+   * {@code http://host:port}, and the name is what the ring hashes.
+   */
+  public static HashRing of(List<String> members, java.util.function.UnaryOperator<String> hashName) {
+    if (members.isEmpty()) return EMPTY;
+    return new HashRing(List.copyOf(new LinkedHashSet<>(members)), hashName);
   }
 
   public static HashRing empty() {

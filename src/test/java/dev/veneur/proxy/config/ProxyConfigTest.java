@@ -215,4 +215,32 @@ class ProxyConfigTest {
     assertEquals("compat: v2 in the config", forced.compat.reason());
     assertRejected("compat", "v3");
   }
+
+  /** The example files in conf/ load, each read as the generation it is written for. */
+  @Test
+  void theExampleFilesLoadAsTheirGeneration() throws Exception {
+    for (String[] f : new String[][] {{"proxy.yaml", "v2", "http"}, {"v14-fleet.yaml", "v14", "grpc"},
+        {"mixed-fleet.yaml", "v14", "grpc"}}) {
+      Path file = Path.of("conf", f[0]);
+      ProxyConfig cfg = ProxyConfig.from(BoundedYaml.parse(f[0], Files.readAllBytes(file)));
+      assertEquals(f[1], cfg.compat.generation(), f[0]);
+      assertEquals(f[2].equals("grpc"), cfg.grpcRing, f[0]);
+      assertTrue(cfg.warnings.isEmpty(), f[0] + ": " + cfg.warnings);
+    }
+    ProxyConfig v14 = ProxyConfig.from(BoundedYaml.parse("v14", Files.readAllBytes(Path.of("conf", "v14-fleet.yaml"))));
+    assertTrue(v14.ringIgnoreTags.ignored("host:i-1"));
+    assertTrue(v14.consulNodeAddress, "v14 names Consul instances by their node's address");
+  }
+
+  @Test
+  void aFileReadAsV14ForKeysThisProxyAlsoHadSaysHowItsConsulPlacementChanges() {
+    ProxyConfig c = ProxyConfig.from(new JsonObject().put("consul_forward_service_name", "veneur-global")
+        .put("max_idle_conns_per_host", 8));
+    assertEquals("v14", c.compat.generation());
+    assertTrue(c.consulNodeAddress);
+    assertTrue(c.warnings.stream().anyMatch(w -> w.contains("compat: v2")), c.warnings.toString());
+    ProxyConfig v2 = ProxyConfig.from(new JsonObject().put("consul_forward_service_name", "veneur-global")
+        .put("max_idle_conns_per_host", 8).put("compat", "v2"));
+    assertTrue(!v2.consulNodeAddress && v2.warnings.isEmpty(), v2.warnings.toString());
+  }
 }

@@ -176,6 +176,93 @@ class V14PlacementTest {
     }
   }
 
+  /**
+   * The HTTP ring of a v14 file: JSON {@code /import} to globals from {@code consul_forward_service_name},
+   * which v14.2.0 names {@code <Node.Address>:<Service.Port>} (v2: {@code http://...}).
+   */
+  @Test
+  void jsonSeriesLandWhereTheV14ProxyPutsThemOnItsConsulHttpRing(Vertx vertx, @TempDir Path dir) throws Exception {
+    Assumptions.assumeTrue(Files.isExecutable(GO_PROXY),
+        "real Veneur v14.2.0 proxy not found at " + GO_PROXY.toAbsolutePath().normalize() + ": placement interop skipped");
+    List<dev.veneur.proxy.support.TestGlobal> globals = new ArrayList<>();
+    for (int i = 0; i < 4; i++) globals.add(dev.veneur.proxy.support.TestGlobal.start(vertx));
+    ConsulDouble consul = ConsulDouble.start(vertx, "veneur-global");
+    List<Instance> instances = new ArrayList<>();
+    for (int i = 0; i < globals.size(); i++) instances.add(Instance.passing("node-" + i, "127.0.0.1", globals.get(i).port()));
+    consul.setInstances(instances);
+    JsonArray body = dev.veneur.proxy.support.Bodies.generate("placement", 400, 14);
+    byte[] deflated = dev.veneur.proxy.support.Bodies.deflate(dev.veneur.proxy.support.Bodies.utf8(body.encode()));
+    java.util.function.Supplier<Integer> delivered = () -> (int) globals.stream().flatMap(g -> g.metrics.stream())
+        .filter(m -> m.getString("name").startsWith("placement.")).count();
+
+    int goHttp = TestProxy.freePort();
+    Path yaml = dir.resolve("v14-proxy.yaml");
+    Files.writeString(yaml, String.join("\n",
+        "http_address: \"127.0.0.1:" + goHttp + "\"",
+        "consul_forward_service_name: \"veneur-global\"",
+        "consul_refresh_interval: \"1s\"",
+        "forward_timeout: \"10s\"",
+        "idle_connection_timeout: \"90s\"") + "\n");
+    ProcessBuilder pb = new ProcessBuilder(GO_PROXY.toString(), "-f", yaml.toString()).redirectErrorStream(true)
+        .redirectOutput(dir.resolve("v14-proxy.log").toFile());
+    pb.environment().put("CONSUL_HTTP_ADDR", consul.address());
+    Process go = pb.start();
+    java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+    Map<String, Integer> goPlacement = new HashMap<>();
+    try {
+      byte[] probe = dev.veneur.proxy.support.Bodies.deflate(dev.veneur.proxy.support.Bodies.utf8(
+          dev.veneur.proxy.support.Bodies.generate("probe", 1, 1).encode()));
+      Await.until("the Go proxy forwards", Duration.ofSeconds(60), Duration.ofMillis(200), () -> {
+        if (!go.isAlive()) throw new AssertionError("the Go v14.2.0 proxy exited:\n" + log(dir));
+        post(http, goHttp, probe);
+        return globals.stream().anyMatch(g -> !g.metrics.isEmpty());
+      });
+      post(http, goHttp, deflated);
+      Await.until("every series through the Go proxy", Duration.ofSeconds(30), () -> delivered.get() == body.size());
+      for (int i = 0; i < globals.size(); i++) {
+        for (JsonObject m : globals.get(i).metrics) {
+          if (m.getString("name").startsWith("placement.")) goPlacement.put(m.getString("name") + "|" + m.getString("tagstring"), i);
+        }
+      }
+    } finally {
+      go.destroy();
+      go.waitFor(10, TimeUnit.SECONDS);
+      go.destroyForcibly();
+    }
+    for (dev.veneur.proxy.support.TestGlobal g : globals) g.metrics.clear();
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("consul_forward_service_name", "veneur-global")
+        .put("consul_address", consul.address())
+        .put("idle_connection_timeout", "90s"));
+    try {
+      assertEquals(202, proxy.post(deflated, "deflate").statusCode());
+      Await.until("every series through this proxy", Duration.ofSeconds(30), () -> delivered.get() == body.size());
+      proxy.awaitSettled();
+      Map<String, Integer> ours = new HashMap<>();
+      for (int i = 0; i < globals.size(); i++) {
+        for (JsonObject m : globals.get(i).metrics) ours.put(m.getString("name") + "|" + m.getString("tagstring"), i);
+      }
+      assertEquals(goPlacement, ours, "placement on the v14.2.0 proxy's Consul HTTP ring");
+      assertTrue(new java.util.HashSet<>(ours.values()).size() > 1, "the traffic spread over several globals");
+    } finally {
+      proxy.stop();
+    }
+  }
+
+  private static void post(java.net.http.HttpClient http, int port, byte[] deflated) {
+    try {
+      http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + port + "/import"))
+          .header("Content-Encoding", "deflate").header("Content-Type", "application/json")
+          .timeout(Duration.ofSeconds(5))
+          .POST(java.net.http.HttpRequest.BodyPublishers.ofByteArray(deflated)).build(),
+          java.net.http.HttpResponse.BodyHandlers.discarding());
+    } catch (IOException e) {
+      // not listening yet
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   private static String log(Path dir) {
     try {
       return Files.readString(dir.resolve("v14-proxy.log"));
