@@ -85,6 +85,10 @@ public final class ForwarderVerticle extends VerticleBase {
   private Counter posts;
   private Counter errorsZero;
   private EventGauge byDestination;
+  /** protocol:http or protocol:grpc: how this global is reached, on the v14 series. */
+  private String protocol;
+  private Counter proxied;
+  private Counter v14Errors;
 
   public ForwarderVerticle(ProxyContext ctx, String destination) {
     this.ctx = ctx;
@@ -154,7 +158,15 @@ public final class ForwarderVerticle extends VerticleBase {
     bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
     posts = metrics.registry().counter(ProxyMetrics.FORWARD_POSTS);
     errorsZero = metrics.registry().counter(ProxyMetrics.FORWARD_ERRORS);
-    byDestination = metrics.eventGauge(ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
+    protocol = grpc != null ? "protocol:grpc" : "protocol:http";
+    // v2's series exactly as the Go v2 proxy sent it; with the protocol tag v14 adds where a v14
+    // operator reads it (a v14 file, or a global reached by gRPC).
+    boolean v14Tags = grpc != null || "v14".equals(cfg.compat.generation());
+    byDestination = metrics.eventGauge(v14Tags
+        ? ProxyMetrics.withTags(ProxyMetrics.BY_DESTINATION, "destination:" + destination, protocol)
+        : ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
+    proxied = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_PROXIED, protocol));
+    v14Errors = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_FORWARD_ERRORS, protocol));
     ctx.destinations().put(destination, state);
     control = vertx.eventBus().consumer(Addresses.forwarderControl(destination),
         m -> ejection.apply(m.body().excluded()));
@@ -306,6 +318,7 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   private void countError(GlobalClient.Outcome o) {
+    v14Errors.inc();
     if (o.status() != 0) {
       metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", Integer.toString(o.status())).inc();
     } else {
@@ -322,13 +335,24 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private void forwarded(Batch batch) {
     letGo(batch.chunks);
+    int left = 0;
+    for (java.util.Map.Entry<String, Integer> e : batch.untranslated.entrySet()) {
+      left += e.getValue();
+      failed("untranslated_" + e.getKey(), e.getValue());
+    }
+    proxied.inc(batch.metrics - left);
     if (batch.untranslated.isEmpty()) ctx.accounting().forwarded(batch.chunks);
     else ctx.accounting().forwardedExcept(batch.chunks, batch.untranslated);
   }
 
   private void drop(Batch batch, String cause) {
     letGo(batch.chunks);
+    failed(cause, batch.metrics);
     ctx.accounting().dropped(batch.chunks, cause);
+  }
+
+  private void failed(String cause, int n) {
+    metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_PROXIED_FAILED, "cause:" + cause, protocol)).inc(n);
   }
 
   private void retryOrDrop(Batch batch, String lastError) {

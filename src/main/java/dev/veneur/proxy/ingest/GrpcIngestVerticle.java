@@ -252,6 +252,10 @@ public final class GrpcIngestVerticle extends VerticleBase {
             + "); forwarded the other " + t.valid());
       }
       if (t.scopeLost() > 0) metrics.registry().counter("grpc.scope_lost_total").inc(t.scopeLost());
+      // Metrics a v14 global would refuse are received too, for v14's proxy.metrics_total.
+      if (t.droppedTotal() > 0) {
+        metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_METRICS, "protocol:grpc")).inc(t.droppedTotal());
+      }
       if (t.valid() == 0) return;
       byte[] json = t.finish();
       ctx.budget().reserve(json.length);
@@ -273,6 +277,8 @@ public final class GrpcIngestVerticle extends VerticleBase {
         ctx.accounting().droppedOnArrival(r.dropped(), "invalid_metric");
         chunksOut += Handover.hand(vertx.eventBus(), ctx, spillWriter, p.routing, r.chunks);
         metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_METRICS, "protocol:grpc"))
+            .inc(r.valid + r.dropped());
+        metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_METRICS, "protocol:grpc"))
             .inc(r.valid + r.dropped());
       }
       maybeAnswer();

@@ -63,6 +63,8 @@ public final class ImportVerticle extends VerticleBase {
   /** Per encoding and per sender, looked up once rather than by name on every request. */
   private final Map<String, com.codahale.metrics.Timer> importTimers = new java.util.HashMap<>();
   private final Map<String, Counter> metricsBySender = new java.util.HashMap<>();
+  /** Veneur v14's proxy.metrics_total, protocol:http. */
+  private Counter v14Metrics;
   private static final int MAX_SENDERS = 10_000;
   private long lagTimer = -1;
   private io.vertx.core.eventbus.MessageConsumer<Handoff> rerouteConsumer;
@@ -76,6 +78,7 @@ public final class ImportVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     ProxyConfig cfg = ctx.config();
+    v14Metrics = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_METRICS, "protocol:http"));
     ingester = new Ingester(r -> context.runOnContext(v -> r.run()), ctx.budget(), new Ingester.Limits() {
       @Override
       public int maxStringLength() {
@@ -424,6 +427,7 @@ public final class ImportVerticle extends VerticleBase {
       if (!metricsBySender.containsKey(addr) && metricsBySender.size() >= MAX_SENDERS) addr = "other";
       metricsBySender.computeIfAbsent(addr, a -> metrics.registry().counter(ProxyMetrics.withTags(
           ProxyMetrics.IMPORT_METRICS, "remote_addr:" + a, "veneurglobalonly"))).inc(r.valid + r.dropped());
+      v14Metrics.inc(r.valid + r.dropped());
       if (r.refused > 0) {
         refusals.warn("refused_metric", "dropped " + r.refused + " metric(s) from " + req.remoteAddress()
             + " that a global would refuse (" + r.refusal + "); forwarded the other " + r.valid);

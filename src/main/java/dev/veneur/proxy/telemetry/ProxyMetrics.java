@@ -33,6 +33,19 @@ public final class ProxyMetrics {
   public static final String PROXY_DURATION = "proxy.duration_ns";
   // Go proxy names not registered yet by any call site (see README, Monitoring).
   public static final String IMPORT_METRICS = "import.metrics_total";
+  /*
+   * The series Veneur v14.2.0's proxy reports, which v14 operators chart, each with protocol:http
+   * or protocol:grpc, beside this proxy's own (v2) series. Ingest protocol for metrics_total,
+   * egress protocol (how the destination is reached) for the others.
+   */
+  /** Metrics received, by ingest protocol. */
+  public static final String V14_METRICS = "proxy.metrics_total";
+  /** Metrics a global confirmed, by egress protocol. */
+  public static final String V14_PROXIED = "proxy.proxied_metrics_total";
+  /** Metrics a forwarder dropped, by cause and egress protocol. */
+  public static final String V14_PROXIED_FAILED = "proxy.proxied_metrics_failed";
+  /** Failed exchanges with a global, by egress protocol. */
+  public static final String V14_FORWARD_ERRORS = "proxy.forward_errors";
   public static final String DISCOVERER_UPDATE_DURATION = "discoverer.update_duration_ns";
   public static final String DISCOVERER_DESTINATIONS = "discoverer.destination_number";
   public static final String DISCOVERER_ERRORS = "discoverer.errors";

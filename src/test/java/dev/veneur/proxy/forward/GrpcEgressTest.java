@@ -69,9 +69,12 @@ class GrpcEgressTest {
     GrpcGlobal g1 = GrpcGlobal.start(vertx);
     GrpcGlobal g2 = GrpcGlobal.start(vertx);
     int grpcPort = TestProxy.freePort();
+    dev.veneur.proxy.support.StatsdSink stats = dev.veneur.proxy.support.StatsdSink.start(vertx);
     proxy = TestProxy.start(vertx, new JsonObject()
         .put("grpc_forward_address", g1.member() + "," + g2.member())
-        .put("grpc_address", "127.0.0.1:" + grpcPort));
+        .put("grpc_address", "127.0.0.1:" + grpcPort)
+        .put("stats_address", stats.address())
+        .put("stats_interval", "100ms"));
     HashRing ring = HashRing.of(List.of(g1.member(), g2.member()));
     Map<String, Metric> sent = byName(flush().getMetricsList());
 
@@ -113,6 +116,14 @@ class GrpcEgressTest {
     assertTrue(g1.metrics.size() > 0 && g2.metrics.size() > 0, "both globals get a share");
     assertEquals(45 + 55, proxy.metrics().forwarded());
     assertEquals(0, proxy.metrics().droppedTotal());
+    // The series v14 operators chart, over StatsD (a real UDP socket), beside the v2 ones.
+    String p = "veneur_proxy.";
+    Await.until("v14 self-metrics", () -> stats.counterSum(p + "proxy.metrics_total", "protocol:http") == 45
+        && stats.counterSum(p + "proxy.metrics_total", "protocol:grpc") == 55
+        && stats.counterSum(p + "proxy.proxied_metrics_total", "protocol:grpc") == 100
+        && !stats.lines(p + "metrics_by_destination", "destination:" + g1.member() + ",protocol:grpc", "g").isEmpty());
+    assertEquals(0, stats.counterSum(p + "proxy.proxied_metrics_total", "protocol:http"));
+    stats.close();
   }
 
   @Test
@@ -145,6 +156,10 @@ class GrpcEgressTest {
     assertEquals(1, proxy.metrics().dropped("rejected"));
     assertEquals(digests.size(), proxy.metrics().dropped("untranslated_bad_value"));
     assertEquals(good + 1 + digests.size(), proxy.metrics().received());
+    var reg = proxy.metrics().registry();
+    assertEquals(good, reg.counter("proxy.proxied_metrics_total#protocol:grpc").getCount());
+    assertEquals(1, reg.counter("proxy.proxied_metrics_failed#cause:rejected,protocol:grpc").getCount());
+    assertEquals(digests.size(), reg.counter("proxy.proxied_metrics_failed#cause:untranslated_bad_value,protocol:grpc").getCount());
   }
 
   @Test
@@ -178,5 +193,6 @@ class GrpcEgressTest {
     assertEquals(0, proxy.metrics().droppedTotal());
     assertTrue(proxy.metrics().registry().counter("forward.ejections#destination:" + hanging.member()).getCount() > 0,
         "the hanging global was ejected");
+    assertTrue(proxy.metrics().registry().counter("proxy.forward_errors#protocol:grpc").getCount() > 0);
   }
 }
