@@ -89,6 +89,53 @@ class GrpcInteropTest {
     through(dir, "json-grpc-v14", "json", Version.V14_2_0, true, 2);
   }
 
+  /**
+   * The whole bridge at once: a v2.0.0 local (JSON), and v14.2.0 locals by {@code json},
+   * {@code grpc-single} and {@code grpc-stream}, through one proxy to two v14.2.0 globals reached by
+   * gRPC. Each local's own series land where v14 places them, and series all four send to share a
+   * counter (sums add), a set (members unite) and a histogram (digests merge).
+   */
+  @Test
+  void everyLocalInEveryProtocolToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
+    VeneurProcess.assumeAvailable(Version.V2_0_0, Version.V14_2_0);
+    try (Fleet f = Fleet.start("bridge-all", dir)) {
+      f.global(Version.V14_2_0, "global-0");
+      f.global(Version.V14_2_0, "global-1");
+      f.grpcEgress = true;
+      int grpcPort = TestProxy.freePort();
+      f.proxy("grpc_address: \"127.0.0.1:" + grpcPort + "\"");
+      f.local(Version.V2_0_0, "local-v2", null);
+      f.local(Version.V14_2_0, "local-json", "json");
+      f.local(Version.V14_2_0, "local-single", "grpc-single", "127.0.0.1:" + grpcPort);
+      f.local(Version.V14_2_0, "local-stream", "grpc-stream", "127.0.0.1:" + grpcPort);
+      List<String> locals = List.of("local-v2", "local-json", "local-single", "local-stream");
+      Traffic t = new Traffic();
+      for (String l : locals) t.standard(l, l.replace("local-", ""));
+      for (String l : locals) {
+        t.counter(l, "all.requests", List.of("shard:a"), Traffic.range(1, 20));
+        t.histogram(l, "all.latency", Traffic.Kind.HISTOGRAM, Traffic.doubles(1, 200, 1));
+      }
+      t.set("local-v2", "all.users", Traffic.members("u", 0, 100), 1);
+      t.set("local-json", "all.users", Traffic.members("u", 50, 150), 1);
+      t.set("local-single", "all.users", Traffic.members("u", 100, 200), 1);
+      t.set("local-stream", "all.users", Traffic.members("u", 150, 250), 1);
+      f.send(t);
+      f.awaitFlushed(t);
+      List<String> problems = new ArrayList<>(f.check(t));
+      problems.addAll(f.checkProxy(t.forwardedByAll()));
+      ProxyProcess p = f.proxy;
+      System.out.println("interop " + f.name + ":\n  " + String.join("\n  ", f.figures)
+          + "\n  Veneur complaints: " + f.complaints());
+      assertTrue(problems.isEmpty(), "interop " + f.name + ":\n  " + String.join("\n  ", problems)
+          + "\nVeneur complaints: " + f.complaints() + "\nproxy log:\n" + p.log());
+      assertTrue(f.complaints().isEmpty(), "Veneur servers complained: " + f.complaints());
+      assertEquals(0, p.terminate(Duration.ofSeconds(30)), p.log());
+      ProxyProcess.StopSummary stop = p.stopSummary();
+      assertTrue(stop != null && stop.received() == t.forwardedByAll() && stop.forwarded() == stop.received()
+          && stop.dropped() == 0, "the proxy's last words: " + (stop == null ? p.log() : stop.line()));
+    }
+  }
+
   /** The bridge: a v14 local's gRPC reaches a v2.0.0 global as the JSON (and gob digests) v2 reads. */
   @Test
   void grpcSingleLocalThroughTheProxyToAV2Global(@TempDir Path dir) throws Exception {
