@@ -18,7 +18,8 @@ import java.util.function.Consumer;
  * cancels the call (RST_STREAM) when it fires, and the answer is reported as an {@link
  * GlobalClient.Outcome} whose status is the HTTP status the same verdict has, so the forwarder's
  * rules (retry, split, eject) apply unchanged: OK is 200, INVALID_ARGUMENT 400 (the batch is split
- * until the refused metrics are alone), RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED
+ * until the refused metrics are alone), RESOURCE_EXHAUSTED 429 (413, split, when it says the message
+ * is over the global's receive limit), UNAVAILABLE 503, DEADLINE_EXCEEDED
  * 504, UNIMPLEMENTED 501, anything else 500. The excerpt carries the gRPC status and message.
  *
  * <p>One per forwarder, used on its event loop only.
@@ -76,13 +77,14 @@ final class GrpcGlobalClient {
         }
         var r = resp.result();
         r.handler(b -> { }); // google.protobuf.Empty: nothing to keep
-        r.exceptionHandler(e -> x.finish(httpStatus(r.status()), e, false, excerpt(r.status(), r.statusMessage())));
+        r.exceptionHandler(e -> x.finish(httpStatus(r.status(), r.statusMessage()), e, false,
+            excerpt(r.status(), r.statusMessage())));
         r.end().onComplete(end -> {
           GrpcStatus st = r.status();
           if (st == null) {
             x.finish(0, end.cause(), false, "");
           } else {
-            x.finish(httpStatus(st), null, false, excerpt(st, r.statusMessage()));
+            x.finish(httpStatus(st, r.statusMessage()), null, false, excerpt(st, r.statusMessage()));
           }
         });
       });
@@ -98,12 +100,15 @@ final class GrpcGlobalClient {
     client.close();
   }
 
-  static int httpStatus(GrpcStatus s) {
+  static int httpStatus(GrpcStatus s, String message) {
     if (s == null) return 0;
     return switch (s) {
       case OK -> 200;
       case INVALID_ARGUMENT -> 400;
-      case RESOURCE_EXHAUSTED -> 429;
+      // grpc-go (a v14 global) refuses a message over its receive limit with RESOURCE_EXHAUSTED
+      // "grpc: received message larger than max": too large, so split it (413); any other
+      // RESOURCE_EXHAUSTED is overload, retried (429).
+      case RESOURCE_EXHAUSTED -> message != null && message.contains("larger than max") ? 413 : 429;
       case UNAVAILABLE -> 503;
       case DEADLINE_EXCEEDED -> 504;
       case UNIMPLEMENTED -> 501;

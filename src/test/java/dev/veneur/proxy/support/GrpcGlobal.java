@@ -33,13 +33,17 @@ public final class GrpcGlobal {
 
   public static GrpcGlobal start(Vertx vertx) {
     GrpcGlobal g = new GrpcGlobal();
-    GrpcServer grpc = GrpcServer.server(vertx);
+    // grpc-go's default receive limit, which a v14 global keeps.
+    GrpcServer grpc = GrpcServer.server(vertx, new io.vertx.grpc.server.GrpcServerOptions().setMaxMessageSize(4 << 20));
     grpc.callHandler(req -> {
       g.calls.incrementAndGet();
       if (!"forwardrpc.Forward/SendMetrics".equals(req.fullMethodName())) {
         req.response().status(GrpcStatus.UNIMPLEMENTED).end();
         return;
       }
+      // As grpc-go answers a message over its limit (Vert.x would otherwise never complete last()).
+      req.invalidMessageHandler(e -> req.response().status(GrpcStatus.RESOURCE_EXHAUSTED)
+          .statusMessage("grpc: received message larger than max").end());
       req.last().onComplete(ar -> {
         GrpcStatus st = g.status.get();
         if (st == null) return; // hang
