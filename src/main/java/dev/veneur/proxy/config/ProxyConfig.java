@@ -58,9 +58,9 @@ public final class ProxyConfig {
   /** {@code consul_forward_grpc_service_name}; when set it is also {@link #consulForwardServiceName}. */
   public final String consulForwardGrpcServiceName;
   /** {@code ignore_tags} as written. */
-  public final dev.veneur.proxy.routing.IgnoreTags ignoreTags;
+  public final dev.veneur.proxy.config.IgnoreTags ignoreTags;
   /** What ring keys leave out: {@link #ignoreTags} for a ring of gRPC globals (v14), else nothing. */
-  public final dev.veneur.proxy.routing.IgnoreTags ringIgnoreTags;
+  public final dev.veneur.proxy.config.IgnoreTags ringIgnoreTags;
   /** Which generation's file this is, and why (the {@code compat} key, or the keys it has). */
   public final Compat compat;
   public final String consulForwardServiceName;
@@ -223,7 +223,7 @@ public final class ProxyConfig {
       warn.add("config key 'ignore_tags' applies to the ring of gRPC globals (grpc_forward_address, "
           + "consul_forward_grpc_service_name), as in Veneur v14.2.0; with HTTP globals it is ignored");
     }
-    ringIgnoreTags = grpcRing ? ignoreTags : dev.veneur.proxy.routing.IgnoreTags.NONE;
+    ringIgnoreTags = grpcRing ? ignoreTags : dev.veneur.proxy.config.IgnoreTags.NONE;
     if (!raw.containsKey("compat") && "v14".equals(compat.generation()) && !consulForwardServiceName.isEmpty()
         && !grpcRing) {
       warn.add("this file is read as Veneur v14.2.0's (" + compat.reason() + "), so Consul globals are ring members "
@@ -372,23 +372,23 @@ public final class ProxyConfig {
   }
 
   /** {@code ignore_tags}: a list of {@code {kind: exact|prefix|regex, value: ...}}. */
-  private static dev.veneur.proxy.routing.IgnoreTags ignoreTags(Object v) {
-    if (v == null) return dev.veneur.proxy.routing.IgnoreTags.NONE;
+  private static dev.veneur.proxy.config.IgnoreTags ignoreTags(Object v) {
+    if (v == null) return dev.veneur.proxy.config.IgnoreTags.NONE;
     if (!(v instanceof JsonArray list)) {
       throw new ConfigException("ignore_tags", LogText.escape(String.valueOf(v)),
           "a list of matchers like {kind: prefix, value: \"host:\"}");
     }
-    List<dev.veneur.proxy.routing.IgnoreTags.Rule> rules = new ArrayList<>();
+    List<dev.veneur.proxy.config.IgnoreTags.Rule> rules = new ArrayList<>();
     for (Object o : list) {
       if (!(o instanceof io.vertx.core.json.JsonObject m) || !(m.getValue("kind") instanceof String kind)
           || !(m.getValue("value") instanceof String value)) {
         throw new ConfigException("ignore_tags", LogText.escape(String.valueOf(o)),
             "a matcher with a kind (exact, prefix or regex) and a value");
       }
-      rules.add(new dev.veneur.proxy.routing.IgnoreTags.Rule(kind, value));
+      rules.add(new dev.veneur.proxy.config.IgnoreTags.Rule(kind, value));
     }
     try {
-      return dev.veneur.proxy.routing.IgnoreTags.of(rules);
+      return dev.veneur.proxy.config.IgnoreTags.of(rules);
     } catch (IllegalArgumentException e) {
       throw new ConfigException("config key 'ignore_tags': " + e.getMessage());
     }

@@ -105,7 +105,7 @@ public final class GoJsonScanner {
    * v14's {@code ignore_tags}: tags (the {@code tagstring}'s comma-separated parts) left out of
    * {@link #keyHash}. Empty (the usual case): the key is hashed from the spans, nothing built.
    */
-  public dev.veneur.proxy.routing.IgnoreTags ignore = dev.veneur.proxy.routing.IgnoreTags.NONE;
+  public dev.veneur.proxy.config.IgnoreTags ignore = dev.veneur.proxy.config.IgnoreTags.NONE;
   /** Why the global would refuse it, when {@link #REFUSED}; a constant, for logs. */
   public String refusal;
   /** Elements seen so far (metric objects and nulls). */
@@ -975,7 +975,7 @@ public final class GoJsonScanner {
     }
 
     /** As v14 keys a metric with ignore rules: the parts that no rule matches, rejoined with commas. */
-    void crcIntoWithout(CRC32 crc, dev.veneur.proxy.routing.IgnoreTags ignore) {
+    void crcIntoWithout(CRC32 crc, dev.veneur.proxy.config.IgnoreTags ignore) {
       byte[] b = span != null ? span : bytes;
       int from = span != null ? spanStart : 0;
       int end = from + length;

@@ -90,7 +90,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
       }
 
       @Override
-      public dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
+      public dev.veneur.proxy.config.IgnoreTags ignoreTags() {
         return ctx.config().ringIgnoreTags;
       }
     });

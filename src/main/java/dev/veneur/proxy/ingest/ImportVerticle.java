@@ -96,7 +96,7 @@ public final class ImportVerticle extends VerticleBase {
       }
 
       @Override
-      public dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
+      public dev.veneur.proxy.config.IgnoreTags ignoreTags() {
         return ctx.config().ringIgnoreTags;
       }
     }, imports);

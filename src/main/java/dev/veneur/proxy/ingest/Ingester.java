@@ -139,8 +139,8 @@ public final class Ingester {
     int compressionLevel();
 
     /** Tags left out of ring keys (v14's {@code ignore_tags}, for a ring of gRPC globals). */
-    default dev.veneur.proxy.routing.IgnoreTags ignoreTags() {
-      return dev.veneur.proxy.routing.IgnoreTags.NONE;
+    default dev.veneur.proxy.config.IgnoreTags ignoreTags() {
+      return dev.veneur.proxy.config.IgnoreTags.NONE;
     }
   }
 

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.routing;
 
+import dev.veneur.proxy.config.IgnoreTags;
 import dev.veneur.proxy.wire.MetricPb;
 import java.nio.charset.StandardCharsets;
 import java.util.zip.CRC32;

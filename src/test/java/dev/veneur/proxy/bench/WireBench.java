@@ -1,6 +1,6 @@
 package dev.veneur.proxy.bench;
 
-import dev.veneur.proxy.routing.IgnoreTags;
+import dev.veneur.proxy.config.IgnoreTags;
 import dev.veneur.proxy.routing.V14Key;
 import dev.veneur.proxy.wire.Bridge;
 import dev.veneur.proxy.wire.MetricPb;

@@ -41,7 +41,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The gRPC listener's own hostile inputs against a real {@code -Xmx256m} proxy process beside a
- * real JSON load: messages declaring 100 MB, 2,000 concurrent streams each holding most of a
+ * real JSON load: messages declaring 100 MB, 10,000 concurrent streams each holding part of a
  * 4 MB message, a SendMetricsV2 stream that never ends, and 500 connections that send the HTTP/2
  * preface and nothing more. The proxy must answer each with a gRPC status, never run out of memory
  * or block an event loop, keep its health checks answered, and keep its books: every JSON metric
@@ -101,7 +101,7 @@ class GrpcAttackTest {
         "grpc_address: \"127.0.0.1:" + grpc + "\"",
         "admin_address: \"127.0.0.1:" + admin + "\"",
         "memory_wait_timeout: \"3s\"",
-        // Long enough for the flood below to fill the budget on a loaded machine (its 2,000 streams
+        // Long enough for the flood below to fill the budget on a loaded machine (its 10,000 streams
         // take seconds to open), so its calls meet the memory bound, not only their deadline.
         "http_request_timeout: \"12s\"",
         // Longer than the call deadline, as by default (60 s against 10 s): a stalled call is ended
@@ -143,10 +143,13 @@ class GrpcAttackTest {
       for (Future<String> f : bigCalls) statuses.computeIfAbsent("big " + f.await(60, TimeUnit.SECONDS), k -> new AtomicLong()).incrementAndGet();
       assertEquals(50, statuses.getOrDefault("big 8", new AtomicLong()).get(), "RESOURCE_EXHAUSTED (8) for each: " + statuses);
 
-      // 2. 2,000 streams on 20 connections, each declaring a 4,000,000-byte message and sending
-      // 256 KiB of it, then nothing: 500 MB asked of a ~100 MB budget.
+      // 2. 10,000 streams on 100 connections (100 each, grpc_max_concurrent_streams), each declaring a
+      // 4,000,000-byte message and sending 64 KiB of it (one shared zero buffer), then nothing: 40 GB
+      // declared and 640 MB sent (1.3 GB in the budget's count, a received byte costing two until its
+      // message is whole) against a ~100 MB budget.
       List<Future<String>> flood = new ArrayList<>();
-      for (int c = 0; c < 20; c++) {
+      Buffer zeros = Buffer.buffer(new byte[32 * 1024]);
+      for (int c = 0; c < 100; c++) {
         HttpClient h = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
             .setHttp2ClearTextUpgrade(false).setHttp2MultiplexingLimit(100), new PoolOptions().setHttp2MaxSize(1));
         clients.add(h);
@@ -154,7 +157,7 @@ class GrpcAttackTest {
           flood.add(h.request(HttpMethod.POST, grpc, "127.0.0.1", "/forwardrpc.Forward/SendMetrics").compose(req -> {
             req.setChunked(true).putHeader("content-type", "application/grpc").putHeader("te", "trailers");
             req.write(Buffer.buffer().appendByte((byte) 0).appendInt(4_000_000));
-            for (int k = 0; k < 4; k++) req.write(Buffer.buffer(new byte[64 * 1024]));
+            for (int k = 0; k < 2; k++) req.write(zeros);
             return answer(req);
           }).recover(e -> Future.succeededFuture("error " + e.getClass().getSimpleName())));
         }

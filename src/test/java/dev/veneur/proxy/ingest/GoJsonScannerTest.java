@@ -157,6 +157,25 @@ class GoJsonScannerTest {
     assertEquals(HashRing.hashKey(name + "timer" + "a:b"), seen.get(0).hash());
   }
 
+  /** v14's ignore_tags: the tagstring's matched parts are left out of the key, the rest rejoined. */
+  @Test
+  void ignoredTagsAreLeftOutOfTheKeyOnly() {
+    dev.veneur.proxy.config.IgnoreTags hosts = dev.veneur.proxy.config.IgnoreTags.of(List.of(
+        new dev.veneur.proxy.config.IgnoreTags.Rule("prefix", "host:"),
+        new dev.veneur.proxy.config.IgnoreTags.Rule("exact", "az:b")));
+    String body = "[{\"name\":\"m\",\"type\":\"counter\",\"tagstring\":\"host:1,env:prod,az:b,svc:x\",\"value\":\"AQAAAAAAAAA=\"},"
+        + "{\"name\":\"m\",\"type\":\"counter\",\"tagstring\":\"host:2\",\"value\":\"AQAAAAAAAAA=\"},"
+        + "{\"name\":\"m\",\"type\":\"counter\",\"tagstring\":\"env:\\u0070rod,host:3\",\"value\":\"AQAAAAAAAAA=\"}]";
+    GoJsonScanner scanner = new GoJsonScanner(1 << 20);
+    scanner.ignore = hosts;
+    List<Seen> seen = scan(scanner, Bodies.utf8(body), Integer.MAX_VALUE);
+    assertEquals(HashRing.hashKey("mcounterenv:prod,svc:x"), seen.get(0).hash());
+    assertEquals(HashRing.hashKey("mcounter"), seen.get(1).hash());
+    assertEquals(HashRing.hashKey("mcounterenv:prod"), seen.get(2).hash(), "escaped: decoded first");
+    // The span forwarded is untouched: all its tags travel.
+    assertTrue(new String(seen.get(0).span(), java.nio.charset.StandardCharsets.UTF_8).contains("host:1,env:prod,az:b,svc:x"));
+  }
+
   /**
    * Issue 21 item 9: a metric with a type but no name (absent, null or "") is forwarded by the Go
    * proxy v2 and imported and flushed by a v2 global (checked against the real binaries: a Datadog

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.routing;
 
+import dev.veneur.proxy.config.IgnoreTags;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -1,4 +1,4 @@
-package dev.veneur.proxy.routing;
+package dev.veneur.proxy.config;
 
 import java.util.List;
 import java.util.function.Predicate;
