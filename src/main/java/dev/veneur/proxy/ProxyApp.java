@@ -26,6 +26,8 @@ import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -103,7 +105,9 @@ public final class ProxyApp {
     ProxyConfig cfg = ctx.config();
     for (String w : cfg.warnings) LOG.warn(w);
     LOG.info("config read as Veneur {}'s proxy file: {}; globals reached by {}", cfg.compat.generation(),
-        cfg.compat.reason(), cfg.grpcRing ? "gRPC (members host:port, as v14 names them)" : "HTTP POST /import");
+        cfg.compat.reason(), cfg.grpcRing && cfg.jsonRing
+            ? "HTTP for JSON metrics and gRPC for gRPC metrics (two rings, as v14.2.0)"
+            : cfg.grpcRing ? "gRPC (members host:port, as v14 names them)" : "HTTP POST /import");
     applyLogLevel(cfg);
     // Sentry first, so that a failure further on reaches it. Sentry's and JFR's start-up and
     // opening spill_dir do I/O: on a worker, whichever thread called start.
@@ -187,15 +191,33 @@ public final class ProxyApp {
         new DeploymentOptions().setInstances(cfg.effectiveHttpInstances()));
   }
 
-  /** Consul wins over static addresses when both are set, as in the Go proxy. */
+  /**
+   * The discovery of each configured ring: the HTTP globals' and the gRPC globals'. For each, Consul
+   * wins over static addresses when both are set, as in the Go proxy.
+   */
   private VerticleBase discoveryFor(ProxyConfig cfg) {
-    if (cfg.usesConsul()) {
-      if (!cfg.forwardAddresses.isEmpty()) {
-        LOG.warn("both consul_forward_service_name and forward_address(es) are set; using Consul");
+    List<VerticleBase> parts = new ArrayList<>();
+    if (cfg.jsonRing) {
+      if (!cfg.consulForwardServiceName.isEmpty()) {
+        if (!cfg.forwardAddresses.isEmpty()) {
+          LOG.warn("both consul_forward_service_name and forward_address(es) are set; using Consul");
+        }
+        parts.add(new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), cfg.consulForwardServiceName, false));
+      } else {
+        parts.add(new StaticDiscoveryVerticle(cfg.forwardAddresses, false));
       }
-      return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env));
     }
-    return new StaticDiscoveryVerticle(cfg.forwardAddresses);
+    if (cfg.grpcRing) {
+      if (!cfg.consulForwardGrpcServiceName.isEmpty()) {
+        if (!cfg.grpcForwardAddresses.isEmpty()) {
+          LOG.warn("both consul_forward_grpc_service_name and grpc_forward_address are set; using Consul");
+        }
+        parts.add(new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), cfg.consulForwardGrpcServiceName, true));
+      } else {
+        parts.add(new StaticDiscoveryVerticle(cfg.grpcForwardAddresses, true));
+      }
+    }
+    return parts.size() == 1 ? parts.get(0) : new dev.veneur.proxy.discovery.DiscoveryGroup(parts);
   }
 
   /**
@@ -206,7 +228,8 @@ public final class ProxyApp {
     Promise<Void> p = Promise.promise();
     Duration limit = cfg.usesConsul() ? cfg.consulStartupTimeout : Duration.ofSeconds(30);
     String what = cfg.usesConsul()
-        ? "no healthy instance of Consul service '" + cfg.consulForwardServiceName + "' at "
+        ? "no healthy instance of Consul service '" + (cfg.consulForwardServiceName.isEmpty()
+            ? cfg.consulForwardGrpcServiceName : cfg.consulForwardServiceName) + "' at "
             + ConsulEndpoint.resolve(cfg, env) + " within " + GoDuration.format(limit)
             + " (consul_startup_timeout)"
         : "no destination became available within " + GoDuration.format(limit);
@@ -215,8 +238,8 @@ public final class ProxyApp {
   }
 
   private void poll(Promise<Void> p, long deadline, String what) {
-    vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).onComplete(ar -> {
-      if (ar.succeeded() && !ar.result().body().isEmpty()) {
+    vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null).onComplete(ar -> {
+      if (ar.succeeded() && !ar.result().body().forJson().isEmpty() && !ar.result().body().forGrpc().isEmpty()) {
         p.complete();
       } else if (System.nanoTime() > deadline) {
         p.fail(what);

@@ -7,10 +7,17 @@ import java.util.List;
  * lost or reordered message cannot leave the ring wrong for longer than one refresh.
  *
  * @param source who says so ("static", "consul:&lt;service&gt;")
- * @param members destinations as the Go ring names them, {@code http://host:port}
+ * @param members destinations as the Go ring names them, {@code http://host:port} ({@code host:port}
+ *     for gRPC globals)
+ * @param grpcRing for the ring of gRPC globals (Veneur v14.2.0's second ring), else the HTTP one
  */
-public record Membership(String source, List<String> members) {
+public record Membership(String source, List<String> members, boolean grpcRing) {
   public Membership {
     members = List.copyOf(members);
+  }
+
+  /** For the ring of HTTP globals. */
+  public Membership(String source, List<String> members) {
+    this(source, members, false);
   }
 }

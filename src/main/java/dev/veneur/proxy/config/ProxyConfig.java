@@ -49,18 +49,21 @@ public final class ProxyConfig {
   public final int httpInstances;
   /** Vert.x event-loop threads; 0: one per core. */
   public final int eventLoops;
+  /** HTTP globals, static: the JSON ring's members ({@code http://host:port}). */
   public final List<String> forwardAddresses;
+  /** gRPC globals, static ({@code grpc_forward_address}): the gRPC ring's members, {@code host:port}. */
+  public final List<String> grpcForwardAddresses;
+  /** There is a ring of HTTP globals ({@code forward_address(es)}, {@code consul_forward_service_name}). */
+  public final boolean jsonRing;
   /**
-   * The ring is of gRPC globals ({@code grpc_forward_address} or
+   * There is a ring of gRPC globals ({@code grpc_forward_address} or
    * {@code consul_forward_grpc_service_name}): members named {@code host:port}, as v14 names them.
    */
   public final boolean grpcRing;
-  /** {@code consul_forward_grpc_service_name}; when set it is also {@link #consulForwardServiceName}. */
+  /** {@code consul_forward_grpc_service_name}: the gRPC ring's Consul service. */
   public final String consulForwardGrpcServiceName;
-  /** {@code ignore_tags} as written. */
+  /** {@code ignore_tags}: left out of the gRPC ring's keys. */
   public final dev.veneur.proxy.config.IgnoreTags ignoreTags;
-  /** What ring keys leave out: {@link #ignoreTags} for a ring of gRPC globals (v14), else nothing. */
-  public final dev.veneur.proxy.config.IgnoreTags ringIgnoreTags;
   /** Which generation's file this is, and why (the {@code compat} key, or the keys it has). */
   public final Compat compat;
   public final String consulForwardServiceName;
@@ -185,26 +188,15 @@ public final class ProxyConfig {
       grpcDests.add(c.member());
     }
     String grpcService = r.string("consul_forward_grpc_service_name", "").trim();
-    if ((!grpcDests.isEmpty() || !grpcService.isEmpty())
-        && (!dests.isEmpty() || !r.string("consul_forward_service_name", "").isBlank())) {
-      // v14.2.0 keeps two rings (JSON to one, gRPC to the other); this proxy has one ring so far.
-      // Files that set both (the Go proxies' example files do) keep loading as they always did:
-      // the HTTP ring takes every metric, gRPC or JSON, translated.
-      warn.add("config keys grpc_forward_address / consul_forward_grpc_service_name are ignored beside "
-          + "forward_address(es) / consul_forward_service_name: the v14 proxy's second ring (gRPC globals) is not "
-          + "supported yet, so every metric, JSON or gRPC, goes to the HTTP globals");
-      grpcDests.clear();
-      grpcService = "";
-    }
-    // Consul wins over a static list, as for the HTTP ring.
-    if (grpcService.isEmpty()) dests.addAll(grpcDests);
     consulForwardGrpcServiceName = grpcService;
+    grpcForwardAddresses = List.copyOf(grpcDests);
+    r.seen.put("grpc_forward_address", String.join(",", grpcForwardAddresses));
     forwardAddresses = List.copyOf(dests);
     // Read from the raw object (a list or a comma-separated string); recorded here so a reload
     // that changes only this key is seen as a change.
     r.seen.put("forward_addresses", String.join(",", forwardAddresses));
 
-    consulForwardServiceName = grpcService.isEmpty() ? r.string("consul_forward_service_name", "").trim() : grpcService;
+    consulForwardServiceName = r.string("consul_forward_service_name", "").trim();
     consulRefreshInterval = r.positiveDuration("consul_refresh_interval", "30s");
     consulAddress = r.string("consul_address", "").trim();
     if (!consulAddress.isEmpty()) {
@@ -212,20 +204,22 @@ public final class ProxyConfig {
     }
     consulToken = r.string("consul_token", "");
     consulStartupTimeout = r.positiveDuration("consul_startup_timeout", "30s");
-    if (consulForwardServiceName.isEmpty() && forwardAddresses.isEmpty()) {
+    // Two rings, as Veneur v14.2.0: HTTP globals (forward_address(es), consul_forward_service_name)
+    // and gRPC globals (grpc_forward_address, consul_forward_grpc_service_name). JSON goes to the
+    // first, gRPC to the second; with only one of them, everything goes there.
+    jsonRing = !forwardAddresses.isEmpty() || !consulForwardServiceName.isEmpty();
+    grpcRing = !grpcForwardAddresses.isEmpty() || !grpcService.isEmpty();
+    if (!jsonRing && !grpcRing) {
       throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address, "
           + "consul_forward_service_name or consul_forward_grpc_service_name");
     }
-    grpcRing = !grpcDests.isEmpty() || !grpcService.isEmpty();
     ignoreTags = ignoreTags(raw.getValue("ignore_tags"));
     r.seen.put("ignore_tags", String.valueOf(raw.getValue("ignore_tags")));
     if (!ignoreTags.isEmpty() && !grpcRing) {
       warn.add("config key 'ignore_tags' applies to the ring of gRPC globals (grpc_forward_address, "
-          + "consul_forward_grpc_service_name), as in Veneur v14.2.0; with HTTP globals it is ignored");
+          + "consul_forward_grpc_service_name), as in Veneur v14.2.0; with HTTP globals only it is ignored");
     }
-    ringIgnoreTags = grpcRing ? ignoreTags : dev.veneur.proxy.config.IgnoreTags.NONE;
-    if (!raw.containsKey("compat") && "v14".equals(compat.generation()) && !consulForwardServiceName.isEmpty()
-        && !grpcRing) {
+    if (!raw.containsKey("compat") && "v14".equals(compat.generation()) && !consulForwardServiceName.isEmpty()) {
       warn.add("this file is read as Veneur v14.2.0's (" + compat.reason() + "), so Consul globals are ring members "
           + "<Node.Address>:<Service.Port> as v14.2.0 names them, not v2's http://<address>:<port>: series land as "
           + "under the v14.2.0 proxy. A file written for v2 (or for this proxy before it read v14 files) should say "
@@ -368,7 +362,12 @@ public final class ProxyConfig {
   }
 
   public boolean usesConsul() {
-    return !consulForwardServiceName.isEmpty();
+    return !consulForwardServiceName.isEmpty() || !consulForwardGrpcServiceName.isEmpty();
+  }
+
+  /** Static members of both rings, for sizing (descriptors) before discovery answers. */
+  public int staticMembers() {
+    return forwardAddresses.size() + grpcForwardAddresses.size();
   }
 
   /** {@code ignore_tags}: a list of {@code {kind: exact|prefix|regex, value: ...}}. */

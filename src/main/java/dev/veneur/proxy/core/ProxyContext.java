@@ -52,7 +52,7 @@ public final class ProxyContext {
     this.config = new AtomicReference<>(config);
     this.budget = new MemoryBudget(() -> this.config.get().memoryBudget);
     this.accounting = new Accounting(metrics, budget);
-    this.descriptors = Descriptors.plan(config.httpMaxConnections, Math.max(1, config.forwardAddresses.size()),
+    this.descriptors = Descriptors.plan(config.httpMaxConnections, Math.max(1, config.staticMembers()),
         config.maxIdleConnsPerHost, ADMIN_MAX_CONNECTIONS);
     var reg = metrics.registry();
     reg.register("http.connections", (Gauge<Integer>) connections::get);

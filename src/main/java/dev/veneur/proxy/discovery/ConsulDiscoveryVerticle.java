@@ -35,6 +35,8 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
 
   private final ProxyContext ctx;
   private final String service;
+  /** Members for the ring of gRPC globals (v14 names), else for the HTTP one. */
+  private final boolean grpcRing;
   private final Duration refresh;
   private final ConsulEndpoint endpoint;
   private final String importerId = UUID.randomUUID().toString();
@@ -48,8 +50,17 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
   public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
+    this(ctx, endpoint, ctx.config().consulForwardServiceName, false);
+  }
+
+  /**
+   * @param service the Consul service whose healthy instances are the ring's members
+   * @param grpcRing for the ring of gRPC globals: members {@code <Node.Address>:<Service.Port>}
+   */
+  public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint, String service, boolean grpcRing) {
     this.ctx = ctx;
-    this.service = ctx.config().consulForwardServiceName;
+    this.grpcRing = grpcRing;
+    this.service = service;
     this.refresh = ctx.config().consulRefreshInterval;
     this.endpoint = endpoint;
   }
@@ -67,7 +78,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
         .setAnnounceAddress("veneur.discovery.announce." + importerId)
         .setUsageAddress("veneur.discovery.usage." + importerId));
     ConsulHealthImporter importer = new ConsulHealthImporter(client, service, Duration.ofMillis(waitMs),
-        importerId, ctx.config().consulNodeAddress, ctx.config().grpcRing, new ConsulHealthImporter.Listener() {
+        importerId, ctx.config().consulNodeAddress, grpcRing, new ConsulHealthImporter.Listener() {
           @Override
           public void synced(int healthy, long nanos) {
             m.registry().timer(ProxyMetrics.tagged("discoverer.update_duration_ns", "service", service))
@@ -99,7 +110,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
           }
         });
     LOG.info("discovering {} from Consul service '{}' at {} (blocking queries, wait {})",
-        ctx.config().grpcRing ? "gRPC globals (members <Node.Address>:<Service.Port>, as Veneur v14 names them)"
+        grpcRing ? "gRPC globals (members <Node.Address>:<Service.Port>, as Veneur v14 names them)"
             : "globals", service, endpoint, Duration.ofMillis(waitMs));
     return discovery.registerServiceImporter(importer, new JsonObject());
   }
@@ -120,7 +131,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
             LOG.info("Consul service '{}' is healthy again: {} instance(s)", service, members.size());
             troubled = false;
           }
-          vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("consul:" + service, members));
+          vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("consul:" + service, members, grpcRing));
         })
         .onFailure(e -> trouble("could not read imported records: " + e.getMessage()));
   }

@@ -184,7 +184,7 @@ public final class ForwarderVerticle extends VerticleBase {
     if (!chunk.land()) return;
     if (ejection.excluded() || leaving) {
       // Routed on a snapshot from before this destination left the ring: on to its new owner.
-      Dispatch.reroute(vertx.eventBus(), ctx, chunk, h.hops() + 1);
+      Dispatch.reroute(vertx.eventBus(), ctx, chunk, h.hops() + 1, destination);
       return;
     }
     hold(chunk);
@@ -502,7 +502,7 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private void handBack(List<MetricChunk> chunks) {
     letGo(chunks);
-    for (MetricChunk c : chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0);
+    for (MetricChunk c : chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0, destination);
   }
 
   /** Everything queued here, in any state but in flight, back to the ring. */

@@ -88,11 +88,6 @@ public final class GrpcIngestVerticle extends VerticleBase {
       public int compressionLevel() {
         return ctx.config().forwardCompressionLevel;
       }
-
-      @Override
-      public dev.veneur.proxy.config.IgnoreTags ignoreTags() {
-        return ctx.config().ringIgnoreTags;
-      }
     });
     calls = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_REQUESTS, "protocol:grpc"));
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
@@ -100,7 +95,8 @@ public final class GrpcIngestVerticle extends VerticleBase {
       spillWriter = ctx.spill().writer();
       spillTick = vertx.setPeriodic(250, t -> spillWriter.tick());
     }
-    vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
+    // gRPC routes on the ring of gRPC globals (or the only ring there is), as Veneur v14.2.0.
+    vertx.eventBus().<dev.veneur.proxy.routing.RingSet>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body().forGrpc());
     GrpcServer grpc = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(cfg.grpcMaxMessageBytes));
     grpc.callHandler(this::onCall);
     server = vertx.createHttpServer(new HttpServerOptions()
@@ -132,9 +128,9 @@ public final class GrpcIngestVerticle extends VerticleBase {
         arriving = null;
       }
     });
-    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null)
         .onSuccess(m -> {
-          if (ring.isEmpty()) ring = m.body();
+          if (ring.isEmpty()) ring = m.body().forGrpc();
         })
         .compose(v -> server.listen().recover(e -> Future.failedFuture(new java.io.IOException(
             "grpc_address " + cfg.grpcHost + ":" + cfg.grpcPort + ": " + e.getMessage(), e))));

@@ -94,16 +94,12 @@ public final class ImportVerticle extends VerticleBase {
       public int compressionLevel() {
         return ctx.config().forwardCompressionLevel;
       }
-
-      @Override
-      public dev.veneur.proxy.config.IgnoreTags ignoreTags() {
-        return ctx.config().ringIgnoreTags;
-      }
     }, imports);
     requests = metrics.registry().counter(ProxyMetrics.IMPORT_REQUESTS);
     if (ctx.spill() != null) spillWriter = ctx.spill().writer();
     proxyTimer = metrics.timer(ProxyMetrics.PROXY_DURATION);
-    vertx.eventBus().<HashRing>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body());
+    // JSON (/import) routes on the ring of HTTP globals (or the only ring there is).
+    vertx.eventBus().<dev.veneur.proxy.routing.RingSet>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body().forJson());
     rerouteConsumer = vertx.eventBus().<Handoff>consumer(Addresses.INGEST_REROUTE, this::onHandoff);
     splitConsumer = vertx.eventBus().<MetricChunk>consumer(Addresses.INGEST_SPLIT, this::onSplit);
     measureLag(metrics.registry().histogram("event_loop.lag_ms"));
@@ -177,9 +173,9 @@ public final class ImportVerticle extends VerticleBase {
       }
       routes.handle(req);
     });
-    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null)
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null)
         .onSuccess(m -> {
-          if (ring.isEmpty()) ring = m.body();
+          if (ring.isEmpty()) ring = m.body().forJson();
         })
         // A failed bind names the address: "Address already in use" alone does not say which of the
         // proxy's listeners (http_address, admin_address) could not be had.

@@ -138,10 +138,6 @@ public final class Ingester {
 
     int compressionLevel();
 
-    /** Tags left out of ring keys (v14's {@code ignore_tags}, for a ring of gRPC globals). */
-    default dev.veneur.proxy.config.IgnoreTags ignoreTags() {
-      return dev.veneur.proxy.config.IgnoreTags.NONE;
-    }
   }
 
   private final Limits limits;
@@ -248,8 +244,8 @@ public final class Ingester {
     }
     scanner = task.trusted() ? trustedScanner : senderScanner;
     scanner.reset();
-    scanner.ignore = limits.ignoreTags();
     router = task.router();
+    scanner.ignore = router.keyIgnore();
     result = new Result(router.ways());
     if (group.isEmpty()) {
       int level = limits.compressionLevel();

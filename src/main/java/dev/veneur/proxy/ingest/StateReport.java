@@ -77,7 +77,8 @@ final class StateReport {
           .put("reload_errors", m.registry().counter("config.reload_errors").getCount())
           .put("compat", ctx.config().compat.generation())
           .put("compat_reason", ctx.config().compat.reason())
-          .put("globals_by", ctx.config().grpcRing ? "grpc" : "http"));
+          .put("globals_by", ctx.config().grpcRing && ctx.config().jsonRing ? "http for json, grpc for grpc"
+              : ctx.config().grpcRing ? "grpc" : "http"));
       return Future.succeededFuture(state);
     });
   }

@@ -12,6 +12,7 @@ import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.Handoff;
 import dev.veneur.proxy.routing.HashRing;
+import dev.veneur.proxy.routing.RingSet;
 import io.vertx.core.Deployable;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -42,30 +43,58 @@ public final class RingVerticle extends VerticleBase {
 
   private final ProxyContext ctx;
   private final dev.veneur.proxy.telemetry.LogThrottle allOut = new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
-  /** Who discovery says exists. */
-  private List<String> members = List.of();
   /**
-   * What the ring hashes for a member: itself, except for HTTP globals from Consul under a v14
-   * file, which Veneur v14.2.0 names {@code <Node.Address>:<Service.Port>} with no scheme.
+   * The ring of HTTP globals and the ring of gRPC globals (Veneur v14.2.0 keeps both: JSON to
+   * the first, gRPC to the second). A proxy with one kind of global uses one of them.
    */
-  private java.util.function.UnaryOperator<String> hashName = m -> m;
-  /** Members taken out of routing for failing; never more than all of them. */
-  private final TreeSet<String> ejected = new TreeSet<>();
-  /** What importers route on. */
-  private HashRing ring = HashRing.empty();
-  /** Set in {@link #start()}: one forwarder per member. */
+  private final Ring json = new Ring("json", false);
+  private final Ring grpc = new Ring("grpc", true);
+  /** What importers route on, per ingest protocol. */
+  private RingSet rings = RingSet.EMPTY;
+  /** Set in {@link #start()}: one forwarder per member of either ring. */
   private ForwarderFleet forwarders;
   private final Function<String, Deployable> forwarderFactory;
-  /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
-  private Membership pending;
-  private boolean applying;
-  /**
-   * A member set none of whose forwarders could start: not applied (the last good ring stays),
-   * applied as soon as a retry starts one of them, unless a newer set came first.
-   */
-  private Membership waiting;
   private final dev.veneur.proxy.telemetry.LogThrottle memberLogs =
       new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
+
+  /** One ring's state: members, ejections, the routing ring, and the member sets still to apply. */
+  private final class Ring {
+    final String name;
+    final boolean ofGrpc;
+    /** Who discovery says exists. */
+    List<String> members = List.of();
+    /** Members taken out of routing for failing; never more than all of them. */
+    final TreeSet<String> ejected = new TreeSet<>();
+    /** What importers route on. */
+    HashRing ring = HashRing.empty();
+    /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
+    Membership pending;
+    boolean applying;
+    /**
+     * A member set none of whose forwarders could start: not applied (the last good ring stays),
+     * applied as soon as a retry starts one of them, unless a newer set came first.
+     */
+    Membership waiting;
+    /**
+     * What the ring hashes for a member: itself, except for HTTP globals from Consul under a v14
+     * file, which Veneur v14.2.0 names {@code <Node.Address>:<Service.Port>} with no scheme.
+     */
+    java.util.function.UnaryOperator<String> hashName = m -> m;
+
+    Ring(String name, boolean ofGrpc) {
+      this.name = name;
+      this.ofGrpc = ofGrpc;
+    }
+
+    /** Tags this ring's keys leave out: v14's ignore_tags apply to the ring of gRPC globals. */
+    dev.veneur.proxy.config.IgnoreTags keyIgnore() {
+      return ofGrpc ? ctx.config().ignoreTags : dev.veneur.proxy.config.IgnoreTags.NONE;
+    }
+
+    String label() {
+      return ofGrpc ? "the gRPC ring" : "the ring";
+    }
+  }
 
   /** @param forwarderFactory makes the forwarder of one member (a destination URL) */
   public RingVerticle(ProxyContext ctx, Function<String, Deployable> forwarderFactory) {
@@ -78,11 +107,12 @@ public final class RingVerticle extends VerticleBase {
     forwarders = new ForwarderFleet(vertx, forwarderFactory).onRetry(this::wanted, this::forwarderStarted);
     EventBus bus = vertx.eventBus();
     bus.<Membership>consumer(Addresses.RING_MEMBERS, m -> {
-      pending = m.body();
+      Ring r = m.body().grpcRing() ? grpc : json;
+      r.pending = m.body();
       m.reply(null);
-      applyPending();
+      applyPending(r);
     });
-    bus.<Object>consumer(Addresses.RING_CURRENT, m -> m.reply(ring));
+    bus.<Object>consumer(Addresses.RING_CURRENT, m -> m.reply(rings));
     bus.<Object>consumer(Addresses.RING_STATE, m -> m.reply(state()));
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
@@ -90,16 +120,33 @@ public final class RingVerticle extends VerticleBase {
     return Future.succeededFuture();
   }
 
-  private JsonObject state() {
-    return new JsonObject()
-        .put("members", new JsonArray(new ArrayList<>(members)))
-        .put("ejected", new JsonArray(new ArrayList<>(ejected)))
-        .put("routing", new JsonArray(new ArrayList<>(ring.members())))
-        .put("starting", new JsonArray(new ArrayList<>(new TreeSet<>(forwarders.failing()))));
+  /** The ring a member belongs to, or null. */
+  private Ring ringOf(String member) {
+    if (json.members.contains(member)) return json;
+    if (grpc.members.contains(member)) return grpc;
+    return null;
   }
 
+  private JsonObject state() {
+    // The JSON ring's fields where they always were; the gRPC ring's beside them when there is one.
+    Ring main = json.members.isEmpty() && !grpc.members.isEmpty() && !ctx.config().jsonRing ? grpc : json;
+    JsonObject s = ringState(main);
+    if (main == json && (ctx.config().grpcRing || !grpc.members.isEmpty())) s.put("grpc_ring", ringState(grpc));
+    return s;
+  }
+
+  private JsonObject ringState(Ring r) {
+    return new JsonObject()
+        .put("members", new JsonArray(new ArrayList<>(r.members)))
+        .put("ejected", new JsonArray(new ArrayList<>(r.ejected)))
+        .put("routing", new JsonArray(new ArrayList<>(r.ring.members())))
+        .put("starting", new JsonArray(new ArrayList<>(new TreeSet<>(forwarders.failing().stream()
+            .filter(m -> r.members.contains(m) || (r.waiting != null && r.waiting.members().contains(m))).toList()))));
+  }
+
+  /** Routing queries (tests, tools) are answered on the ring JSON metrics use. */
   private void route(Message<RouteQuery> m) {
-    String dest = ring.route(m.body().name(), m.body().type(), m.body().tagstring());
+    String dest = rings.forJson().route(m.body().name(), m.body().type(), m.body().tagstring());
     if (dest == null) m.fail(503, "the ring has no members");
     else m.reply(dest);
   }
@@ -107,54 +154,69 @@ public final class RingVerticle extends VerticleBase {
   private void health(Message<Health> m) {
     Health h = m.body();
     String dest = h.destination();
-    if (!members.contains(dest)) {
+    Ring r = ringOf(dest);
+    if (r == null) {
       m.reply(new Exclusion(false));
       return;
     }
-    boolean changed = h.healthy() ? ejected.remove(dest) : ejected.add(dest);
+    boolean changed = h.healthy() ? r.ejected.remove(dest) : r.ejected.add(dest);
     if (changed) {
       String tag = dest;
       if (h.healthy()) {
         ctx.metrics().counter("forward.readmissions", "destination", tag).inc();
-        LOG.info("re-admitted {} to the ring: it answers again", dest);
+        LOG.info("re-admitted {} to {}: it answers again", dest, r.label());
       } else {
         ctx.metrics().counter("forward.ejections", "destination", tag).inc();
-        LOG.warn("ejected {} from the ring (its forwarder found it failing, slow or saturated, as logged just "
-            + "before); its keys go to the others until it answers /healthcheck", dest);
+        LOG.warn("ejected {} from {} (its forwarder found it failing, slow or saturated, as logged just "
+            + "before); its keys go to the others until it answers again", dest, r.label());
       }
-      publish();
+      publish(r);
     }
-    m.reply(new Exclusion(isExcluded(dest)));
+    m.reply(new Exclusion(isExcluded(r, dest)));
   }
 
-  private boolean isExcluded(String dest) {
-    return ejected.contains(dest) && !ring.members().contains(dest);
+  private boolean isExcluded(Ring r, String dest) {
+    return r.ejected.contains(dest) && !r.ring.members().contains(dest);
   }
 
-  /** Recomputes the routing ring, publishes it, and tells every forwarder whether it is in. */
-  private void publish() {
+  /** Recomputes a ring's routing, publishes the rings, and tells its forwarders whether they are in. */
+  private void publish(Ring r) {
     List<String> routing = new ArrayList<>();
-    for (String m : members) {
-      if (!ejected.contains(m) && forwarders.has(m)) routing.add(m);
+    for (String m : r.members) {
+      if (!r.ejected.contains(m) && forwarders.has(m)) routing.add(m);
     }
     if (routing.isEmpty()) {
-      if (!ejected.isEmpty() && !members.isEmpty()) {
-        allOut.error("all_ejected", "every member is ejected; routing to all of them rather than to none");
+      if (!r.ejected.isEmpty() && !r.members.isEmpty()) {
+        allOut.error("all_ejected/" + r.name, "every member of " + r.label()
+            + " is ejected; routing to all of them rather than to none");
       }
-      for (String m : members) if (forwarders.has(m)) routing.add(m);
+      for (String m : r.members) if (forwarders.has(m)) routing.add(m);
     }
-    HashRing next = HashRing.of(routing, hashName);
-    if (next.members().equals(ring.members())) return;
-    ring = next;
-    vertx.eventBus().publish(Addresses.RING_SNAPSHOT, ring);
-    for (String m : forwarders.members()) {
-      vertx.eventBus().send(Addresses.forwarderControl(m), new Exclusion(!ring.members().contains(m)));
+    HashRing next = HashRing.of(routing, r.hashName, r.keyIgnore());
+    if (next.members().equals(r.ring.members()) && next.keyIgnore() == r.ring.keyIgnore()) return;
+    r.ring = next;
+    publishRings();
+    for (String m : r.members) {
+      vertx.eventBus().send(Addresses.forwarderControl(m), new Exclusion(!r.ring.members().contains(m)));
     }
+  }
+
+  /** JSON to the HTTP globals' ring, gRPC to the gRPC globals'; either to the other when it has none. */
+  private void publishRings() {
+    HashRing forJson = ctx.config().jsonRing || grpc.ring.isEmpty() ? json.ring : grpc.ring;
+    HashRing forGrpc = ctx.config().grpcRing || json.ring.isEmpty() ? grpc.ring : json.ring;
+    if (forJson.isEmpty()) forJson = forGrpc;
+    if (forGrpc.isEmpty()) forGrpc = forJson;
+    rings = new RingSet(forJson, forGrpc);
+    vertx.eventBus().publish(Addresses.RING_SNAPSHOT, rings);
   }
 
   /** Whether a member whose forwarder failed to start should still be retried. */
   private boolean wanted(String member) {
-    return members.contains(member) || (waiting != null && waiting.members().contains(member));
+    for (Ring r : List.of(json, grpc)) {
+      if (r.members.contains(member) || (r.waiting != null && r.waiting.members().contains(member))) return true;
+    }
+    return false;
   }
 
   /** A forwarder started on a retry: route to it, or apply the set that waited for it. */
@@ -163,10 +225,12 @@ public final class RingVerticle extends VerticleBase {
       forwarders.retire(member);
       return;
     }
-    if (members.contains(member)) publish();
-    if (waiting != null && waiting.members().contains(member) && pending == null) {
-      pending = waiting;
-      applyPending();
+    for (Ring r : List.of(json, grpc)) {
+      if (r.members.contains(member)) publish(r);
+      if (r.waiting != null && r.waiting.members().contains(member) && r.pending == null) {
+        r.pending = r.waiting;
+        applyPending(r);
+      }
     }
   }
 
@@ -179,6 +243,10 @@ public final class RingVerticle extends VerticleBase {
     List<String> ok = new ArrayList<>(m.members().size());
     for (String member : m.members()) {
       MemberAddress.Checked c = MemberAddress.url(member);
+      if (c.ok() && MemberAddress.isGrpc(member) != m.grpcRing()) {
+        c = new MemberAddress.Checked(null, "scheme", m.grpcRing()
+            ? "is not host:port (the ring of gRPC globals)" : "is not an http:// or https:// URL", null);
+      }
       if (c.ok()) {
         ok.add(member);
         continue;
@@ -191,72 +259,80 @@ public final class RingVerticle extends VerticleBase {
     return ok;
   }
 
-  private void applyPending() {
-    if (applying || pending == null) return;
-    Membership next = pending;
-    pending = null;
+  private int allMembers() {
+    java.util.Set<String> all = new java.util.HashSet<>(json.members);
+    all.addAll(grpc.members);
+    return all.size();
+  }
+
+  private void applyPending(Ring r) {
+    if (r.applying || r.pending == null) return;
+    Membership next = r.pending;
+    r.pending = null;
     List<String> valid = usable(next);
     if (valid.isEmpty()) {
       // Discovery never means "drop everything"; keep the last good ring.
       LOG.warn("ignoring a member set from {} with no usable member ({} listed); keeping {}",
-          LogText.escape(next.source()), next.members().size(), members);
+          LogText.escape(next.source()), next.members().size(), r.members);
       return;
     }
     List<String> nextMembers = HashRing.of(valid).members();
-    if (nextMembers.equals(members)) {
-      waiting = null;
+    if (nextMembers.equals(r.members)) {
+      r.waiting = null;
       return;
     }
-    applying = true;
+    r.applying = true;
     // Descriptors for the old and the new forwarders' pools, before any new one connects: the
-    // inbound cap gives way first. Once the leavers are retired, only the new set counts.
-    java.util.Set<String> both = new java.util.HashSet<>(members);
+    // inbound cap gives way first. Once the leavers are retired, only the new sets count.
+    java.util.Set<String> both = new java.util.HashSet<>(json.members);
+    both.addAll(grpc.members);
     both.addAll(nextMembers);
     ctx.planDescriptors(both.size());
     forwarders.open(nextMembers).onComplete(done -> {
       boolean anyStarted = false;
       for (String m : nextMembers) anyStarted |= forwarders.has(m);
-      if (!anyStarted && !members.isEmpty()) {
+      if (!anyStarted && !r.members.isEmpty()) {
         // Routing to a set with no forwarder would empty the ring: keep the last good one until a
         // retry starts one of these (forwarderStarted applies the set then).
-        waiting = next;
-        allOut.error("none_started", "no forwarder could start for any member of the set from "
-            + LogText.escape(next.source()) + " " + nextMembers + "; keeping the last good ring " + members
+        r.waiting = next;
+        allOut.error("none_started/" + r.name, "no forwarder could start for any member of the set from "
+            + LogText.escape(next.source()) + " " + nextMembers + "; keeping the last good ring " + r.members
             + " and retrying");
-        applying = false;
-        applyPending();
+        r.applying = false;
+        applyPending(r);
         return;
       }
-      waiting = null;
-      List<String> previous = members;
-      members = nextMembers;
-      boolean v14Consul = next.source().startsWith("consul") && "v14".equals(ctx.config().compat.generation());
-      hashName = v14Consul ? RingVerticle::withoutScheme : m -> m;
-      ejected.retainAll(members);
-      LOG.info("ring members from {}: {} (was {})", next.source(), members, previous);
-      publish();
+      r.waiting = null;
+      List<String> previous = r.members;
+      r.members = nextMembers;
+      r.ejected.retainAll(r.members);
+      boolean v14Consul = next.source().startsWith("consul") && !r.ofGrpc
+          && "v14".equals(ctx.config().compat.generation());
+      r.hashName = v14Consul ? RingVerticle::withoutScheme : m -> m;
+      LOG.info("{} members from {}: {} (was {})", r.ofGrpc ? "gRPC ring" : "ring", next.source(), r.members, previous);
+      publish(r);
       List<Future<Void>> retiring = new ArrayList<>();
       for (String old : previous) {
-        if (!members.contains(old)) retiring.add(forwarders.retire(old));
+        if (!r.members.contains(old) && ringOf(old) == null) retiring.add(forwarders.retire(old));
       }
-      List<String> now = members;
-      Future.join(retiring).onComplete(r -> {
-        if (members == now) ctx.planDescriptors(now.size());
-      });
-      applying = false;
-      applyPending();
+      Future.join(retiring).onComplete(x -> ctx.planDescriptors(allMembers()));
+      r.applying = false;
+      applyPending(r);
     });
   }
 
   /**
-   * A chunk to route again: split on this verticle's current ring, every member of which has a
-   * forwarder, so it cannot go back to one that left while an HTTP verticle's snapshot lags.
+   * A chunk to route again: split on the current ring of the destination it comes back from
+   * (every member of which has a forwarder, so it cannot go back to one that left while an HTTP
+   * verticle's snapshot lags); without one (a spill replay), on the ring JSON metrics use.
    */
   private void reroute(Message<Handoff> m) {
     Handoff h = m.body();
     m.reply(null);
     MetricChunk chunk = h.chunk();
     if (!chunk.land()) return;
+    // Ring members are of one kind per ring (usable()): a gRPC global's chunk is the gRPC ring's.
+    HashRing ring = h.from() != null && MemberAddress.isGrpc(h.from()) ? rings.forGrpc() : rings.forJson();
     if (ring.isEmpty()) {
       ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       return;

@@ -23,18 +23,27 @@ public final class Dispatch {
   public static void registerCodecs(io.vertx.core.Vertx vertx) {
     dev.veneur.proxy.bus.LocalCodec.register(vertx.eventBus(), HashRing.class);
     dev.veneur.proxy.bus.LocalCodec.register(vertx.eventBus(), Handoff.class);
+    dev.veneur.proxy.bus.LocalCodec.register(vertx.eventBus(), RingSet.class);
   }
 
   /** To the forwarder of {@code destination}; if none takes it, routed again. */
   public static void toForwarder(EventBus bus, ProxyContext ctx, String destination, MetricChunk chunk, int hops) {
     chunk.depart();
     bus.request(Addresses.forwarder(destination), new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
-      if (chunk.land()) reroute(bus, ctx, chunk, hops + 1);
+      if (chunk.land()) reroute(bus, ctx, chunk, hops + 1, destination);
     });
   }
 
   /** To an HTTP verticle, to be split by the current ring and sent on; dropped if nobody takes it. */
   public static void reroute(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops) {
+    reroute(bus, ctx, chunk, hops, null);
+  }
+
+  /**
+   * As {@link #reroute(EventBus, ProxyContext, MetricChunk, int)}, from {@code from}: the ring
+   * verticle splits it on that destination's ring (JSON or gRPC); without one, on the JSON ring.
+   */
+  public static void reroute(EventBus bus, ProxyContext ctx, MetricChunk chunk, int hops, String from) {
     // While stopping, forwarders are leaving one by one: a chunk with nowhere to go is a
     // casualty of the stop, not of the ring.
     if (hops > MAX_HOPS) {
@@ -42,7 +51,7 @@ public final class Dispatch {
       return;
     }
     chunk.depart();
-    bus.request(Addresses.RING_REROUTE, new Handoff(chunk, hops), OPTIONS).onFailure(e -> {
+    bus.request(Addresses.RING_REROUTE, new Handoff(chunk, hops, null, from), OPTIONS).onFailure(e -> {
       if (chunk.land()) dropLost(ctx, chunk, "the ring verticle did not take it (" + e.getMessage() + ")");
     });
   }

@@ -21,6 +21,8 @@ import java.util.zip.CRC32;
 public final class HashRing {
   public static final int REPLICAS = 20;
   private static final HashRing EMPTY = new HashRing(List.of());
+  /** Tags the ring's keys leave out (v14's {@code ignore_tags}, for a ring of gRPC globals). */
+  private final dev.veneur.proxy.config.IgnoreTags keyIgnore;
 
   private final List<String> members;
   /** Virtual-node hashes, as unsigned values, ascending. */
@@ -29,10 +31,12 @@ public final class HashRing {
   private final int[] owners;
 
   private HashRing(List<String> ordered) {
-    this(ordered, m -> m);
+    this(ordered, m -> m, dev.veneur.proxy.config.IgnoreTags.NONE);
   }
 
-  private HashRing(List<String> ordered, java.util.function.UnaryOperator<String> hashName) {
+  private HashRing(List<String> ordered, java.util.function.UnaryOperator<String> hashName,
+      dev.veneur.proxy.config.IgnoreTags keyIgnore) {
+    this.keyIgnore = keyIgnore;
     // On a hash collision the member added last wins, as in the Go map-backed circle.
     Map<Long, Integer> circle = new HashMap<>();
     for (int m = 0; m < ordered.size(); m++) {
@@ -63,8 +67,19 @@ public final class HashRing {
    * {@code http://host:port}, and the name is what the ring hashes.
    */
   public static HashRing of(List<String> members, java.util.function.UnaryOperator<String> hashName) {
+    return of(members, hashName, dev.veneur.proxy.config.IgnoreTags.NONE);
+  }
+
+  /** As {@link #of(List, java.util.function.UnaryOperator)}, with keys that leave out {@code keyIgnore}'s tags. */
+  public static HashRing of(List<String> members, java.util.function.UnaryOperator<String> hashName,
+      dev.veneur.proxy.config.IgnoreTags keyIgnore) {
     if (members.isEmpty()) return EMPTY;
-    return new HashRing(List.copyOf(new LinkedHashSet<>(members)), hashName);
+    return new HashRing(List.copyOf(new LinkedHashSet<>(members)), hashName, keyIgnore);
+  }
+
+  /** Tags this ring's keys leave out; {@link dev.veneur.proxy.config.IgnoreTags#NONE} for v2 keys. */
+  public dev.veneur.proxy.config.IgnoreTags keyIgnore() {
+    return keyIgnore;
   }
 
   public static HashRing empty() {

@@ -15,6 +15,11 @@ public interface Owners {
    */
   int slot(int index, int keyHash);
 
+  /** Tags left out of the key hash each slot is chosen by (v14's {@code ignore_tags}); none by default. */
+  default dev.veneur.proxy.config.IgnoreTags keyIgnore() {
+    return dev.veneur.proxy.config.IgnoreTags.NONE;
+  }
+
   /** By the ring: slot {@code i} is {@code ring.members().get(i)}. */
   static Owners of(HashRing ring) {
     return new Owners() {
@@ -26,6 +31,11 @@ public interface Owners {
       @Override
       public int slot(int index, int keyHash) {
         return ring.ownerIndex(keyHash);
+      }
+
+      @Override
+      public dev.veneur.proxy.config.IgnoreTags keyIgnore() {
+        return ring.keyIgnore();
       }
     };
   }

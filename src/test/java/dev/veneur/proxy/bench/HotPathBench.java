@@ -110,7 +110,8 @@ public class HotPathBench {
     ProxyContext ctx = new ProxyContext(ProxyConfig.from(new JsonObject().put("forward_address", "http://127.0.0.1:1")));
     vertx.deployVerticle(new RingVerticle(ctx, member -> new dev.veneur.proxy.forward.ForwarderVerticle(ctx, member))).await();
     vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("bench", ring.members())).await();
-    while (vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().isEmpty()) {
+    while (vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null).await().body()
+        .forJson().isEmpty()) {
       Thread.sleep(10);
     }
   }

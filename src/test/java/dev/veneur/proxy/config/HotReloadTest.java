@@ -82,8 +82,8 @@ class HotReloadTest {
 
   /** What the ring verticle routes on now; once it moved, a late HTTP-verticle snapshot is rerouted. */
   private List<String> ringMembers() {
-    return vertx.eventBus().<dev.veneur.proxy.routing.HashRing>request(
-        dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().members();
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(
+        dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().forJson().members();
   }
 
   private long reloadErrors() {
@@ -164,8 +164,8 @@ class HotReloadTest {
         "consul_forward_service_name: \"globals\"", "consul_address: \"" + consul.address() + "\"");
     Await.until("Consul's instance is the ring", () -> {
       var r = app.context().config();
-      return r.usesConsul() && vertx.eventBus().<dev.veneur.proxy.routing.HashRing>request(
-          dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().members().equals(List.of(b.url()));
+      return r.usesConsul() && vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(
+          dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body().forJson().members().equals(List.of(b.url()));
     });
     assertEquals(202, post(port));
     Await.until("traffic follows Consul", () -> b.metrics.size() == 50);

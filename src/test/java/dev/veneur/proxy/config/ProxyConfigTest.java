@@ -173,8 +173,8 @@ class ProxyConfigTest {
   @Test
   void grpcGlobalsAreNamedAsV14NamesThemAndTheFileIsReadAsV14s() {
     ProxyConfig g = ProxyConfig.from(new JsonObject().put("grpc_forward_address", "10.0.0.1:8128, 10.0.0.2:8128"));
-    assertEquals(List.of("10.0.0.1:8128", "10.0.0.2:8128"), g.forwardAddresses);
-    assertTrue(g.grpcRing);
+    assertEquals(List.of("10.0.0.1:8128", "10.0.0.2:8128"), g.grpcForwardAddresses);
+    assertTrue(g.grpcRing && !g.jsonRing);
     assertEquals("v14", g.compat.generation());
     assertTrue(g.compat.reason().contains("grpc_forward_address"), g.compat.reason());
     ConfigException bad = assertThrows(ConfigException.class,
@@ -183,12 +183,15 @@ class ProxyConfigTest {
 
     ProxyConfig c = ProxyConfig.from(new JsonObject().put("consul_forward_grpc_service_name", "veneur-grpc"));
     assertTrue(c.grpcRing && c.usesConsul());
-    assertEquals("veneur-grpc", c.consulForwardServiceName);
+    assertEquals("veneur-grpc", c.consulForwardGrpcServiceName);
+    assertEquals("", c.consulForwardServiceName);
 
-    // Beside an HTTP ring (as in the Go proxies' example files): ignored with a warning, as before.
+    // Beside HTTP globals: two rings, as Veneur v14.2.0 (JSON to the one, gRPC to the other).
     ProxyConfig both = ProxyConfig.from(base().put("grpc_forward_address", "10.0.0.1:8128"));
     assertEquals(List.of("http://127.0.0.1:8128"), both.forwardAddresses);
-    assertTrue(!both.grpcRing && both.warnings.stream().anyMatch(w -> w.contains("second ring")), both.warnings.toString());
+    assertEquals(List.of("10.0.0.1:8128"), both.grpcForwardAddresses);
+    assertTrue(both.grpcRing && both.jsonRing && both.warnings.isEmpty(), both.warnings.toString());
+    assertEquals(2, both.staticMembers());
   }
 
   @Test
@@ -197,9 +200,9 @@ class ProxyConfigTest {
         new JsonArray().add(new JsonObject().put("kind", "prefix").put("value", "host:"))
             .add(new JsonObject().put("kind", "regex").put("value", "^pod-[0-9]+$")));
     ProxyConfig g = ProxyConfig.from(rules);
-    assertTrue(g.ringIgnoreTags.ignored("host:a1") && g.ringIgnoreTags.ignored("pod-7") && !g.ringIgnoreTags.ignored("env:prod"));
+    assertTrue(g.ignoreTags.ignored("host:a1") && g.ignoreTags.ignored("pod-7") && !g.ignoreTags.ignored("env:prod"));
     ProxyConfig h = ProxyConfig.from(base().put("ignore_tags", rules.getJsonArray("ignore_tags")));
-    assertTrue(h.ringIgnoreTags.isEmpty() && !h.ignoreTags.isEmpty());
+    assertTrue(!h.grpcRing && !h.ignoreTags.isEmpty());
     assertTrue(h.warnings.stream().anyMatch(w -> w.contains("'ignore_tags'")), h.warnings.toString());
     assertRejected("ignore_tags", "host");
     assertRejected("ignore_tags", new JsonArray().add(new JsonObject().put("kind", "glob").put("value", "x")));
@@ -228,7 +231,7 @@ class ProxyConfigTest {
       assertTrue(cfg.warnings.isEmpty(), f[0] + ": " + cfg.warnings);
     }
     ProxyConfig v14 = ProxyConfig.from(BoundedYaml.parse("v14", Files.readAllBytes(Path.of("conf", "v14-fleet.yaml"))));
-    assertTrue(v14.ringIgnoreTags.ignored("host:i-1"));
+    assertTrue(v14.ignoreTags.ignored("host:i-1"));
     assertTrue(v14.consulNodeAddress, "v14 names Consul instances by their node's address");
   }
 

@@ -249,6 +249,126 @@ class V14PlacementTest {
     }
   }
 
+  /**
+   * Both rings at once, as a v14 fleet runs them: JSON to the Consul service of HTTP globals, gRPC
+   * (with ignore_tags) to the Consul service of gRPC globals; each protocol's series land where the
+   * real v14.2.0 proxy puts them, and never on the other ring.
+   */
+  @Test
+  void bothRingsPlaceAsTheV14ProxyDoes(Vertx vertx, @TempDir Path dir) throws Exception {
+    Assumptions.assumeTrue(Files.isExecutable(GO_PROXY),
+        "real Veneur v14.2.0 proxy not found at " + GO_PROXY.toAbsolutePath().normalize() + ": placement interop skipped");
+    List<dev.veneur.proxy.support.TestGlobal> http = new ArrayList<>();
+    List<GrpcGlobal> grpc = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      http.add(dev.veneur.proxy.support.TestGlobal.start(vertx));
+      grpc.add(GrpcGlobal.start(vertx));
+    }
+    ConsulDouble consul = ConsulDouble.start(vertx, "veneur-global");
+    List<Instance> hi = new ArrayList<>();
+    List<Instance> gi = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      hi.add(Instance.passing("node-h" + i, "127.0.0.1", http.get(i).port()));
+      gi.add(Instance.passing("node-g" + i, "127.0.0.1", grpc.get(i).port()));
+    }
+    consul.setInstances(hi);
+    consul.setInstances(SVC, gi);
+    JsonArray body = dev.veneur.proxy.support.Bodies.generate("placement", 300, 21);
+    byte[] deflated = dev.veneur.proxy.support.Bodies.deflate(dev.veneur.proxy.support.Bodies.utf8(body.encode()));
+    MetricList list = traffic("placement");
+    java.util.function.Supplier<Integer> jsonAt = () -> (int) http.stream().flatMap(g -> g.metrics.stream())
+        .filter(m -> m.getString("name").startsWith("placement.")).count();
+    GrpcClient client = GrpcClient.client(vertx);
+    java.net.http.HttpClient httpClient = java.net.http.HttpClient.newHttpClient();
+    List<String> ignore = List.of("ignore_tags:", "  - kind: prefix", "    value: \"host:\"", "  - kind: regex",
+        "    value: \"^pod-[0-9]+$\"");
+
+    int goHttp = TestProxy.freePort();
+    int goGrpc = TestProxy.freePort();
+    Path yaml = dir.resolve("v14-proxy.yaml");
+    List<String> y = new ArrayList<>(List.of("http_address: \"127.0.0.1:" + goHttp + "\"",
+        "grpc_address: \"127.0.0.1:" + goGrpc + "\"", "consul_forward_service_name: \"veneur-global\"",
+        "consul_forward_grpc_service_name: \"" + SVC + "\"", "consul_refresh_interval: \"1s\"",
+        "forward_timeout: \"10s\""));
+    y.addAll(ignore);
+    Files.writeString(yaml, String.join("\n", y) + "\n");
+    ProcessBuilder pb = new ProcessBuilder(GO_PROXY.toString(), "-f", yaml.toString()).redirectErrorStream(true)
+        .redirectOutput(dir.resolve("v14-proxy.log").toFile());
+    pb.environment().put("CONSUL_HTTP_ADDR", consul.address());
+    Process go = pb.start();
+    Map<String, String> goAt = new HashMap<>();
+    try {
+      ForwardGrpcClient toGo = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(goGrpc, "127.0.0.1"));
+      MetricList probe = MetricList.newBuilder().addMetrics(traffic("probe").getMetrics(0)).build();
+      byte[] jsonProbe = dev.veneur.proxy.support.Bodies.deflate(dev.veneur.proxy.support.Bodies.utf8(
+          dev.veneur.proxy.support.Bodies.generate("probe", 1, 1).encode()));
+      Await.until("the Go proxy forwards on both rings", Duration.ofSeconds(60), Duration.ofMillis(200), () -> {
+        if (!go.isAlive()) throw new AssertionError("the Go v14.2.0 proxy exited:\n" + log(dir));
+        try {
+          toGo.sendMetrics(probe).await(5, TimeUnit.SECONDS);
+        } catch (Exception notYet) {
+          return false;
+        }
+        post(httpClient, goHttp, jsonProbe);
+        return grpc.stream().anyMatch(g -> !g.metrics.isEmpty()) && http.stream().anyMatch(g -> !g.metrics.isEmpty());
+      });
+      toGo.sendMetrics(list).await(10, TimeUnit.SECONDS);
+      post(httpClient, goHttp, deflated);
+      Await.until("every series through the Go proxy", Duration.ofSeconds(30),
+          () -> delivered(grpc) == list.getMetricsCount() && jsonAt.get() == body.size());
+      goAt.putAll(where(http, grpc));
+    } finally {
+      go.destroy();
+      go.waitFor(10, TimeUnit.SECONDS);
+      go.destroyForcibly();
+    }
+    for (var g : http) g.metrics.clear();
+    for (var g : grpc) g.metrics.clear();
+    int grpcPort = TestProxy.freePort();
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("grpc_address", "127.0.0.1:" + grpcPort)
+        .put("consul_forward_service_name", "veneur-global")
+        .put("consul_forward_grpc_service_name", SVC)
+        .put("consul_address", consul.address())
+        .put("ignore_tags", new JsonArray()
+            .add(new JsonObject().put("kind", "prefix").put("value", "host:"))
+            .add(new JsonObject().put("kind", "regex").put("value", "^pod-[0-9]+$"))));
+    try {
+      ForwardGrpcClient toUs = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(grpcPort, "127.0.0.1"));
+      toUs.sendMetrics(list).await(10, TimeUnit.SECONDS);
+      assertEquals(202, proxy.post(deflated, "deflate").statusCode());
+      Await.until("every series through this proxy", Duration.ofSeconds(30),
+          () -> delivered(grpc) == list.getMetricsCount() && jsonAt.get() == body.size());
+      proxy.awaitSettled();
+      Map<String, String> ours = where(http, grpc);
+      assertEquals(goAt.size(), ours.size());
+      int moved = 0;
+      for (Map.Entry<String, String> e : goAt.entrySet()) if (!e.getValue().equals(ours.get(e.getKey()))) moved++;
+      assertEquals(0, moved, "series placed elsewhere than the v14.2.0 proxy places them, of " + goAt.size());
+    } finally {
+      proxy.stop();
+      client.close();
+    }
+  }
+
+  /** Series to "http-i" or "grpc-i": which ring and which global of it. */
+  private static Map<String, String> where(List<dev.veneur.proxy.support.TestGlobal> http, List<GrpcGlobal> grpc) {
+    Map<String, String> at = new HashMap<>();
+    for (int i = 0; i < http.size(); i++) {
+      for (JsonObject m : http.get(i).metrics) {
+        if (m.getString("name").startsWith("placement.")) {
+          assertEquals(null, at.put("json|" + m.getString("name") + "|" + m.getString("tagstring"), "http-" + i));
+        }
+      }
+    }
+    for (int i = 0; i < grpc.size(); i++) {
+      for (Metric m : grpc.get(i).metrics) {
+        if (m.getName().startsWith("placement.")) assertEquals(null, at.put("grpc|" + seriesOf(m), "grpc-" + i));
+      }
+    }
+    return at;
+  }
+
   private static void post(java.net.http.HttpClient http, int port, byte[] deflated) {
     try {
       http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + port + "/import"))

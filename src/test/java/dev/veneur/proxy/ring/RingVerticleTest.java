@@ -30,7 +30,8 @@ class RingVerticleTest {
   private final Set<String> running = forwarders.running;
 
   private static List<String> routing(Vertx vertx) {
-    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body().members();
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null).await().body()
+        .forJson().members();
   }
 
   @Test

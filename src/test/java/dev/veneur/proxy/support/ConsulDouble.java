@@ -52,6 +52,7 @@ public final class ConsulDouble {
   private long index = 1;
   private Mode mode = Mode.OK;
   private List<Instance> instances = new ArrayList<>();
+  private final Map<String, List<Instance>> others = new java.util.concurrent.ConcurrentHashMap<>();
   private String rawAnswer;
   /** When positive, every answer is this many bytes of valid JSON, streamed (chunked), never held. */
   private long hugeAnswerBytes;
@@ -145,11 +146,10 @@ public final class ConsulDouble {
       body = rawAnswer;
     } else {
       JsonArray out = new JsonArray();
-      if (name.equals(service)) {
-        for (Instance i : instances) {
-          if (passing && !"passing".equals(i.status())) continue;
-          out.add(entry(i));
-        }
+      List<Instance> of = name.equals(service) ? instances : others.getOrDefault(name, List.of());
+      for (Instance i : of) {
+        if (passing && !"passing".equals(i.status())) continue;
+        out.add(entry(i, name));
       }
       body = out.encode();
     }
@@ -162,6 +162,10 @@ public final class ConsulDouble {
   }
 
   private JsonObject entry(Instance i) {
+    return entry(i, service);
+  }
+
+  private JsonObject entry(Instance i, String service) {
     Map<String, Object> tagged = new LinkedHashMap<>();
     tagged.put("lan", i.nodeAddress());
     tagged.put("wan", i.nodeAddress());
@@ -242,6 +246,16 @@ public final class ConsulDouble {
       }
     });
     return done.join();
+  }
+
+  /** Instances of another service than the one this double was started for (a second ring's). */
+  public void setInstances(String otherService, List<Instance> next) {
+    run(() -> {
+      others.put(otherService, new ArrayList<>(next));
+      index++;
+      wake();
+      return null;
+    });
   }
 
   /** Replaces the service's instances; blocked queries see the change at once. */

@@ -50,7 +50,8 @@ public final class TestProxy {
 
   /** The ring the ring verticle holds now, asked over the event bus. */
   public HashRing ring() {
-    return vertx.eventBus().<HashRing>request(Addresses.RING_CURRENT, null).await().body();
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null).await().body()
+        .forJson();
   }
 
   public List<String> ringMembers() {
