@@ -217,7 +217,11 @@ public final class ProxyApp {
         parts.add(new StaticDiscoveryVerticle(cfg.grpcForwardAddresses, true));
       }
     }
-    return parts.size() == 1 ? parts.get(0) : new dev.veneur.proxy.discovery.DiscoveryGroup(parts);
+    // A ring the config no longer has is emptied (a reload that drops the gRPC globals, say): its
+    // forwarders hand what they hold to the other ring.
+    if (!cfg.jsonRing) parts.add(new StaticDiscoveryVerticle(List.of(), false));
+    if (!cfg.grpcRing) parts.add(new StaticDiscoveryVerticle(List.of(), true));
+    return new dev.veneur.proxy.discovery.DiscoveryGroup(parts);
   }
 
   /**

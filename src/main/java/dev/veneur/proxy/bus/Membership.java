@@ -12,6 +12,12 @@ import java.util.List;
  * @param grpcRing for the ring of gRPC globals (Veneur v14.2.0's second ring), else the HTTP one
  */
 public record Membership(String source, List<String> members, boolean grpcRing) {
+  /**
+   * The source of an empty set saying the config has no such ring (any more): the ring is
+   * emptied and its forwarders retired, which an empty set from discovery never does.
+   */
+  public static final String UNCONFIGURED = "unconfigured";
+
   public Membership {
     members = List.copyOf(members);
   }

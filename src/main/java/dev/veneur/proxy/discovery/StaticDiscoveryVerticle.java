@@ -26,6 +26,7 @@ public final class StaticDiscoveryVerticle extends VerticleBase {
 
   @Override
   public Future<?> start() {
-    return vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership(grpcRing ? "static:grpc" : "static", members, grpcRing));
+    return vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership(members.isEmpty() ? Membership.UNCONFIGURED
+        : grpcRing ? "static:grpc" : "static", members, grpcRing));
   }
 }

@@ -269,6 +269,20 @@ public final class RingVerticle extends VerticleBase {
     if (r.applying || r.pending == null) return;
     Membership next = r.pending;
     r.pending = null;
+    if (Membership.UNCONFIGURED.equals(next.source())) {
+      r.waiting = null;
+      if (r.members.isEmpty()) return;
+      List<String> previous = r.members;
+      r.members = List.of();
+      r.ejected.clear();
+      r.ring = HashRing.empty();
+      LOG.info("{} is no longer configured; its members {} leave", r.label(), previous);
+      publishRings();
+      List<Future<Void>> retiring = new ArrayList<>();
+      for (String old : previous) if (ringOf(old) == null) retiring.add(forwarders.retire(old));
+      Future.join(retiring).onComplete(x -> ctx.planDescriptors(allMembers()));
+      return;
+    }
     List<String> valid = usable(next);
     if (valid.isEmpty()) {
       // Discovery never means "drop everything"; keep the last good ring.

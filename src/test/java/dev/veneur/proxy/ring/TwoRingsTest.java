@@ -98,4 +98,36 @@ class TwoRingsTest {
       proxy.stop();
     }
   }
+
+  /** A reload that drops the gRPC globals empties their ring: gRPC calls then go to the HTTP globals. */
+  @Test
+  void aReloadWithoutTheGrpcGlobalsSendsGrpcToTheHttpRing(Vertx vertx) throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    GrpcGlobal g = GrpcGlobal.start(vertx);
+    int grpcPort = TestProxy.freePort();
+    JsonObject base = new JsonObject()
+        .put("forward_address", a.url())
+        .put("grpc_address", "127.0.0.1:" + grpcPort);
+    TestProxy proxy = TestProxy.start(vertx, base.copy().put("grpc_forward_address", g.member()));
+    GrpcClient client = GrpcClient.client(vertx);
+    try {
+      MetricList list = MetricList.parseFrom(Files.readAllBytes(V14.resolve("grpc-single-small.pb")));
+      ForwardGrpcClient local = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(grpcPort, "127.0.0.1"));
+      assertEquals(Empty.getDefaultInstance(), local.sendMetrics(list).await());
+      Await.until("gRPC at the gRPC global", () -> g.metrics.size() == list.getMetricsCount());
+      assertEquals(0, a.metrics.size());
+
+      proxy.app.reconfigure(dev.veneur.proxy.config.ProxyConfig.from(base.copy().put("http_address", "127.0.0.1:" + proxy.port)))
+          .await();
+      Await.until("the gRPC ring is gone", () -> !new JsonObject(proxy.get("/debug/state").body()).containsKey("grpc_ring"));
+      assertEquals(Empty.getDefaultInstance(), local.sendMetrics(list).await());
+      Await.until("gRPC now at the HTTP global", () -> a.metrics.size() == list.getMetricsCount());
+      proxy.awaitSettled();
+      assertEquals(list.getMetricsCount(), g.metrics.size(), "nothing more at the gRPC global");
+      assertEquals(0, proxy.metrics().droppedTotal());
+    } finally {
+      client.close();
+      proxy.stop();
+    }
+  }
 }
