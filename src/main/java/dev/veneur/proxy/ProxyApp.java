@@ -304,6 +304,8 @@ public final class ProxyApp {
       LOG.info("config reloaded: {}", plan.diff);
       for (String k : plan.restartOnly) LOG.warn("config key '{}' changed; it takes effect on restart", k);
       applyLogLevel(next);
+      // The rings carry their key rule (ignore_tags): rebuilt with the new one.
+      if (plan.diff.containsKey("ignore_tags")) vertx.eventBus().send(Addresses.RING_REKEY, null);
       Future<Void> reporting = telemetry.reconfigure(plan, next);
       Future<Void> discovery = plan.replaceDiscovery ? replaceDiscovery(next) : Future.succeededFuture();
       return Future.all(reporting, discovery).mapEmpty();

@@ -34,6 +34,9 @@ public final class Addresses {
   /** Request the ring's state as JSON (members, ejected members) for {@code /debug/state}. */
   public static final String RING_STATE = "veneur.ring.state";
 
+  /** The config's ring keys changed ({@code ignore_tags}): the ring verticle rebuilds its rings. */
+  public static final String RING_REKEY = "veneur.ring.rekey";
+
   /** Forwarder to ring: a {@link Health} report; the reply is an {@link Exclusion}. */
   public static final String RING_HEALTH = "veneur.ring.health";
 

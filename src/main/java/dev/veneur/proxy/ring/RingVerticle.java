@@ -117,6 +117,10 @@ public final class RingVerticle extends VerticleBase {
     bus.<RouteQuery>consumer(Addresses.RING_ROUTE, this::route);
     bus.<Health>consumer(Addresses.RING_HEALTH, this::health);
     bus.<Handoff>consumer(Addresses.RING_REROUTE, this::reroute);
+    bus.<Object>consumer(Addresses.RING_REKEY, m -> {
+      publish(json);
+      publish(grpc);
+    });
     return Future.succeededFuture();
   }
 

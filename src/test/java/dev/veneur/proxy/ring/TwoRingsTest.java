@@ -117,6 +117,14 @@ class TwoRingsTest {
       Await.until("gRPC at the gRPC global", () -> g.metrics.size() == list.getMetricsCount());
       assertEquals(0, a.metrics.size());
 
+      // ignore_tags reloads live: the gRPC ring is rebuilt with the new key rule.
+      proxy.app.reconfigure(dev.veneur.proxy.config.ProxyConfig.from(base.copy().put("http_address", "127.0.0.1:" + proxy.port)
+          .put("grpc_forward_address", g.member())
+          .put("ignore_tags", new JsonArray().add(new JsonObject().put("kind", "prefix").put("value", "service:"))))).await();
+      Await.until("the gRPC ring keys without service: tags", () -> vertx.eventBus()
+          .<dev.veneur.proxy.routing.RingSet>request(dev.veneur.proxy.bus.Addresses.RING_CURRENT, null).await().body()
+          .forGrpc().keyIgnore().ignored("service:api"));
+
       proxy.app.reconfigure(dev.veneur.proxy.config.ProxyConfig.from(base.copy().put("http_address", "127.0.0.1:" + proxy.port)))
           .await();
       Await.until("the gRPC ring is gone", () -> !new JsonObject(proxy.get("/debug/state").body()).containsKey("grpc_ring"));
