@@ -305,7 +305,10 @@ public final class ProxyApp {
       for (String k : plan.restartOnly) LOG.warn("config key '{}' changed; it takes effect on restart", k);
       applyLogLevel(next);
       // The rings carry their key rule (ignore_tags): rebuilt with the new one.
-      if (plan.diff.containsKey("ignore_tags")) vertx.eventBus().send(Addresses.RING_REKEY, null);
+      if (plan.diff.containsKey("ignore_tags") || plan.diff.containsKey("ring_for_json")
+          || plan.diff.containsKey("ring_for_grpc")) {
+        vertx.eventBus().send(Addresses.RING_REKEY, null);
+      }
       Future<Void> reporting = telemetry.reconfigure(plan, next);
       Future<Void> discovery = plan.replaceDiscovery ? replaceDiscovery(next) : Future.succeededFuture();
       return Future.all(reporting, discovery).mapEmpty();

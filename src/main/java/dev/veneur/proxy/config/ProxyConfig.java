@@ -39,7 +39,8 @@ public final class ProxyConfig {
       "max_string_length", "max_metric_bytes", "eject_slow_after", "consul_member_address",
       "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
       "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
-      "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat");
+      "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat",
+      "ring_for_json", "ring_for_grpc");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -62,6 +63,13 @@ public final class ProxyConfig {
   public final boolean grpcRing;
   /** {@code consul_forward_grpc_service_name}: the gRPC ring's Consul service. */
   public final String consulForwardGrpcServiceName;
+  /**
+   * Which ring JSON ({@code /import}) metrics go to, {@code http} or {@code grpc}, and which ring
+   * gRPC metrics go to: by default each to its own kind of global, as Veneur v14.2.0; a ring with
+   * no member sends its metrics to the other.
+   */
+  public final String ringForJson;
+  public final String ringForGrpc;
   /** {@code ignore_tags}: left out of the gRPC ring's keys. */
   public final dev.veneur.proxy.config.IgnoreTags ignoreTags;
   /** Which generation's file this is, and why (the {@code compat} key, or the keys it has). */
@@ -212,6 +220,11 @@ public final class ProxyConfig {
     if (!jsonRing && !grpcRing) {
       throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address, "
           + "consul_forward_service_name or consul_forward_grpc_service_name");
+    }
+    ringForJson = r.string("ring_for_json", "http").trim().toLowerCase(Locale.ROOT);
+    ringForGrpc = r.string("ring_for_grpc", "grpc").trim().toLowerCase(Locale.ROOT);
+    for (String[] k : new String[][] {{"ring_for_json", ringForJson}, {"ring_for_grpc", ringForGrpc}}) {
+      if (!k[1].equals("http") && !k[1].equals("grpc")) throw new ConfigException(k[0], k[1], "http or grpc");
     }
     ignoreTags = ignoreTags(raw.getValue("ignore_tags"));
     r.seen.put("ignore_tags", String.valueOf(raw.getValue("ignore_tags")));

@@ -120,6 +120,7 @@ public final class RingVerticle extends VerticleBase {
     bus.<Object>consumer(Addresses.RING_REKEY, m -> {
       publish(json);
       publish(grpc);
+      publishRings();
     });
     return Future.succeededFuture();
   }
@@ -205,10 +206,13 @@ public final class RingVerticle extends VerticleBase {
     }
   }
 
-  /** JSON to the HTTP globals' ring, gRPC to the gRPC globals'; either to the other when it has none. */
+  /**
+   * JSON to the HTTP globals' ring, gRPC to the gRPC globals' (or as ring_for_json / ring_for_grpc
+   * say); either to the other ring when its own has no member.
+   */
   private void publishRings() {
-    HashRing forJson = ctx.config().jsonRing || grpc.ring.isEmpty() ? json.ring : grpc.ring;
-    HashRing forGrpc = ctx.config().grpcRing || json.ring.isEmpty() ? grpc.ring : json.ring;
+    HashRing forJson = "grpc".equals(ctx.config().ringForJson) ? grpc.ring : json.ring;
+    HashRing forGrpc = "http".equals(ctx.config().ringForGrpc) ? json.ring : grpc.ring;
     if (forJson.isEmpty()) forJson = forGrpc;
     if (forGrpc.isEmpty()) forGrpc = forJson;
     rings = new RingSet(forJson, forGrpc);

@@ -138,4 +138,32 @@ class TwoRingsTest {
       proxy.stop();
     }
   }
+
+  /** ring_for_grpc: http sends gRPC calls to the HTTP globals though gRPC globals are configured. */
+  @Test
+  void whichRingEachProtocolUsesIsConfiguration(Vertx vertx) throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    GrpcGlobal g = GrpcGlobal.start(vertx);
+    int grpcPort = TestProxy.freePort();
+    TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", a.url())
+        .put("grpc_forward_address", g.member())
+        .put("grpc_address", "127.0.0.1:" + grpcPort)
+        .put("ring_for_grpc", "http")
+        .put("ring_for_json", "grpc"));
+    GrpcClient client = GrpcClient.client(vertx);
+    try {
+      MetricList list = MetricList.parseFrom(Files.readAllBytes(V14.resolve("grpc-single-small.pb")));
+      ForwardGrpcClient local = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(grpcPort, "127.0.0.1"));
+      assertEquals(Empty.getDefaultInstance(), local.sendMetrics(list).await());
+      assertEquals(202, proxy.post(Bodies.deflate(Files.readAllBytes(V14.resolve("json-small.json"))), "deflate").statusCode());
+      Await.until("gRPC at the HTTP global, JSON at the gRPC one",
+          () -> a.metrics.size() == list.getMetricsCount() && g.metrics.size() == 45);
+      proxy.awaitSettled();
+      assertEquals(0, proxy.metrics().droppedTotal());
+    } finally {
+      client.close();
+      proxy.stop();
+    }
+  }
 }
