@@ -1,0 +1,51 @@
+package dev.veneur.proxy.forward;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.veneur.proxy.bus.MetricChunk;
+import forwardrpc.ForwardOuterClass.MetricList;
+import java.util.List;
+import java.util.Map;
+import metricpb.MetricOuterClass.Metric;
+import metricpb.MetricOuterClass.Scope;
+import metricpb.MetricOuterClass.Type;
+import org.junit.jupiter.api.Test;
+
+/** Compressed JSON chunks into one MetricList, read back with protobuf's own parser. */
+class MetricListBodyTest {
+  private static MetricChunk chunk(String commaJoined, int count) {
+    return BatchBodyTest.chunk(commaJoined, count, 1);
+  }
+
+  @Test
+  void chunksBecomeOneListAndWhatHasNoProtobufFormIsLeftOutAlone() throws Exception {
+    // counter 5 (8 bytes LE), gauge 1.5, a set's bytes; then a histogram whose value is no t-digest,
+    // a counter of 4 bytes, and one without a value.
+    String first = "{\"name\":\"c\",\"type\":\"counter\",\"tagstring\":\"a:b,c:d\",\"tags\":[\"a:b\",\"c:d\"],\"value\":\"BQAAAAAAAAA=\"},"
+        + "{\"name\":\"g\",\"type\":\"gauge\",\"tagstring\":\"\",\"tags\":[],\"value\":\"AAAAAAAA+D8=\"}";
+    String second = "{\"name\":\"s\",\"type\":\"set\",\"tags\":[\"x\"],\"value\":\"AQID\"},"
+        + "{\"name\":\"h\",\"type\":\"histogram\",\"tags\":[],\"value\":\"AQID\"},"
+        + "{\"name\":\"short\",\"type\":\"counter\",\"tags\":[],\"value\":\"AQIDBA==\"},"
+        + "{\"name\":\"novalue\",\"type\":\"counter\",\"tags\":[]}";
+    MetricListBody.Built b = MetricListBody.of(List.of(chunk(first, 2), chunk(second, 4)));
+    MetricList list = MetricList.parseFrom(b.body().getBytes());
+    assertEquals(3, b.metrics());
+    assertEquals(Map.of("bad_value", 3), b.untranslated());
+    assertEquals(3, b.left());
+    List<Metric> ms = list.getMetricsList();
+    assertEquals(List.of("c", "g", "s"), ms.stream().map(Metric::getName).toList());
+    assertEquals(Metric.newBuilder().setName("c").addTags("a:b").addTags("c:d").setType(Type.Counter)
+        .setScope(Scope.Global).setCounter(metricpb.MetricOuterClass.CounterValue.newBuilder().setValue(5)).build(), ms.get(0));
+    assertEquals(1.5, ms.get(1).getGauge().getValue());
+    assertEquals(Scope.Global, ms.get(1).getScope());
+    assertEquals(com.google.protobuf.ByteString.copyFrom(new byte[] {1, 2, 3}), ms.get(2).getSet().getHyperLogLog());
+    assertEquals(Scope.Mixed, ms.get(2).getScope());
+  }
+
+  @Test
+  void anEmptyBatchIsAnEmptyList() throws Exception {
+    MetricListBody.Built b = MetricListBody.of(List.of());
+    assertEquals(0, b.body().length());
+    assertEquals(0, MetricList.parseFrom(b.body().getBytes()).getMetricsCount());
+  }
+}
