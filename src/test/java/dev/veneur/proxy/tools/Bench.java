@@ -125,7 +125,8 @@ public final class Bench {
   }
 
   /** What one run measured. NaN where a figure does not apply or could not be measured. */
-  record Result(Cell cell, int run, String error, double deliveredPerSec, double cpuPerM, double p50, double p99,
+  record Result(Cell cell, int run, String error, double deliveredPerSec, double acceptedPerSec, double cpuPerM,
+      double cpuPerMWhole, double p50, double p99,
       long requests, long refused, long otherErrors, double peakRssMiB, boolean peakSinceReset, long sentMetrics,
       long acceptedMetrics, long deliveredMetrics, double proxyCores, double globalsCores, double benchCores,
       double deliverMs, String notes) {
@@ -381,7 +382,8 @@ public final class Bench {
     } catch (Exception e) {
       String why = e.getClass().getSimpleName() + ": " + e.getMessage();
       System.out.println("   run failed: " + why);
-      return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0, Double.NaN, false,
+      return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0,
+          Double.NaN, false,
           0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "");
     } finally {
       if (rig != null) {
@@ -401,6 +403,10 @@ public final class Bench {
         : new HttpPoster(vertx, rig.port, cell.senders(), bodies);
     try {
       Load load = new Load(poster, bodies.size(), o.perBody);
+      // The proxy's CPU over the whole run too (warm-up, window, drain) against every metric
+      // delivered: a proxy that accepts faster than it delivers queues (or drops) the difference,
+      // and the window's figure then charges the ingest of more metrics than it counts.
+      long cpuStart = rig.cpuTicks();
       long warmEnd = System.nanoTime() + o.warmup * 1_000_000_000L;
       // Senders get a deadline past the end of the window from the start (a deadline moved at
       // the end of warm-up would race with senders finishing a request just then, and stop them
@@ -424,23 +430,28 @@ public final class Bench {
       double elapsed = (System.nanoTime() - t0) / 1e9;
       load.stop().await();
       long delivered = settle(rig, load.acceptedMetrics.get());
+      double cpuWhole = (rig.cpuTicks() - cpuStart) / (double) ProxyRig.TICKS_PER_SECOND;
+      long posts = rig.globals.posts();
       double hwm = rig.memoryKib("VmHWM") / 1024.0;
       checkAlive(rig);
 
       long measured = delivered1 - delivered0;
       double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
-      Result r = new Result(cell, run, null, measured / elapsed, cpuProxy / (measured / 1e6),
+      Result r = new Result(cell, run, null, measured / elapsed, (w1[3] - w0[3]) / elapsed, cpuProxy / (measured / 1e6),
+          cpuWhole / (delivered / 1e6),
           pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
           load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
           c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig));
-      System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s; proxy %.2f CPU-s per M (%.2f cores busy; globals %s,"
+      System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s (accepted %.0f/s); proxy %.2f CPU-s per M (whole run %.2f) (%.2f cores busy; globals %s,"
               + " bench %.2f); %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
-              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics%s%n",
-          r.deliveredPerSec(), r.cpuPerM(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(),
+              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics in %d %s (%.0f"
+              + " each)%s%n",
+          r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(),
           cell.grpcIn() ? "SendMetrics" : "/import", r.p50(), r.p99(),
           lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused,
           cell.grpcIn() ? "UNAVAILABLE or RESOURCE_EXHAUSTED" : "503", errors, hwm, r.sentMetrics(),
-          r.acceptedMetrics(), r.deliveredMetrics(), r.notes().isEmpty() ? "" : "; " + r.notes());
+          r.acceptedMetrics(), r.deliveredMetrics(), posts, cell.grpcOut() ? "calls" : "posts",
+          posts == 0 ? 0.0 : r.deliveredMetrics() / (double) posts, r.notes().isEmpty() ? "" : "; " + r.notes());
       return r;
     } finally {
       poster.close().await();
@@ -621,7 +632,8 @@ public final class Bench {
       double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
       double elapsed = (burstEnd - first) / 1e9;
       long sent = (long) n * o.rounds * o.perBody;
-      Result res = new Result(cell, run, null, delivered / windowSec, cpuProxy / (delivered / 1e6),
+      Result res = new Result(cell, run, null, delivered / windowSec, accepted / windowSec, cpuProxy / (delivered / 1e6),
+          cpuProxy / (delivered / 1e6),
           pct(lat, 0.5), pct(lat, 0.99), requests, refused, other, hwm, reset, sent, accepted, delivered,
           cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig));
       System.out.printf(Locale.ROOT, "   burst overall: %d locals x %d rounds every %s: %d requests, accepted %d,"
@@ -815,12 +827,12 @@ public final class Bench {
     }
 
     /**
-     * The answers counted so far (requests, refused, other errors), read together with the
-     * latencies; {@code open} also starts a new latency record.
+     * The answers counted so far (requests, refused, other errors, metrics accepted), read
+     * together with the latencies; {@code open} also starts a new latency record.
      */
     synchronized long[] window(boolean open) {
       if (open) latN = 0;
-      return new long[] {requests.get(), refused.get(), errors.get()};
+      return new long[] {requests.get(), refused.get(), errors.get(), acceptedMetrics.get()};
     }
 
     synchronized void record(long nanos, Answer answer) {
@@ -1079,10 +1091,10 @@ public final class Bench {
     for (Cell c : cells) byCell.put(c, new ArrayList<>());
     for (Result r : results) byCell.get(r.cell()).add(r);
     StringBuilder sb = new StringBuilder();
-    sb.append("| proxy | in → out | mode | globals | senders | delivered/s | proxy CPU-s per M | p50 ms | p99 ms | refused"
+    sb.append("| proxy | in → out | mode | globals | senders | delivered/s | accepted/s | proxy CPU-s per M | CPU-s per M, whole run | p50 ms | p99 ms | refused"
         + " | other errors | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in"
         + " | cores: proxy / globals / bench | runs |\n");
-    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (Map.Entry<Cell, List<Result>> e : byCell.entrySet()) {
       Cell c = e.getKey();
       List<Result> ok = e.getValue().stream().filter(Result::ok).collect(Collectors.toList());
@@ -1091,7 +1103,7 @@ public final class Bench {
           ? String.format(Locale.ROOT, "%d locals x %d every %s", c.senders(), o.rounds, duration(o.intervalMs / 1000.0))
           : String.valueOf(c.senders());
       if (ok.isEmpty()) {
-        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | all %d runs failed: %s |||||||||||%n",
+        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | all %d runs failed: %s |||||||||||||%n",
             proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders, failedRuns,
             e.getValue().isEmpty() ? "" : e.getValue().get(0).error()));
         continue;
@@ -1114,10 +1126,12 @@ public final class Bench {
       String cores = String.format(Locale.ROOT, "%s / %s / %s", median(ok, Result::proxyCores, "%.2f"),
           median(ok, Result::globalsCores, "%.2f"), median(ok, Result::benchCores, "%.2f"));
       String notes = ok.stream().map(Result::notes).filter(s -> !s.isEmpty()).distinct().collect(Collectors.joining("; "));
-      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
+      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
           proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders,
           stat(ok, Result::deliveredPerSec, "%,.0f"),
+          stat(ok, Result::acceptedPerSec, "%,.0f"),
           stat(ok, Result::cpuPerM, "%.2f"),
+          c.burst() ? "" : stat(ok, Result::cpuPerMWhole, "%.2f"),
           stat(ok, Result::p50, "%.0f"),
           stat(ok, Result::p99, "%.0f"),
           refused,
@@ -1130,10 +1144,15 @@ public final class Bench {
           ok.size(),
           (failedRuns > 0 ? ", " + failedRuns + " failed" : "") + (notes.isEmpty() ? "" : "; " + notes)));
     }
-    if (cells.stream().anyMatch(c -> !c.burst())) sb.append("\nsteady rows: delivered/s, CPU, latency and refused over the measured window; sent / accepted /"
-        + " delivered over whole runs (warm-up included), summed over runs; lost = accepted (202, gRPC OK) but never"
-        + " delivered; refused = 503 from /import, UNAVAILABLE or RESOURCE_EXHAUSTED from gRPC. A Go proxy answers"
-        + " gRPC before it forwards: its accepted is what it was sent, not what it delivered.\n");
+    if (cells.stream().anyMatch(c -> !c.burst())) {
+      sb.append("\nsteady rows: delivered/s (counted at the globals), accepted/s (answered 202 or OK), CPU per M metrics"
+          + " delivered, latency and refused over the measured window; accepted/s above delivered/s means the proxy"
+          + " queued (or dropped) the difference; CPU-s per M, whole run = the proxy's CPU from the first request to"
+          + " the end of the drain over every metric delivered, which holds when it queues. sent / accepted / delivered over whole runs (warm-up and drain"
+          + " included), summed over runs; lost = accepted (202, gRPC OK) but never delivered; refused = 503 from"
+          + " /import, UNAVAILABLE or RESOURCE_EXHAUSTED from gRPC. A Go proxy answers gRPC before it forwards: its"
+          + " accepted is what it was sent, not what it delivered.\n");
+    }
     if (cells.stream().anyMatch(Cell::burst)) {
       sb.append(cells.stream().allMatch(Cell::burst) ? "\n" : "").append("burst rows: delivered/s = metrics delivered / (rounds x interval); \"burst delivered in\" = the"
           + " slowest round, from the instant the locals posted to the last metric at the globals; peak RSS = VmHWM"
@@ -1172,15 +1191,15 @@ public final class Bench {
   }
 
   private static void writeCsv(Path file, List<Result> results) throws IOException {
-    StringBuilder sb = new StringBuilder("proxy,in,out,mode,globals,senders,run,error,delivered_per_s,cpu_s_per_m,p50_ms,p99_ms,"
+    StringBuilder sb = new StringBuilder("proxy,in,out,mode,globals,senders,run,error,delivered_per_s,accepted_per_s,cpu_s_per_m,cpu_s_per_m_whole_run,p50_ms,p99_ms,"
         + "requests,refused_503,other_errors,peak_rss_mib,sent,accepted,delivered,lost,proxy_cores,globals_cores,"
         + "bench_cores,burst_deliver_ms\n");
     for (Result r : results) {
-      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
+      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
           r.cell().proxy(), r.cell().grpcIn() ? "grpc" : "json", r.cell().grpcOut() ? "grpc" : "http",
           r.cell().mode(), r.cell().globals(), r.cell().senders(), r.run(),
           r.error() == null ? "" : '"' + r.error().replace('"', '\'').replace('\n', ' ') + '"',
-          r.deliveredPerSec(), r.cpuPerM(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
+          r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
           r.peakRssMiB(), r.sentMetrics(), r.acceptedMetrics(), r.deliveredMetrics(), r.lost(), r.proxyCores(),
           r.globalsCores(), r.benchCores(), r.deliverMs()));
     }

@@ -26,6 +26,9 @@ abstract class Globals implements AutoCloseable {
   /** Metrics the globals have counted so far. */
   abstract long delivered() throws IOException;
 
+  /** Bodies (/import posts or SendMetrics calls) the globals have counted so far. */
+  abstract long posts() throws IOException;
+
   /** Wall-clock time (epoch microseconds) of the latest post any global counted; 0 if none. */
   abstract long lastPostMicros() throws IOException;
 
@@ -63,6 +66,12 @@ abstract class Globals implements AutoCloseable {
       @Override long delivered() {
         long n = 0;
         for (StandInGlobal g : gs) n += g.metrics();
+        return n;
+      }
+
+      @Override long posts() {
+        long n = 0;
+        for (StandInGlobal g : gs) n += g.posts();
         return n;
       }
 
@@ -164,6 +173,10 @@ abstract class Globals implements AutoCloseable {
 
       @Override long delivered() throws IOException {
         return Arrays.stream(stats()).mapToLong(s -> s.getLong("metrics")).sum();
+      }
+
+      @Override long posts() throws IOException {
+        return Arrays.stream(stats()).mapToLong(s -> s.getLong("posts")).sum();
       }
 
       @Override long lastPostMicros() throws IOException {
