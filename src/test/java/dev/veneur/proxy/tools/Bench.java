@@ -10,9 +10,13 @@ import io.vertx.core.http.HttpClientConnection;
 import io.vertx.core.http.HttpClientOptions;
 import io.vertx.core.http.HttpConnectOptions;
 import io.vertx.core.http.HttpMethod;
+import io.vertx.core.http.HttpVersion;
 import io.vertx.core.http.PoolOptions;
 import io.vertx.core.http.RequestOptions;
 import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.SocketAddress;
+import io.vertx.grpc.client.GrpcClient;
+import io.vertx.grpc.common.GrpcStatus;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -39,10 +43,13 @@ import java.util.stream.Collectors;
  * End-to-end benchmark of the proxy as a fleet sees it. The proxy runs as its own process (a fresh
  * one for every run), stand-in globals that inflate and decode every metric run in a JVM of their
  * own by default (so their CPU is theirs, not the proxy's or the load generator's), and this JVM
- * generates the load: closed-loop senders posting real captured bodies, or a burst of N locals
- * posting at the same instant every interval. It prints delivered metrics/s, proxy CPU-seconds per
- * million metrics (from /proc/PID/stat), /import p50/p99, refused requests, the proxy's peak RSS
- * (VmHWM) and sent versus delivered, as one table with the median and range over {@code --runs}.
+ * generates the load: closed-loop senders posting real captured bodies to /import or calling
+ * gRPC {@code SendMetrics} with real MetricLists, or a burst of N locals posting at the same
+ * instant every interval. Globals take /import (JSON) or gRPC, and each cell can run this build or
+ * another proxy (an older jar, a Go veneur-proxy binary) under the same load. It prints delivered
+ * metrics/s, proxy CPU-seconds per million metrics (from /proc/PID/stat), request p50/p99,
+ * refused requests, the proxy's peak RSS (VmHWM) and sent versus accepted versus delivered, as
+ * one table with the median and range over {@code --runs}.
  * Linux only (reads /proc). {@code scripts/bench --help} documents the options.
  */
 public final class Bench {
@@ -67,7 +74,10 @@ public final class Bench {
     int perBody = 1000;
     int distinctBodies = 32;
     String jar = "target/veneur-proxy.jar";
-    String proxyJar; // null: the same as jar (the globals and the load run from the test classes, never a jar)
+    List<String> proxyJars; // null: jar alone (the globals and the load run from the test classes, never a jar)
+    List<String> in = List.of("json"); // json: POST /import; grpc: SendMetrics to grpc_address
+    List<String> out = List.of("http"); // http: /import globals; grpc: gRPC globals by grpc_forward_address
+    String grpcSample = "src/test/resources/fixtures/veneur-v14.2.0/grpc-single-small.pb";
     String javaOpts = "-Xmx256m";
     String extraYaml = "";
     String sample = "src/test/resources/fixtures/captured/large.json";
@@ -77,21 +87,46 @@ public final class Bench {
     String csv;
     boolean keepLogs;
 
-    /** The jar run as the proxy. */
-    String proxyJar() {
-      return proxyJar != null ? proxyJar : jar;
+    /** The proxies compared: jars, or Go veneur-proxy binaries (a path not ending in .jar). */
+    List<String> proxies() {
+      return proxyJars != null ? proxyJars : List.of(jar);
+    }
+
+    boolean anyIn(String protocol) {
+      return in.contains(protocol);
     }
   }
 
-  /** One cell of the table: steady (closed-loop senders) or burst (N locals in step). */
-  record Cell(boolean burst, int globals, int senders) {
+  /**
+   * One cell of the table: steady (closed-loop senders) or burst (N locals in step), with one
+   * proxy, taking JSON or gRPC ({@code grpcIn}) and forwarding to HTTP or gRPC globals
+   * ({@code grpcOut}).
+   */
+  record Cell(boolean burst, int globals, int senders, String proxy, boolean grpcIn, boolean grpcOut) {
     String mode() {
       return burst ? "burst" : "steady";
+    }
+
+    /** What the proxy takes and what it forwards: "JSON → gRPC". */
+    String flow() {
+      return (grpcIn ? "gRPC" : "JSON") + " → " + (grpcOut ? "gRPC" : "JSON");
+    }
+
+    boolean go() {
+      return !proxy.endsWith(".jar");
+    }
+  }
+
+  /** The load's bodies: deflated JSON for /import, serialized MetricLists for SendMetrics (empty if unused). */
+  record Bodies(List<Buffer> json, long jsonRawBytes, long jsonDeflatedBytes, List<Buffer> grpc, long grpcBytes) {
+    List<Buffer> of(Cell c) {
+      return c.grpcIn() ? grpc : json;
     }
   }
 
   /** What one run measured. NaN where a figure does not apply or could not be measured. */
-  record Result(Cell cell, int run, String error, double deliveredPerSec, double cpuPerM, double p50, double p99,
+  record Result(Cell cell, int run, String error, double deliveredPerSec, double acceptedPerSec, double cpuPerM,
+      double cpuPerMWhole, double p50, double p99,
       long requests, long refused, long otherErrors, double peakRssMiB, boolean peakSinceReset, long sentMetrics,
       long acceptedMetrics, long deliveredMetrics, double proxyCores, double globalsCores, double benchCores,
       double deliverMs, String notes) {
@@ -113,17 +148,8 @@ public final class Bench {
     long started = System.nanoTime();
     boolean failed = false;
     try {
-      List<byte[]> raw = SyntheticMetrics.bodies(o.sample, o.perBody, o.distinctBodies);
-      List<Buffer> bodies = new ArrayList<>();
-      long rawBytes = 0;
-      long deflatedBytes = 0;
-      for (byte[] r : raw) {
-        byte[] d = SyntheticMetrics.deflate(r);
-        rawBytes += r.length;
-        deflatedBytes += d.length;
-        bodies.add(Buffer.buffer(d));
-      }
-      String header = header(o, cells, rawBytes / raw.size(), deflatedBytes / raw.size(), dir);
+      Bodies bodies = bodies(o, cells);
+      String header = header(o, cells, bodies, dir);
       System.out.print(header);
       System.out.flush();
       for (int run = 1; run <= o.runs; run++) {
@@ -133,7 +159,7 @@ public final class Bench {
           Result r = runOne(vertx, o, cell, run, bodies, dir);
           results.add(r);
           failed |= !r.ok();
-          System.out.println(summaryLine(r));
+          System.out.println(summaryLine(o, r));
           System.out.flush();
           if (o.csv != null) writeCsv(Path.of(o.csv), results);
         }
@@ -149,6 +175,31 @@ public final class Bench {
       if (!o.keepLogs && !failed) deleteTree(dir);
       else System.out.println("proxy and globals logs kept in " + dir);
     }
+  }
+
+  /** The bodies the cells post: JSON ones if any cell takes /import, MetricLists if any calls gRPC. */
+  static Bodies bodies(Options o, List<Cell> cells) throws IOException {
+    List<Buffer> json = new ArrayList<>();
+    long rawBytes = 0;
+    long deflatedBytes = 0;
+    if (cells.stream().anyMatch(c -> !c.grpcIn())) {
+      for (byte[] r : SyntheticMetrics.bodies(o.sample, o.perBody, o.distinctBodies)) {
+        byte[] d = SyntheticMetrics.deflate(r);
+        rawBytes += r.length;
+        deflatedBytes += d.length;
+        json.add(Buffer.buffer(d));
+      }
+    }
+    List<Buffer> grpc = new ArrayList<>();
+    long grpcBytes = 0;
+    if (cells.stream().anyMatch(Cell::grpcIn)) {
+      for (byte[] b : SyntheticMetrics.grpcBodies(o.grpcSample, o.perBody, o.distinctBodies)) {
+        grpcBytes += b.length;
+        grpc.add(Buffer.buffer(b));
+      }
+    }
+    return new Bodies(json, json.isEmpty() ? 0 : rawBytes / json.size(), json.isEmpty() ? 0 : deflatedBytes / json.size(),
+        grpc, grpc.isEmpty() ? 0 : grpcBytes / grpc.size());
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -173,7 +224,10 @@ public final class Bench {
           case "--metrics-per-body": o.perBody = Integer.parseInt(args[++i]); break;
           case "--distinct-bodies": o.distinctBodies = Integer.parseInt(args[++i]); break;
           case "--jar": o.jar = args[++i]; break;
-          case "--proxy-jar": o.proxyJar = args[++i]; break;
+          case "--proxy-jar": o.proxyJars = strings(args[++i]); break;
+          case "--in": o.in = choices(args[++i], "--in", "json", "grpc"); break;
+          case "--out": o.out = choices(args[++i], "--out", "http", "grpc"); break;
+          case "--grpc-sample": o.grpcSample = args[++i]; break;
           case "--java-opts": o.javaOpts = args[++i]; break;
           case "--yaml": o.extraYaml = args[++i]; break;
           case "--sample": o.sample = args[++i]; break;
@@ -202,7 +256,28 @@ public final class Bench {
     if (o.runs < 1 || o.seconds < 1 || o.warmup < 0 || o.rounds < 1 || o.intervalMs < 1) {
       usage(2, "--runs, --seconds, --rounds and --interval must be positive, --warmup not negative");
     }
+    if (cells(o).isEmpty()) {
+      usage(2, o.burst > 0 && !o.anyIn("json") ? "--burst posts /import bodies: it needs --in json"
+          : "nothing to run: a Go proxy forwards JSON to HTTP globals and gRPC to gRPC globals only");
+    }
     return o;
+  }
+
+  private static List<String> strings(String s) {
+    List<String> out = new ArrayList<>();
+    for (String p : s.split(",")) if (!p.isBlank()) out.add(p.trim());
+    if (out.isEmpty()) throw new NumberFormatException(s);
+    return List.copyOf(out);
+  }
+
+  /** A comma-separated list of {@code allowed} values, each once. */
+  private static List<String> choices(String s, String option, String... allowed) {
+    List<String> out = new ArrayList<>();
+    for (String v : strings(s)) {
+      if (!Arrays.asList(allowed).contains(v)) usage(2, option + " takes " + String.join(", ", allowed) + ", not " + v);
+      if (!out.contains(v)) out.add(v);
+    }
+    return List.copyOf(out);
   }
 
   private static List<Integer> ints(String s) {
@@ -226,44 +301,89 @@ public final class Bench {
     System.err.println("usage: scripts/bench [--matrix] [--runs N] [--senders 2,8,32] [--globals 1,3] [--warmup 15]"
         + " [--seconds 20] [--burst N --interval 10s --rounds K] [--java-opts '-Xmx256m'|''] [--globals-in-bench]"
         + " [--globals-java-opts ...] [--light] [--yaml 'k: v'] [--sample file|random] [--metrics-per-body 1000]"
-        + " [--distinct-bodies 32] [--burst-warmup-senders 8] [--jar path] [--proxy-jar path] [--csv file] [--keep-logs]");
+        + " [--distinct-bodies 32] [--burst-warmup-senders 8] [--jar path] [--proxy-jar path[,path...]]"
+        + " [--in json|grpc|json,grpc] [--out http|grpc|http,grpc] [--grpc-sample file.pb] [--csv file] [--keep-logs]");
     System.err.println("scripts/bench --help explains each option.");
     System.exit(code);
   }
 
+  /**
+   * Every combination of globals, senders, proxy, --in and --out, but none a Go proxy cannot run
+   * (it forwards /import to HTTP globals and gRPC to gRPC globals: see {@link #skipped}); bursts
+   * post /import, so they are JSON in only.
+   */
   static List<Cell> cells(Options o) {
     List<Cell> cells = new ArrayList<>();
     if (o.matrix || o.burst == 0) {
-      for (int g : o.globals) for (int s : o.senders) cells.add(new Cell(false, g, s));
+      for (int g : o.globals) for (int s : o.senders) flows(o, cells, false, g, s);
     }
     if (o.burst > 0) {
-      for (int g : o.globals) cells.add(new Cell(true, g, o.burst));
+      for (int g : o.globals) flows(o, cells, true, g, o.burst);
     }
     return cells;
+  }
+
+  private static void flows(Options o, List<Cell> cells, boolean burst, int globals, int senders) {
+    for (String proxy : o.proxies()) {
+      for (String in : o.in) {
+        for (String out : o.out) {
+          Cell c = new Cell(burst, globals, senders, proxy, "grpc".equals(in), "grpc".equals(out));
+          if (burst && c.grpcIn()) continue;
+          if (c.go() && c.grpcIn() != c.grpcOut()) continue;
+          cells.add(c);
+        }
+      }
+    }
+  }
+
+  /** The flows asked for that a Go proxy does not run, for the header: "Go v14.2.0/veneur-proxy: JSON → gRPC". */
+  static List<String> skipped(Options o) {
+    List<String> out = new ArrayList<>();
+    for (String proxy : o.proxies()) {
+      if (proxy.endsWith(".jar")) continue;
+      for (String in : o.in) {
+        for (String to : o.out) {
+          Cell c = new Cell(false, 1, 1, proxy, "grpc".equals(in), "grpc".equals(to));
+          if (c.grpcIn() != c.grpcOut()) out.add(proxyLabel(o, proxy) + ": " + c.flow());
+        }
+      }
+    }
+    return out;
+  }
+
+  /** How a proxy is named in the table: "this build", a jar's file name, "Go v14.2.0/veneur-proxy". */
+  static String proxyLabel(Options o, String proxy) {
+    if (proxy.equals(o.jar)) return "this build";
+    Path p = Path.of(proxy);
+    if (proxy.endsWith(".jar")) return p.getFileName().toString();
+    return "Go " + (p.getParent() == null ? "" : p.getParent().getFileName() + "/") + p.getFileName();
   }
 
   // ---------------------------------------------------------------------------------------------
   // One run
 
-  private static Result runOne(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, Path dir) {
-    String name = String.format(Locale.ROOT, "%s-g%d-s%d-r%d", cell.mode(), cell.globals(), cell.senders(), run);
+  private static Result runOne(Vertx vertx, Options o, Cell cell, int run, Bodies bodies, Path dir) {
+    String name = String.format(Locale.ROOT, "%s-p%d-%s-%s-g%d-s%d-r%d", cell.mode(), o.proxies().indexOf(cell.proxy()) + 1,
+        cell.grpcIn() ? "grpc" : "json", cell.grpcOut() ? "grpc" : "http", cell.globals(), cell.senders(), run);
     ProxyRig rig = null;
     try {
       Globals globals = o.globalsInBench
-          ? Globals.inProcess(vertx, cell.globals(), o.light, Runtime.getRuntime().availableProcessors())
-          : Globals.ownProcess(cell.globals(), o.light, o.globalsJavaOpts, dir, name);
-      rig = ProxyRig.launch(globals, o.proxyJar(), o.javaOpts, o.extraYaml, dir, name);
-      System.out.printf(Locale.ROOT, "-- %s: run %d of %d, proxy pid %d, globals %s, load average %s%n",
-          name, run, o.runs, rig.proxy.pid(), globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(),
-          loadAvg());
-      Result r = cell.burst() ? burst(vertx, o, cell, run, bodies, rig) : steady(vertx, o, cell, run, bodies, rig);
+          ? Globals.inProcess(vertx, cell.globals(), o.light, cell.grpcOut(), Runtime.getRuntime().availableProcessors())
+          : Globals.ownProcess(cell.globals(), o.light, cell.grpcOut(), o.globalsJavaOpts, dir, name);
+      rig = ProxyRig.launch(globals, cell.grpcIn(), cell.proxy(), o.javaOpts, o.extraYaml, dir, name);
+      System.out.printf(Locale.ROOT, "-- %s: %s, %s, run %d of %d, proxy pid %d, globals %s, load average %s%n",
+          name, proxyLabel(o, cell.proxy()), cell.flow(), run, o.runs, rig.proxy.pid(),
+          globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(), loadAvg());
+      Result r = cell.burst() ? burst(vertx, o, cell, run, bodies.json(), rig)
+          : steady(vertx, o, cell, run, bodies.of(cell), rig);
       String state = proxyState(rig);
       if (!state.isEmpty()) System.out.println("   proxy /debug/state: " + state);
       return r;
     } catch (Exception e) {
       String why = e.getClass().getSimpleName() + ": " + e.getMessage();
       System.out.println("   run failed: " + why);
-      return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0, Double.NaN, false,
+      return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0,
+          Double.NaN, false,
           0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "");
     } finally {
       if (rig != null) {
@@ -279,10 +399,14 @@ public final class Bench {
   /** Closed-loop senders: warm-up, then a measured window, then the proxy drains. */
   private static Result steady(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, ProxyRig rig)
       throws Exception {
-    HttpClient client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
-        new PoolOptions().setHttp1MaxSize(cell.senders()));
+    Poster poster = cell.grpcIn() ? new GrpcPoster(vertx, rig.grpcPort, cell.senders(), bodies)
+        : new HttpPoster(vertx, rig.port, cell.senders(), bodies);
     try {
-      Load load = new Load(client, rig.port, bodies, o.perBody);
+      Load load = new Load(poster, bodies.size(), o.perBody);
+      // The proxy's CPU over the whole run too (warm-up, window, drain) against every metric
+      // delivered: a proxy that accepts faster than it delivers queues (or drops) the difference,
+      // and the window's figure then charges the ingest of more metrics than it counts.
+      long cpuStart = rig.cpuTicks();
       long warmEnd = System.nanoTime() + o.warmup * 1_000_000_000L;
       // Senders get a deadline past the end of the window from the start (a deadline moved at
       // the end of warm-up would race with senders finishing a request just then, and stop them
@@ -306,24 +430,31 @@ public final class Bench {
       double elapsed = (System.nanoTime() - t0) / 1e9;
       load.stop().await();
       long delivered = settle(rig, load.acceptedMetrics.get());
+      double cpuWhole = (rig.cpuTicks() - cpuStart) / (double) ProxyRig.TICKS_PER_SECOND;
+      long posts = rig.globals.posts();
       double hwm = rig.memoryKib("VmHWM") / 1024.0;
       checkAlive(rig);
 
       long measured = delivered1 - delivered0;
       double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
-      Result r = new Result(cell, run, null, measured / elapsed, cpuProxy / (measured / 1e6),
+      Result r = new Result(cell, run, null, measured / elapsed, (w1[3] - w0[3]) / elapsed, cpuProxy / (measured / 1e6),
+          cpuWhole / (delivered / 1e6),
           pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
           load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
           c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig));
-      System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s; proxy %.2f CPU-s per M (%.2f cores busy; globals %s,"
-              + " bench %.2f); /import p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (503),"
-              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics%s%n",
-          r.deliveredPerSec(), r.cpuPerM(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(), r.p50(), r.p99(),
-          lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused, errors, hwm, r.sentMetrics(),
-          r.acceptedMetrics(), r.deliveredMetrics(), r.notes().isEmpty() ? "" : "; " + r.notes());
+      System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s (accepted %.0f/s); proxy %.2f CPU-s per M (whole run %.2f) (%.2f cores busy; globals %s,"
+              + " bench %.2f); %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
+              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics in %d %s (%.0f"
+              + " each)%s%n",
+          r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(),
+          cell.grpcIn() ? "SendMetrics" : "/import", r.p50(), r.p99(),
+          lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused,
+          cell.grpcIn() ? "UNAVAILABLE or RESOURCE_EXHAUSTED" : "503", errors, hwm, r.sentMetrics(),
+          r.acceptedMetrics(), r.deliveredMetrics(), posts, cell.grpcOut() ? "calls" : "posts",
+          posts == 0 ? 0.0 : r.deliveredMetrics() / (double) posts, r.notes().isEmpty() ? "" : "; " + r.notes());
       return r;
     } finally {
-      client.close().await();
+      poster.close().await();
     }
   }
 
@@ -418,9 +549,8 @@ public final class Bench {
       if (o.warmup > 0) {
         // Warm the proxy's JIT with closed-loop senders first, as a proxy that has been running
         // would be, then let it drain completely before the first burst.
-        HttpClient warm = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
-            new PoolOptions().setHttp1MaxSize(o.burstWarmupSenders));
-        Load load = new Load(warm, rig.port, bodies, o.perBody);
+        Poster warm = new HttpPoster(vertx, rig.port, o.burstWarmupSenders, bodies);
+        Load load = new Load(warm, bodies.size(), o.perBody);
         load.run(o.burstWarmupSenders, System.nanoTime() + o.warmup * 1_000_000_000L);
         waitFor(System.nanoTime() + o.warmup * 1_000_000_000L, rig);
         load.stop().await();
@@ -502,7 +632,8 @@ public final class Bench {
       double cpuProxy = (c1.proxy - c0.proxy) / (double) ProxyRig.TICKS_PER_SECOND;
       double elapsed = (burstEnd - first) / 1e9;
       long sent = (long) n * o.rounds * o.perBody;
-      Result res = new Result(cell, run, null, delivered / windowSec, cpuProxy / (delivered / 1e6),
+      Result res = new Result(cell, run, null, delivered / windowSec, accepted / windowSec, cpuProxy / (delivered / 1e6),
+          cpuProxy / (delivered / 1e6),
           pct(lat, 0.5), pct(lat, 0.99), requests, refused, other, hwm, reset, sent, accepted, delivered,
           cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig));
       System.out.printf(Locale.ROOT, "   burst overall: %d locals x %d rounds every %s: %d requests, accepted %d,"
@@ -582,11 +713,92 @@ public final class Bench {
   // ---------------------------------------------------------------------------------------------
   // Closed-loop load
 
-  /** Closed-loop senders: each posts, waits for the answer, posts again, until the deadline. */
-  private static final class Load {
+  /** How a request was answered: accepted (202, gRPC OK), refused (503; UNAVAILABLE, RESOURCE_EXHAUSTED), other. */
+  enum Answer { ACCEPTED, REFUSED, OTHER }
+
+  /** One request of a closed-loop sender, by /import or by gRPC; never fails (a failure is {@link Answer#OTHER}). */
+  interface Poster {
+    Future<Answer> post(int sender, int body);
+
+    Future<Void> close();
+  }
+
+  /** POST /import with a deflated body, on a keep-alive pool of one connection per sender. */
+  private static final class HttpPoster implements Poster {
     final HttpClient client;
     final int port;
     final List<Buffer> bodies;
+
+    HttpPoster(Vertx vertx, int port, int senders, List<Buffer> bodies) {
+      this.client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
+          new PoolOptions().setHttp1MaxSize(senders));
+      this.port = port;
+      this.bodies = bodies;
+    }
+
+    @Override public Future<Answer> post(int sender, int body) {
+      return client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port)
+              .setURI("/import").putHeader("Content-Encoding", "deflate")
+              .putHeader("Content-Type", "application/json").setIdleTimeout(120_000))
+          .compose(req -> req.send(bodies.get(body)))
+          .compose(resp -> resp.body().map(b -> resp.statusCode()))
+          .transform(ar -> Future.succeededFuture(!ar.succeeded() ? Answer.OTHER
+              : ar.result() == 202 ? Answer.ACCEPTED : ar.result() == 503 ? Answer.REFUSED : Answer.OTHER));
+    }
+
+    @Override public Future<Void> close() {
+      return client.close();
+    }
+  }
+
+  /**
+   * A unary {@code forwardrpc.Forward/SendMetrics} with a serialized MetricList, as a v14 local's
+   * {@code grpc-single} flush calls it. Each sender has a client of its own, so its own HTTP/2
+   * connection, as each local has.
+   */
+  private static final class GrpcPoster implements Poster {
+    final List<GrpcClient> clients = new ArrayList<>();
+    final SocketAddress address;
+    final List<Buffer> bodies;
+
+    GrpcPoster(Vertx vertx, int port, int senders, List<Buffer> bodies) {
+      for (int i = 0; i < senders; i++) {
+        clients.add(GrpcClient.client(vertx, new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+            .setHttp2ClearTextUpgrade(false)));
+      }
+      this.address = SocketAddress.inetSocketAddress(port, "127.0.0.1");
+      this.bodies = bodies;
+    }
+
+    @Override public Future<Answer> post(int sender, int body) {
+      return clients.get(sender).request(address).compose(req -> {
+        req.fullMethodName("forwardrpc.Forward/SendMetrics");
+        req.idleTimeout(120_000);
+        return req.send(bodies.get(body));
+      }).compose(resp -> {
+        resp.handler(b -> { }); // google.protobuf.Empty
+        // An error status ends the response with a failure: the status is what tells.
+        return resp.end().transform(end -> Future.succeededFuture(answer(resp.status())));
+      }).transform(ar -> Future.succeededFuture(ar.succeeded() ? ar.result() : Answer.OTHER));
+    }
+
+    static Answer answer(GrpcStatus status) {
+      if (status == GrpcStatus.OK) return Answer.ACCEPTED;
+      if (status == GrpcStatus.UNAVAILABLE || status == GrpcStatus.RESOURCE_EXHAUSTED) return Answer.REFUSED;
+      return Answer.OTHER;
+    }
+
+    @Override public Future<Void> close() {
+      List<Future<Void>> all = new ArrayList<>();
+      for (GrpcClient c : clients) all.add(c.close());
+      return Future.join(all).mapEmpty();
+    }
+  }
+
+  /** Closed-loop senders: each posts, waits for the answer, posts again, until the deadline. */
+  private static final class Load {
+    final Poster poster;
+    final int distinctBodies;
     final int perBody;
     final AtomicLong requests = new AtomicLong();
     final AtomicLong sentMetrics = new AtomicLong();
@@ -599,10 +811,9 @@ public final class Bench {
     int latN;
     final List<Future<Void>> running = new ArrayList<>();
 
-    Load(HttpClient client, int port, List<Buffer> bodies, int perBody) {
-      this.client = client;
-      this.port = port;
-      this.bodies = bodies;
+    Load(Poster poster, int distinctBodies, int perBody) {
+      this.poster = poster;
+      this.distinctBodies = distinctBodies;
       this.perBody = perBody;
     }
 
@@ -611,26 +822,28 @@ public final class Bench {
       for (int i = 0; i < senders; i++) {
         Promise<Void> done = Promise.promise();
         running.add(done.future());
-        loop(done);
+        loop(i, done);
       }
     }
 
     /**
-     * The answers counted so far (requests, refused, other errors), read together with the
-     * latencies; {@code open} also starts a new latency record.
+     * The answers counted so far (requests, refused, other errors, metrics accepted), read
+     * together with the latencies; {@code open} also starts a new latency record.
      */
     synchronized long[] window(boolean open) {
       if (open) latN = 0;
-      return new long[] {requests.get(), refused.get(), errors.get()};
+      return new long[] {requests.get(), refused.get(), errors.get(), acceptedMetrics.get()};
     }
 
-    synchronized void record(long nanos, int status) {
+    synchronized void record(long nanos, Answer answer) {
       if (latN == lat.length) lat = Arrays.copyOf(lat, lat.length * 2);
       lat[latN++] = nanos;
       requests.incrementAndGet();
-      if (status == 202) acceptedMetrics.addAndGet(perBody);
-      else if (status == 503) refused.incrementAndGet();
-      else errors.incrementAndGet();
+      switch (answer) {
+        case ACCEPTED -> acceptedMetrics.addAndGet(perBody);
+        case REFUSED -> refused.incrementAndGet();
+        default -> errors.incrementAndGet();
+      }
     }
 
     synchronized long[] latencies() {
@@ -644,23 +857,18 @@ public final class Bench {
       return Future.join(running).mapEmpty();
     }
 
-    private void loop(Promise<Void> done) {
+    private void loop(int sender, Promise<Void> done) {
       if (System.nanoTime() >= deadline) {
         done.complete();
         return;
       }
-      Buffer body = bodies.get(Math.floorMod(next.getAndIncrement(), bodies.size()));
+      int body = Math.floorMod(next.getAndIncrement(), distinctBodies);
       long start = System.nanoTime();
       sentMetrics.addAndGet(perBody);
-      client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port)
-              .setURI("/import").putHeader("Content-Encoding", "deflate")
-              .putHeader("Content-Type", "application/json").setIdleTimeout(120_000))
-          .compose(req -> req.send(body))
-          .compose(resp -> resp.body().map(b -> resp.statusCode()))
-          .onComplete(ar -> {
-            record(System.nanoTime() - start, ar.succeeded() ? ar.result() : -1);
-            loop(done);
-          });
+      poster.post(sender, body).onComplete(ar -> {
+        record(System.nanoTime() - start, ar.succeeded() ? ar.result() : Answer.OTHER);
+        loop(sender, done);
+      });
     }
   }
 
@@ -794,35 +1002,63 @@ public final class Bench {
     return total * o.runs;
   }
 
-  private static String header(Options o, List<Cell> cells, long rawPerBody, long deflatedPerBody, Path dir) {
+  private static String header(Options o, List<Cell> cells, Bodies bodies, Path dir) {
     StringBuilder sb = new StringBuilder();
     sb.append(String.format(Locale.ROOT, "# veneur-proxy bench, %s%n",
         ZonedDateTime.now().truncatedTo(ChronoUnit.SECONDS).format(WHEN)));
     sb.append(String.format(Locale.ROOT, "machine:  %d cores (nproc), %s, %.1f GiB RAM, Linux %s; load average at start %s%n",
         Runtime.getRuntime().availableProcessors(), cpuModel(), memTotalKib() / 1024.0 / 1024.0, kernel(), loadAvg()));
     String revision = System.getProperty("bench.revision", "");
-    if (!o.proxyJar().endsWith(".jar")) {
-      sb.append(String.format(Locale.ROOT, "proxy:    %s -f yaml (a Go veneur-proxy v2 binary), a fresh process per run, forward_address%s%n",
-          o.proxyJar(), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
-    } else {
-    sb.append(String.format(Locale.ROOT, "proxy:    java %s-jar %s%s (Java %s), a fresh process per run, forward_addresses%s%n",
-        o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", o.proxyJar(),
-        o.proxyJar != null || revision.isEmpty() ? "" : " at " + revision,
-        System.getProperty("java.runtime.version"), o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'"));
+    String yaml = o.extraYaml.isBlank() ? "" : " + yaml '" + o.extraYaml + "'";
+    boolean anyJava = false;
+    for (String proxy : o.proxies()) {
+      if (!proxy.endsWith(".jar")) {
+        sb.append(String.format(Locale.ROOT, "proxy:    %s: %s -f yaml (a Go veneur-proxy binary), a fresh process per run;"
+                + " JSON → JSON: forward_address; gRPC → gRPC: grpc_address, grpc_forward_address, forward_timeout 10s%s%n",
+            proxyLabel(o, proxy), proxy, yaml));
+        continue;
+      }
+      anyJava = true;
+      sb.append(String.format(Locale.ROOT, "proxy:    %s: java %s-jar %s%s (Java %s), a fresh process per run; HTTP globals:"
+              + " forward_addresses, gRPC globals: grpc_forward_address (host:port); gRPC in: grpc_address%s%n",
+          proxyLabel(o, proxy), o.javaOpts.isBlank() ? "" : o.javaOpts.trim() + " ", proxy,
+          !proxy.equals(o.jar) || revision.isEmpty() ? "" : " at " + revision, System.getProperty("java.runtime.version"),
+          yaml));
     }
-    if (o.javaOpts.isBlank()) {
+    if (anyJava && o.javaOpts.isBlank()) {
       sb.append("          (no JVM flags: the default heap is a quarter of RAM, the GC JVM ergonomics pick)\n");
     }
-    sb.append(String.format(Locale.ROOT, "globals:  %s%n", o.globalsInBench
-        ? "in the bench JVM, " + (o.light ? "count only" : "inflate + decode every metric (objects, base64 values)")
-            + ", " + Runtime.getRuntime().availableProcessors() + " event loops each"
-        : "their own JVM (" + (o.globalsJavaOpts.isBlank() ? "no flags" : o.globalsJavaOpts.trim()) + "), "
-            + (o.light ? "count only" : "inflate + decode every metric (objects, base64 values)")
-            + ", one event loop per core"));
-    sb.append(String.format(Locale.ROOT, "load:     this JVM (%s); bodies of %d metrics from %s, %d B of JSON, %d B"
-            + " zlib-deflated at level 6 as a local's Go compress/zlib writes them (%d distinct bodies)%n",
-        String.join(" ", java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()), o.perBody,
-        "random".equals(o.sample) ? "random values" : o.sample, rawPerBody, deflatedPerBody, o.distinctBodies));
+    List<String> skipped = skipped(o);
+    if (!skipped.isEmpty()) {
+      sb.append("          not run (a Go proxy forwards /import to HTTP globals and gRPC to gRPC globals only): ")
+          .append(String.join(", ", skipped)).append('\n');
+    }
+    List<String> kinds = new ArrayList<>();
+    if (cells.stream().anyMatch(c -> !c.grpcOut())) {
+      kinds.add("HTTP: " + (o.light ? "count only" : "inflate + decode every metric (objects, base64 values)"));
+    }
+    if (cells.stream().anyMatch(Cell::grpcOut)) {
+      kinds.add("gRPC (SendMetrics, h2c): " + (o.light ? "count only"
+          : "protobuf-decode every MetricList and read every metric's name, tags and value"));
+    }
+    sb.append(String.format(Locale.ROOT, "globals:  %s; %s%n", o.globalsInBench
+        ? "in the bench JVM, " + Runtime.getRuntime().availableProcessors() + " event loops each"
+        : "their own JVM (" + (o.globalsJavaOpts.isBlank() ? "no flags" : o.globalsJavaOpts.trim()) + "), one event"
+            + " loop per core", String.join("; ", kinds)));
+    sb.append(String.format(Locale.ROOT, "load:     this JVM (%s)%n",
+        String.join(" ", java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())));
+    if (!bodies.json().isEmpty()) {
+      sb.append(String.format(Locale.ROOT, "          JSON in: POST /import, bodies of %d metrics from %s, %d B of JSON, %d B"
+              + " zlib-deflated at level 6 as a local's Go compress/zlib writes them (%d distinct bodies)%n",
+          o.perBody, "random".equals(o.sample) ? "random values" : o.sample, bodies.jsonRawBytes(),
+          bodies.jsonDeflatedBytes(), o.distinctBodies));
+    }
+    if (!bodies.grpc().isEmpty()) {
+      sb.append(String.format(Locale.ROOT, "          gRPC in: unary forwardrpc.Forward/SendMetrics (as a v14 local's grpc-single),"
+              + " one HTTP/2 connection per sender; MetricLists of %d metrics drawn from %s (a real local's gRPC flush,"
+              + " protobuf as it sent it), renamed per body, %d B each, uncompressed as Veneur sends them (%d distinct"
+              + " bodies)%n", o.perBody, o.grpcSample, bodies.grpcBytes(), o.distinctBodies));
+    }
     boolean anySteady = cells.stream().anyMatch(c -> !c.burst());
     boolean anyBurst = cells.stream().anyMatch(Cell::burst);
     if (anySteady) {
@@ -841,10 +1077,11 @@ public final class Bench {
     return sb.toString();
   }
 
-  private static String summaryLine(Result r) {
+  private static String summaryLine(Options o, Result r) {
     if (!r.ok()) return "   => FAILED: " + r.error();
-    return String.format(Locale.ROOT, "   => %s %d globals %s: %.0f metrics/s, %.2f CPU-s/M, p99 %.0f ms, refused %d,"
-            + " peak RSS %.0f MiB, lost %d", r.cell().mode(), r.cell().globals(),
+    return String.format(Locale.ROOT, "   => %s, %s, %s %d globals %s: %.0f metrics/s, %.2f CPU-s/M, p99 %.0f ms, refused %d,"
+            + " peak RSS %.0f MiB, lost %d", proxyLabel(o, r.cell().proxy()), r.cell().flow(), r.cell().mode(),
+        r.cell().globals(),
         r.cell().burst() ? r.cell().senders() + " locals" : r.cell().senders() + " senders", r.deliveredPerSec(),
         r.cpuPerM(), r.p99(), r.refused(), r.peakRssMiB(), r.lost());
   }
@@ -854,10 +1091,10 @@ public final class Bench {
     for (Cell c : cells) byCell.put(c, new ArrayList<>());
     for (Result r : results) byCell.get(r.cell()).add(r);
     StringBuilder sb = new StringBuilder();
-    sb.append("| mode | globals | senders | delivered/s | proxy CPU-s per M | p50 ms | p99 ms | refused (503) | other errors"
-        + " | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in | cores: proxy / globals / bench"
-        + " | runs |\n");
-    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    sb.append("| proxy | in → out | mode | globals | senders | delivered/s | accepted/s | proxy CPU-s per M | CPU-s per M, whole run | p50 ms | p99 ms | refused"
+        + " | other errors | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in"
+        + " | cores: proxy / globals / bench | runs |\n");
+    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (Map.Entry<Cell, List<Result>> e : byCell.entrySet()) {
       Cell c = e.getKey();
       List<Result> ok = e.getValue().stream().filter(Result::ok).collect(Collectors.toList());
@@ -866,8 +1103,9 @@ public final class Bench {
           ? String.format(Locale.ROOT, "%d locals x %d every %s", c.senders(), o.rounds, duration(o.intervalMs / 1000.0))
           : String.valueOf(c.senders());
       if (ok.isEmpty()) {
-        sb.append(String.format(Locale.ROOT, "| %s | %d | %s | all %d runs failed: %s |||||||||||%n", c.mode(),
-            c.globals(), senders, failedRuns, e.getValue().isEmpty() ? "" : e.getValue().get(0).error()));
+        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | all %d runs failed: %s |||||||||||||%n",
+            proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders, failedRuns,
+            e.getValue().isEmpty() ? "" : e.getValue().get(0).error()));
         continue;
       }
       long sent = 0;
@@ -888,10 +1126,12 @@ public final class Bench {
       String cores = String.format(Locale.ROOT, "%s / %s / %s", median(ok, Result::proxyCores, "%.2f"),
           median(ok, Result::globalsCores, "%.2f"), median(ok, Result::benchCores, "%.2f"));
       String notes = ok.stream().map(Result::notes).filter(s -> !s.isEmpty()).distinct().collect(Collectors.joining("; "));
-      sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
-          c.mode(), c.globals(), senders,
+      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
+          proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders,
           stat(ok, Result::deliveredPerSec, "%,.0f"),
+          stat(ok, Result::acceptedPerSec, "%,.0f"),
           stat(ok, Result::cpuPerM, "%.2f"),
+          c.burst() ? "" : stat(ok, Result::cpuPerMWhole, "%.2f"),
           stat(ok, Result::p50, "%.0f"),
           stat(ok, Result::p99, "%.0f"),
           refused,
@@ -904,9 +1144,15 @@ public final class Bench {
           ok.size(),
           (failedRuns > 0 ? ", " + failedRuns + " failed" : "") + (notes.isEmpty() ? "" : "; " + notes)));
     }
-    if (cells.stream().anyMatch(c -> !c.burst())) sb.append("\nsteady rows: delivered/s, CPU, latency and refused over the measured window; sent / accepted /"
-        + " delivered over whole runs (warm-up included), summed over runs; lost = accepted (202) but never"
-        + " delivered.\n");
+    if (cells.stream().anyMatch(c -> !c.burst())) {
+      sb.append("\nsteady rows: delivered/s (counted at the globals), accepted/s (answered 202 or OK), CPU per M metrics"
+          + " delivered, latency and refused over the measured window; accepted/s above delivered/s means the proxy"
+          + " queued (or dropped) the difference; CPU-s per M, whole run = the proxy's CPU from the first request to"
+          + " the end of the drain over every metric delivered, which holds when it queues. sent / accepted / delivered over whole runs (warm-up and drain"
+          + " included), summed over runs; lost = accepted (202, gRPC OK) but never delivered; refused = 503 from"
+          + " /import, UNAVAILABLE or RESOURCE_EXHAUSTED from gRPC. A Go proxy answers gRPC before it forwards: its"
+          + " accepted is what it was sent, not what it delivered.\n");
+    }
     if (cells.stream().anyMatch(Cell::burst)) {
       sb.append(cells.stream().allMatch(Cell::burst) ? "\n" : "").append("burst rows: delivered/s = metrics delivered / (rounds x interval); \"burst delivered in\" = the"
           + " slowest round, from the instant the locals posted to the last metric at the globals; peak RSS = VmHWM"
@@ -945,14 +1191,15 @@ public final class Bench {
   }
 
   private static void writeCsv(Path file, List<Result> results) throws IOException {
-    StringBuilder sb = new StringBuilder("mode,globals,senders,run,error,delivered_per_s,cpu_s_per_m,p50_ms,p99_ms,"
+    StringBuilder sb = new StringBuilder("proxy,in,out,mode,globals,senders,run,error,delivered_per_s,accepted_per_s,cpu_s_per_m,cpu_s_per_m_whole_run,p50_ms,p99_ms,"
         + "requests,refused_503,other_errors,peak_rss_mib,sent,accepted,delivered,lost,proxy_cores,globals_cores,"
         + "bench_cores,burst_deliver_ms\n");
     for (Result r : results) {
-      sb.append(String.format(Locale.ROOT, "%s,%d,%d,%d,%s,%.0f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
+      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
+          r.cell().proxy(), r.cell().grpcIn() ? "grpc" : "json", r.cell().grpcOut() ? "grpc" : "http",
           r.cell().mode(), r.cell().globals(), r.cell().senders(), r.run(),
           r.error() == null ? "" : '"' + r.error().replace('"', '\'').replace('\n', ' ') + '"',
-          r.deliveredPerSec(), r.cpuPerM(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
+          r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
           r.peakRssMiB(), r.sentMetrics(), r.acceptedMetrics(), r.deliveredMetrics(), r.lost(), r.proxyCores(),
           r.globalsCores(), r.benchCores(), r.deliverMs()));
     }

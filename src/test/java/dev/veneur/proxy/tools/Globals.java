@@ -26,11 +26,17 @@ abstract class Globals implements AutoCloseable {
   /** Metrics the globals have counted so far. */
   abstract long delivered() throws IOException;
 
+  /** Bodies (/import posts or SendMetrics calls) the globals have counted so far. */
+  abstract long posts() throws IOException;
+
   /** Wall-clock time (epoch microseconds) of the latest post any global counted; 0 if none. */
   abstract long lastPostMicros() throws IOException;
 
   /** The globals' own process id, or -1 when they run in this JVM. */
   abstract long pid();
+
+  /** True for v14 gRPC globals (named host:port, taking {@code SendMetrics}), false for HTTP ones. */
+  abstract boolean grpc();
 
   /** What the globals do with a body, for the report. */
   abstract String describe();
@@ -38,12 +44,17 @@ abstract class Globals implements AutoCloseable {
   @Override
   public abstract void close();
 
-  /** Globals served by {@code vertx}, in this JVM. */
+  /** HTTP globals served by {@code vertx}, in this JVM. */
   static Globals inProcess(Vertx vertx, int count, boolean light, int instances) {
+    return inProcess(vertx, count, light, false, instances);
+  }
+
+  /** Globals served by {@code vertx}, in this JVM: gRPC ones with {@code grpc}. */
+  static Globals inProcess(Vertx vertx, int count, boolean light, boolean grpc, int instances) {
     List<StandInGlobal> gs = new ArrayList<>();
     List<Integer> ports = new ArrayList<>();
     for (int i = 0; i < count; i++) {
-      StandInGlobal g = new StandInGlobal(false, light);
+      StandInGlobal g = new StandInGlobal(false, light, grpc);
       ports.add(g.listen(vertx, "127.0.0.1", 0, instances).await());
       gs.add(g);
     }
@@ -58,6 +69,12 @@ abstract class Globals implements AutoCloseable {
         return n;
       }
 
+      @Override long posts() {
+        long n = 0;
+        for (StandInGlobal g : gs) n += g.posts();
+        return n;
+      }
+
       @Override long lastPostMicros() {
         long t = 0;
         for (StandInGlobal g : gs) t = Math.max(t, g.lastPostMicros());
@@ -68,9 +85,12 @@ abstract class Globals implements AutoCloseable {
         return -1;
       }
 
+      @Override boolean grpc() {
+        return grpc;
+      }
+
       @Override String describe() {
-        return count + " in the bench JVM, " + (light ? "count only" : "inflate + decode every metric")
-            + ", " + instances + " event loops each";
+        return count + " in the bench JVM, " + what(light, grpc) + ", " + instances + " event loops each";
       }
 
       @Override public void close() {
@@ -79,11 +99,24 @@ abstract class Globals implements AutoCloseable {
     };
   }
 
+  /** What each global does with what it receives, for the report. */
+  static String what(boolean light, boolean grpc) {
+    if (grpc) return light ? "gRPC SendMetrics, count only" : "gRPC SendMetrics, protobuf-decode every metric";
+    return light ? "count only" : "inflate + decode every metric";
+  }
+
+  /** HTTP globals in a JVM of their own (see the next). */
+  static Globals ownProcess(int count, boolean light, String javaOpts, Path dir, String name) throws Exception {
+    return ownProcess(count, light, false, javaOpts, dir, name);
+  }
+
   /**
    * Globals in a JVM of their own, started with {@code javaOpts} on this JVM's class path (the tools are test classes,
-   * not in the proxy jar), logging to {@code dir}; their counts are read over HTTP ({@code GET /stats}).
+   * not in the proxy jar), logging to {@code dir}; their counts are read over HTTP ({@code GET /stats}), which gRPC
+   * globals ({@code grpc}) serve on the same port as their calls.
    */
-  static Globals ownProcess(int count, boolean light, String javaOpts, Path dir, String name) throws Exception {
+  static Globals ownProcess(int count, boolean light, boolean grpc, String javaOpts, Path dir, String name)
+      throws Exception {
     Path log = dir.resolve(name + "-globals.log");
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -91,6 +124,7 @@ abstract class Globals implements AutoCloseable {
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), StandInGlobal.class.getName(), "--port", "0",
         "--count", String.valueOf(count), "--announce"));
     if (light) cmd.add("--light");
+    if (grpc) cmd.add("--grpc");
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     List<Integer> ports = null;
     long deadline = System.nanoTime() + 30_000_000_000L;
@@ -141,6 +175,10 @@ abstract class Globals implements AutoCloseable {
         return Arrays.stream(stats()).mapToLong(s -> s.getLong("metrics")).sum();
       }
 
+      @Override long posts() throws IOException {
+        return Arrays.stream(stats()).mapToLong(s -> s.getLong("posts")).sum();
+      }
+
       @Override long lastPostMicros() throws IOException {
         return Arrays.stream(stats()).mapToLong(s -> s.getLong("last_post_micros")).max().orElse(0);
       }
@@ -149,9 +187,13 @@ abstract class Globals implements AutoCloseable {
         return p.pid();
       }
 
+      @Override boolean grpc() {
+        return grpc;
+      }
+
       @Override String describe() {
         return count + " in their own JVM (" + (javaOpts.isBlank() ? "no flags" : javaOpts.trim()) + "), "
-            + (light ? "count only" : "inflate + decode every metric");
+            + what(light, grpc);
       }
 
       @Override public void close() {

@@ -3,7 +3,9 @@ package dev.veneur.proxy.tools;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.net.HttpURLConnection;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,13 +24,16 @@ final class ProxyRig implements AutoCloseable {
 
   final Globals globals;
   final int port;
+  /** The proxy's grpc_address port, or -1 when it was not given one. */
+  final int grpcPort;
   final Process proxy;
   final Path log;
   final List<String> command;
 
-  private ProxyRig(Globals globals, int port, Process proxy, Path log, List<String> command) {
+  private ProxyRig(Globals globals, int port, int grpcPort, Process proxy, Path log, List<String> command) {
     this.globals = globals;
     this.port = port;
+    this.grpcPort = grpcPort;
     this.proxy = proxy;
     this.log = log;
     this.command = command;
@@ -44,48 +49,75 @@ final class ProxyRig implements AutoCloseable {
     return launch(Globals.inProcess(vertx, globalCount, false, 1), jar, javaOpts, extraYaml, dir, name);
   }
 
-  /**
-   * The proxy, forwarding to {@code globals} ({@code forward_addresses}); its config and log go to
-   * {@code dir}. Waits until it answers /healthcheck. On failure the globals are closed too.
-   */
+  /** The proxy taking JSON on /import only (see the next). */
   static ProxyRig launch(Globals globals, String jar, String javaOpts, String extraYaml, Path dir, String name)
       throws Exception {
+    return launch(globals, false, jar, javaOpts, extraYaml, dir, name);
+  }
+
+  /**
+   * The proxy, forwarding to {@code globals}: HTTP ones by {@code forward_addresses}, gRPC ones
+   * ({@link Globals#grpc()}) by {@code grpc_forward_address} as {@code host:port} members; with
+   * {@code grpcIn} it also listens on a {@code grpc_address}. Its config and log go to {@code dir}.
+   * Waits until it answers /healthcheck (and its gRPC port takes connections). On failure the
+   * globals are closed too.
+   */
+  static ProxyRig launch(Globals globals, boolean grpcIn, String jar, String javaOpts, String extraYaml, Path dir,
+      String name) throws Exception {
     ProxyRig rig = null;
     try {
-      StringBuilder dests = new StringBuilder();
-      for (int p : globals.ports()) {
-        dests.append(dests.length() == 0 ? "" : ", ").append("\"http://127.0.0.1:").append(p).append('"');
-      }
       int proxyPort = freePort();
+      int grpcPort = grpcIn ? freePort() : -1;
       Path yaml = dir.resolve(name + "-proxy.yaml");
       Path log = dir.resolve(name + "-proxy.log");
+      StringBuilder config = new StringBuilder("http_address: \"127.0.0.1:" + proxyPort + "\"\n");
+      if (grpcIn) config.append("grpc_address: \"127.0.0.1:").append(grpcPort).append("\"\n");
       List<String> cmd = new ArrayList<>();
       if (!jar.endsWith(".jar")) {
-        // A Go veneur-proxy v2 binary, to compare under the same load and globals: it takes one
-        // static destination (forward_address), or Consul.
-        if (globals.ports().size() != 1) {
-          throw new IllegalArgumentException("the Go proxy v2 forwards to one forward_address: use --globals 1");
-        }
-        Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
-            + "forward_address: \"http://127.0.0.1:" + globals.ports().get(0) + "\"\n"
-            + extraYaml.replace("\\n", "\n") + "\n");
+        config.append(goDestination(globals, grpcIn));
         cmd.addAll(List.of(Path.of(jar).toAbsolutePath().toString(), "-f", yaml.toString()));
       } else {
-        Files.writeString(yaml, "http_address: \"127.0.0.1:" + proxyPort + "\"\n"
-            + "forward_addresses: [" + dests + "]\n" + extraYaml.replace("\\n", "\n") + "\n");
+        StringBuilder dests = new StringBuilder();
+        for (int p : globals.ports()) {
+          if (globals.grpc()) dests.append(dests.length() == 0 ? "" : ",").append("127.0.0.1:").append(p);
+          else dests.append(dests.length() == 0 ? "" : ", ").append("\"http://127.0.0.1:").append(p).append('"');
+        }
+        config.append(globals.grpc() ? "grpc_forward_address: \"" + dests + "\"\n" : "forward_addresses: [" + dests + "]\n");
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(splitOpts(javaOpts));
         cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
       }
+      Files.writeString(yaml, config + extraYaml.replace("\\n", "\n") + "\n");
       Process proxy = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-      rig = new ProxyRig(globals, proxyPort, proxy, log, cmd);
+      rig = new ProxyRig(globals, proxyPort, grpcPort, proxy, log, cmd);
       rig.awaitHealthy();
+      if (grpcIn) rig.awaitGrpcListening();
       return rig;
     } catch (Exception e) {
       if (rig != null) rig.close();
       else globals.close();
       throw e;
     }
+  }
+
+  /**
+   * The destination lines of a Go veneur-proxy's YAML, to compare it under the same load and
+   * globals. It takes one static destination per protocol, and forwards each protocol to its own:
+   * /import to {@code forward_address} (v2 and v14), gRPC to {@code grpc_forward_address} (v14
+   * only; {@code forward_timeout} as the interop tests give it). JSON in to gRPC globals, or gRPC
+   * in to HTTP globals, it does not do.
+   */
+  static String goDestination(Globals globals, boolean grpcIn) {
+    if (globals.ports().size() != 1) {
+      throw new IllegalArgumentException("the Go proxy forwards to one static destination: use --globals 1");
+    }
+    if (grpcIn != globals.grpc()) {
+      throw new IllegalArgumentException("the Go proxy forwards /import to HTTP globals and gRPC to gRPC globals only");
+    }
+    int port = globals.ports().get(0);
+    return grpcIn
+        ? "grpc_forward_address: \"127.0.0.1:" + port + "\"\nforward_timeout: \"10s\"\n"
+        : "forward_address: \"http://127.0.0.1:" + port + "\"\n";
   }
 
   /** JVM options as separate arguments; a blank string is no options at all (plain {@code java -jar}). */
@@ -156,6 +188,21 @@ final class ProxyRig implements AutoCloseable {
       }
     }
     throw new IllegalStateException("proxy did not become healthy; log at " + log);
+  }
+
+  /** Waits until the gRPC port takes a TCP connection (it may open after /healthcheck answers). */
+  private void awaitGrpcListening() throws Exception {
+    long deadline = System.nanoTime() + 30_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      if (!proxy.isAlive()) throw new IllegalStateException("proxy exited: " + Files.readString(log));
+      try (Socket s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", grpcPort), 200);
+        return;
+      } catch (IOException notYet) {
+        Thread.sleep(100);
+      }
+    }
+    throw new IllegalStateException("proxy did not listen on grpc_address 127.0.0.1:" + grpcPort + "; log at " + log);
   }
 
   private static int freePort() throws IOException {

@@ -3,12 +3,20 @@ package dev.veneur.proxy.tools;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.WireFormat;
+import forwardrpc.ForwardOuterClass.MetricList;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.core.json.JsonObject;
+import io.vertx.grpc.common.GrpcStatus;
+import io.vertx.grpc.server.GrpcServer;
+import io.vertx.grpc.server.GrpcServerOptions;
+import io.vertx.grpc.server.GrpcServerRequest;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -34,12 +42,20 @@ import java.util.zip.InflaterInputStream;
  * still costs more. With {@code light} it only counts the array's elements (the old behaviour,
  * which leaves the proxy more CPU than a real global would on a shared machine).
  *
+ * <p>With {@code grpc} it is a v14 global's gRPC import instead: {@code
+ * forwardrpc.Forward/SendMetrics} on the same port (h2c, as Veneur dials it; {@code /stats} stays
+ * HTTP beside it), each {@code MetricList} parsed with protobuf's generated classes and every
+ * metric's name, tags and value read, as a Go global's gRPC server unmarshals the list before its
+ * workers import it; it answers OK (an empty {@code google.protobuf.Empty}). It takes messages up
+ * to 4 MiB, a Go gRPC server's default, with flow-control windows as large as a Go server grows
+ * its own. With {@code light} it only counts the list's metrics without building them.
+ *
  * <p>One server can listen on several event loops ({@code instances}, sharing the port), so a
  * single global can use every core, as a Go global does.
  *
  * <pre>
  * java -cp "$(scripts/tools-classpath)" dev.veneur.proxy.tools.StandInGlobal [--host 127.0.0.1] [--port 8128]
- *     [--count 1] [--instances N] [--light] [--print] [--announce]
+ *     [--count 1] [--instances N] [--light] [--grpc] [--print] [--announce]
  * </pre>
  * {@code --port 0} picks free ports; {@code --count 3} starts three globals (on three ports);
  * {@code --announce} prints one line {@code LISTENING p1,p2,...} once all of them listen (the bench
@@ -50,6 +66,16 @@ public final class StandInGlobal {
   private static final java.util.concurrent.atomic.AtomicInteger SHARED_RANDOM_PORT =
       new java.util.concurrent.atomic.AtomicInteger();
   private static final ThreadLocal<Inflater> INFLATERS = ThreadLocal.withInitial(Inflater::new);
+  private static final String SEND_METRICS = "forwardrpc.Forward/SendMetrics";
+  /** What a Go gRPC server (a v14 global) accepts by default. */
+  private static final int GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+  /**
+   * HTTP/2 flow-control windows (stream and connection) of a gRPC stand-in: what a Go gRPC server
+   * grows its own to by BDP estimation (grpc-go's bdpLimit). With HTTP/2's default 64 KiB, every
+   * 280 KB MetricList waits on WINDOW_UPDATEs from an event loop that is busy decoding the others,
+   * and the stand-in, not the proxy, sets the pace (measured: 5-10x fewer metrics delivered).
+   */
+  private static final int GRPC_WINDOW_BYTES = 16 * 1024 * 1024;
 
   /** One decoded metric, as a global holds it before importing it. */
   record Metric(String name, String type, String tagstring, List<String> tags, byte[] value) {}
@@ -62,6 +88,7 @@ public final class StandInGlobal {
   private volatile long lastPostMicros;
   private final boolean print;
   private final boolean light;
+  private final boolean grpc;
   private final List<HttpServer> servers = new ArrayList<>();
 
   public StandInGlobal(boolean print) {
@@ -69,8 +96,14 @@ public final class StandInGlobal {
   }
 
   public StandInGlobal(boolean print, boolean light) {
+    this(print, light, false);
+  }
+
+  /** {@code grpc}: a v14 global's gRPC import ({@code SendMetrics}) instead of {@code POST /import}. */
+  public StandInGlobal(boolean print, boolean light, boolean grpc) {
     this.print = print;
     this.light = light;
+    this.grpc = grpc;
   }
 
   /** Listens on one event loop. */
@@ -94,8 +127,24 @@ public final class StandInGlobal {
   }
 
   private Future<Integer> listenOne(Vertx vertx, String host, int port) {
-    HttpServer server = vertx.createHttpServer();
-    server.requestHandler(this::handle);
+    HttpServer server;
+    if (grpc) {
+      GrpcServer calls = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(GRPC_MAX_MESSAGE_BYTES));
+      calls.callHandler(this::handleCall);
+      // h2c with prior knowledge for the calls; /stats and /healthcheck stay plain HTTP/1.1 on the
+      // same port, so the bench reads a gRPC global's counts as it reads an HTTP one's.
+      server = vertx.createHttpServer(new HttpServerOptions().setHttp2ClearTextEnabled(true)
+          .setInitialSettings(new io.vertx.core.http.Http2Settings().setInitialWindowSize(GRPC_WINDOW_BYTES))
+          .setHttp2ConnectionWindowSize(GRPC_WINDOW_BYTES));
+      server.requestHandler(req -> {
+        String type = req.getHeader("Content-Type");
+        if (type != null && type.startsWith("application/grpc")) calls.handle(req);
+        else handle(req);
+      });
+    } else {
+      server = vertx.createHttpServer();
+      server.requestHandler(this::handle);
+    }
     synchronized (servers) {
       servers.add(server);
     }
@@ -127,7 +176,80 @@ public final class StandInGlobal {
   JsonObject stats() {
     return new JsonObject().put("metrics", metrics.get()).put("posts", posts.get())
         .put("bytes", bytes.get()).put("value_bytes", valueBytes.get()).put("rejected", rejected.get())
-        .put("last_post_micros", lastPostMicros).put("light", light);
+        .put("last_post_micros", lastPostMicros).put("light", light).put("grpc", grpc);
+  }
+
+  /** One {@code SendMetrics} call: its MetricList decoded (or counted, light), then OK. */
+  private void handleCall(GrpcServerRequest<Buffer, Buffer> req) {
+    if (!SEND_METRICS.equals(req.fullMethodName())) {
+      req.response().status(GrpcStatus.UNIMPLEMENTED).end();
+      return;
+    }
+    req.last().onComplete(ar -> {
+      if (ar.failed()) {
+        rejected.incrementAndGet();
+        req.response().status(GrpcStatus.INVALID_ARGUMENT).statusMessage(String.valueOf(ar.cause())).end();
+        return;
+      }
+      Buffer body = ar.result();
+      int n;
+      try {
+        n = light ? countList(body.getBytes()) : decodeList(body.getBytes());
+      } catch (IOException e) {
+        rejected.incrementAndGet();
+        req.response().status(GrpcStatus.INVALID_ARGUMENT).statusMessage("not a MetricList: " + e.getMessage()).end();
+        return;
+      }
+      if (print) System.out.println("global received " + n + " metrics by gRPC (" + body.length() + " bytes)");
+      counted(n, body.length());
+      req.response().end(Buffer.buffer()); // google.protobuf.Empty
+    });
+  }
+
+  /**
+   * Parses a MetricList with protobuf's generated classes and reads every metric's name, tags,
+   * type, scope and value (a digest's centroids, a set's HyperLogLog bytes), as a Go global has
+   * them once gRPC has unmarshalled the list; returns how many there were.
+   */
+  int decodeList(byte[] bytes) throws IOException {
+    MetricList list = MetricList.parseFrom(bytes);
+    long seen = 0;
+    for (metricpb.MetricOuterClass.Metric m : list.getMetricsList()) {
+      seen += m.getName().length() + m.getTypeValue() + m.getScopeValue();
+      for (int i = 0; i < m.getTagsCount(); i++) seen += m.getTags(i).length();
+      switch (m.getValueCase()) {
+        case COUNTER: seen += 8; break;
+        case GAUGE: seen += 8; break;
+        case SET: seen += m.getSet().getHyperLogLog().size(); break;
+        case HISTOGRAM:
+          for (var c : m.getHistogram().getTDigest().getMainCentroidsList()) seen += 16 + 8L * c.getSamplesCount();
+          break;
+        default:
+          break;
+      }
+    }
+    valueBytes.addAndGet(seen); // keeps the decoding observable, so the JIT cannot drop it
+    return list.getMetricsCount();
+  }
+
+  /** Counts a MetricList's metrics (field 1) without building them. */
+  static int countList(byte[] bytes) throws IOException {
+    CodedInputStream in = CodedInputStream.newInstance(bytes);
+    int n = 0;
+    int tag;
+    while ((tag = in.readTag()) != 0) {
+      if (WireFormat.getTagFieldNumber(tag) == 1) n++;
+      in.skipField(tag);
+    }
+    return n;
+  }
+
+  private void counted(int n, int bodyBytes) {
+    metrics.addAndGet(n);
+    posts.incrementAndGet();
+    bytes.addAndGet(bodyBytes);
+    Instant now = Instant.now();
+    lastPostMicros = now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
   }
 
   private void handle(HttpServerRequest req) {
@@ -158,11 +280,7 @@ public final class StandInGlobal {
         } else {
           n = decode(open(body, encoding));
         }
-        metrics.addAndGet(n);
-        posts.incrementAndGet();
-        bytes.addAndGet(body.length());
-        Instant now = Instant.now();
-        lastPostMicros = now.getEpochSecond() * 1_000_000L + now.getNano() / 1000;
+        counted(n, body.length());
         req.response().setStatusCode(202).end();
       } catch (IOException | IllegalArgumentException e) {
         rejected.incrementAndGet();
@@ -259,6 +377,7 @@ public final class StandInGlobal {
     String host = "127.0.0.1";
     boolean print = false;
     boolean light = false;
+    boolean grpc = false;
     boolean announce = false;
     int count = 1;
     int instances = Runtime.getRuntime().availableProcessors();
@@ -268,19 +387,20 @@ public final class StandInGlobal {
         case "--host": host = args[++i]; break;
         case "--print": print = true; break;
         case "--light": light = true; break;
+        case "--grpc": grpc = true; break;
         case "--announce": announce = true; break;
         case "--count": count = Integer.parseInt(args[++i]); break;
         case "--instances": instances = Integer.parseInt(args[++i]); break;
         default:
           System.err.println("usage: StandInGlobal [--host 127.0.0.1] [--port 8128 (0: free ports)]"
-              + " [--count 1] [--instances <cores>] [--light] [--print] [--announce]");
+              + " [--count 1] [--instances <cores>] [--light] [--grpc] [--print] [--announce]");
           System.exit(2);
       }
     }
     Vertx vertx = Vertx.vertx();
     List<Integer> ports = new ArrayList<>();
     for (int i = 0; i < count; i++) {
-      StandInGlobal g = new StandInGlobal(print, light);
+      StandInGlobal g = new StandInGlobal(print, light, grpc);
       int p;
       try {
         p = g.listen(vertx, host, port == 0 ? 0 : port + i, instances).await();
@@ -291,8 +411,8 @@ public final class StandInGlobal {
       }
       ports.add(p);
       if (!announce) {
-        System.out.printf(Locale.ROOT, "stand-in global listening on http://%s:%d (%s, %d event loops)%n",
-            host, p, light ? "count only" : "decoding every metric", instances);
+        System.out.printf(Locale.ROOT, "stand-in global listening on %s%s:%d (%s, %d event loops)%n",
+            grpc ? "gRPC " : "http://", host, p, light ? "count only" : "decoding every metric", instances);
       }
     }
     if (announce) {

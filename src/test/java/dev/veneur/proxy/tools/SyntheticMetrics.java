@@ -78,6 +78,29 @@ public final class SyntheticMetrics {
     return out;
   }
 
+  /**
+   * {@code count} distinct gRPC {@code SendMetrics} bodies (serialized {@code MetricList}s) of
+   * {@code perBody} metrics each, drawn from the MetricList in {@code sampleFile} (a real local's
+   * gRPC flush: protobuf exactly as it sent it) and renamed per body as {@link #fromSample} does,
+   * so each body carries its own series and they spread over the ring.
+   */
+  public static java.util.List<byte[]> grpcBodies(String sampleFile, int perBody, int count) throws java.io.IOException {
+    forwardrpc.ForwardOuterClass.MetricList sample =
+        forwardrpc.ForwardOuterClass.MetricList.parseFrom(java.nio.file.Files.readAllBytes(java.nio.file.Path.of(sampleFile)));
+    if (sample.getMetricsCount() == 0) throw new java.io.IOException(sampleFile + " holds no metric");
+    java.util.List<byte[]> out = new java.util.ArrayList<>(count);
+    for (int seed = 0; seed < count; seed++) {
+      Random r = new Random(seed);
+      forwardrpc.ForwardOuterClass.MetricList.Builder list = forwardrpc.ForwardOuterClass.MetricList.newBuilder();
+      for (int i = 0; i < perBody; i++) {
+        metricpb.MetricOuterClass.Metric m = sample.getMetrics(r.nextInt(sample.getMetricsCount()));
+        list.addMetrics(m.toBuilder().setName(m.getName() + ".h" + seed + "." + i));
+      }
+      out.add(list.build().toByteArray());
+    }
+    return out;
+  }
+
   /** zlib at the default level, as Go's compress/zlib writes it for a local Veneur. */
   public static byte[] deflate(byte[] raw) {
     Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION);
