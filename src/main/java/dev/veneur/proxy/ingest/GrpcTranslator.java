@@ -26,7 +26,7 @@ final class GrpcTranslator {
   private String firstProblem;
 
   GrpcTranslator(int initialBytes) {
-    json = new ByteArrayOutputStream(Math.max(64, initialBytes));
+    json = new dev.veneur.proxy.wire.FastBytes(Math.max(64, initialBytes));
     json.write('[');
   }
 

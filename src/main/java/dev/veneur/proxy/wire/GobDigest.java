@@ -272,7 +272,7 @@ public final class GobDigest {
    * v14), four otherwise (v2, which stops reading after four anyway).
    */
   public static byte[] encode(Digest d, boolean withReciprocalSum) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(64 + d.size() * 24);
+    ByteArrayOutputStream out = new FastBytes(64 + d.size() * 24);
     int[] ids = withReciprocalSum ? V14_IDS : V2_IDS;
     int centroid = ids[0];
     int floatSlice = ids[1];
@@ -381,7 +381,7 @@ public final class GobDigest {
   }
 
   /** gob's integer and float encodings. */
-  private static final class Buf extends ByteArrayOutputStream {
+  private static final class Buf extends FastBytes {
     Buf() {
       super(32);
     }

@@ -341,7 +341,7 @@ public final class MetricPb {
    */
   public static byte[] metric(String name, java.util.List<String> tags, int type, int scope, int valueField,
       byte[] value) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(32 + name.length() + value.length + tags.size() * 16);
+    ByteArrayOutputStream out = new FastBytes(32 + name.length() + value.length + tags.size() * 16);
     if (!name.isEmpty()) bytesField(out, 1, name.getBytes(StandardCharsets.UTF_8));
     for (String t : tags) bytesField(out, 2, t.getBytes(StandardCharsets.UTF_8));
     if (type != 0) {
@@ -358,7 +358,7 @@ public final class MetricPb {
 
   /** CounterValue{value}: int64, as a varint of its two's complement. */
   public static byte[] counterValue(long v) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(11);
+    ByteArrayOutputStream out = new FastBytes(11);
     if (v != 0) {
       out.write(0x08);
       varint(out, v);
@@ -368,7 +368,7 @@ public final class MetricPb {
 
   /** GaugeValue{value}: a little-endian double. */
   public static byte[] gaugeValue(double v) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(9);
+    ByteArrayOutputStream out = new FastBytes(9);
     if (Double.doubleToRawLongBits(v) != 0) {
       out.write(0x09);
       fixed64(out, Double.doubleToRawLongBits(v));
@@ -378,16 +378,16 @@ public final class MetricPb {
 
   /** SetValue{hyper_log_log}: the HLL bytes as they are (v2's JSON value has the same format). */
   public static byte[] setValue(byte[] hll) {
-    ByteArrayOutputStream out = new ByteArrayOutputStream(hll.length + 6);
+    ByteArrayOutputStream out = new FastBytes(hll.length + 6);
     if (hll.length > 0) bytesField(out, 1, hll);
     return out.toByteArray();
   }
 
   /** HistogramValue{t_digest: MergingDigestData} from a digest. */
   public static byte[] histogramValue(GobDigest.Digest d) {
-    ByteArrayOutputStream digest = new ByteArrayOutputStream(16 + d.size() * 20);
+    ByteArrayOutputStream digest = new FastBytes(16 + d.size() * 20);
     for (int i = 0; i < d.size(); i++) {
-      ByteArrayOutputStream c = new ByteArrayOutputStream(24);
+      ByteArrayOutputStream c = new FastBytes(24);
       doubleField(c, 1, d.means()[i]);
       doubleField(c, 2, d.weights()[i]);
       double[] s = d.samples() == null ? null : d.samples()[i];
@@ -403,7 +403,7 @@ public final class MetricPb {
     doubleField(digest, 3, d.min());
     doubleField(digest, 4, d.max());
     doubleField(digest, 5, d.reciprocalSum());
-    ByteArrayOutputStream out = new ByteArrayOutputStream(digest.size() + 6);
+    ByteArrayOutputStream out = new FastBytes(digest.size() + 6);
     bytesField(out, 1, digest.toByteArray());
     return out.toByteArray();
   }
