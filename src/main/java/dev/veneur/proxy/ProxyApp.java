@@ -196,32 +196,23 @@ public final class ProxyApp {
    * wins over static addresses when both are set, as in the Go proxy.
    */
   private VerticleBase discoveryFor(ProxyConfig cfg) {
-    List<VerticleBase> parts = new ArrayList<>();
-    if (cfg.jsonRing) {
-      if (!cfg.consulForwardServiceName.isEmpty()) {
-        if (!cfg.forwardAddresses.isEmpty()) {
-          LOG.warn("both consul_forward_service_name and forward_address(es) are set; using Consul");
-        }
-        parts.add(new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), cfg.consulForwardServiceName, false));
-      } else {
-        parts.add(new StaticDiscoveryVerticle(cfg.forwardAddresses, false));
-      }
-    }
-    if (cfg.grpcRing) {
-      if (!cfg.consulForwardGrpcServiceName.isEmpty()) {
-        if (!cfg.grpcForwardAddresses.isEmpty()) {
-          LOG.warn("both consul_forward_grpc_service_name and grpc_forward_address are set; using Consul");
-        }
-        parts.add(new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), cfg.consulForwardGrpcServiceName, true));
-      } else {
-        parts.add(new StaticDiscoveryVerticle(cfg.grpcForwardAddresses, true));
-      }
-    }
-    // A ring the config no longer has is emptied (a reload that drops the gRPC globals, say): its
-    // forwarders hand what they hold to the other ring.
-    if (!cfg.jsonRing) parts.add(new StaticDiscoveryVerticle(List.of(), false));
-    if (!cfg.grpcRing) parts.add(new StaticDiscoveryVerticle(List.of(), true));
-    return new dev.veneur.proxy.discovery.DiscoveryGroup(parts);
+    return new dev.veneur.proxy.discovery.DiscoveryGroup(List.of(
+        ringDiscovery(cfg, cfg.consulForwardServiceName, cfg.forwardAddresses, false,
+            "consul_forward_service_name and forward_address(es)"),
+        ringDiscovery(cfg, cfg.consulForwardGrpcServiceName, cfg.grpcForwardAddresses, true,
+            "consul_forward_grpc_service_name and grpc_forward_address")));
+  }
+
+  /**
+   * One ring's discovery: Consul when its service is named, else its static list. A ring the
+   * config does not have gets an empty static list, which says so and empties the ring (a reload
+   * that drops the gRPC globals, say): its forwarders hand what they hold to the other ring.
+   */
+  private VerticleBase ringDiscovery(ProxyConfig cfg, String service, List<String> statics, boolean grpcRing,
+      String bothKeys) {
+    if (service.isEmpty()) return new StaticDiscoveryVerticle(statics, grpcRing);
+    if (!statics.isEmpty()) LOG.warn("both {} are set; using Consul", bothKeys);
+    return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), service, grpcRing);
   }
 
   /**

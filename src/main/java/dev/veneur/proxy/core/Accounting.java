@@ -33,12 +33,7 @@ public final class Accounting {
   }
 
   public void forwarded(List<MetricChunk> chunks) {
-    for (MetricChunk c : chunks) {
-      metrics.delivered(c.count, c.bytes());
-      budget.release(c.bytes());
-      if (c.trace != null) c.trace.settled();
-      if (c.spill != null) c.spill.settled();
-    }
+    forwardedExcept(chunks, java.util.Map.of());
   }
 
   /**

@@ -49,10 +49,6 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   private int skippedInAnswer;
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
-  public ConsulDiscoveryVerticle(ProxyContext ctx, ConsulEndpoint endpoint) {
-    this(ctx, endpoint, ctx.config().consulForwardServiceName, false);
-  }
-
   /**
    * @param service the Consul service whose healthy instances are the ring's members
    * @param grpcRing for the ring of gRPC globals: members {@code <Node.Address>:<Service.Port>}

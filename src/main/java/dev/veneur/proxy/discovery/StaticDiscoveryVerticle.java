@@ -14,10 +14,6 @@ public final class StaticDiscoveryVerticle extends VerticleBase {
   private final List<String> members;
   private final boolean grpcRing;
 
-  public StaticDiscoveryVerticle(List<String> members) {
-    this(members, false);
-  }
-
   /** @param grpcRing for the ring of gRPC globals ({@code grpc_forward_address}) */
   public StaticDiscoveryVerticle(List<String> members, boolean grpcRing) {
     this.members = List.copyOf(members);

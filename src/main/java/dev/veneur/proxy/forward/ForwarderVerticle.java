@@ -341,8 +341,7 @@ public final class ForwarderVerticle extends VerticleBase {
       failed("untranslated_" + e.getKey(), e.getValue());
     }
     proxied.inc(batch.metrics - left);
-    if (batch.untranslated.isEmpty()) ctx.accounting().forwarded(batch.chunks);
-    else ctx.accounting().forwardedExcept(batch.chunks, batch.untranslated);
+    ctx.accounting().forwardedExcept(batch.chunks, batch.untranslated);
   }
 
   private void drop(Batch batch, String cause) {

@@ -64,13 +64,9 @@ public final class HashRing {
   /**
    * A ring whose members are hashed by another name than the one they are reached by: Veneur
    * v14.2.0 names a Consul-discovered global {@code host:port} where v2 named it
-   * {@code http://host:port}, and the name is what the ring hashes.
+   * {@code http://host:port}, and the name is what the ring hashes. Its keys leave out
+   * {@code keyIgnore}'s tags.
    */
-  public static HashRing of(List<String> members, java.util.function.UnaryOperator<String> hashName) {
-    return of(members, hashName, dev.veneur.proxy.config.IgnoreTags.NONE);
-  }
-
-  /** As {@link #of(List, java.util.function.UnaryOperator)}, with keys that leave out {@code keyIgnore}'s tags. */
   public static HashRing of(List<String> members, java.util.function.UnaryOperator<String> hashName,
       dev.veneur.proxy.config.IgnoreTags keyIgnore) {
     if (members.isEmpty()) return EMPTY;

@@ -139,12 +139,6 @@ public final class ProxyMetrics {
     droppedCounter(cause).inc(metrics);
   }
 
-  public synchronized void delivered(int metrics, long bytes) {
-    forwarded.inc(metrics);
-    queued.addAndGet(-metrics);
-    queuedBytes.addAndGet(-bytes);
-  }
-
   /**
    * {@code metrics} left the queue: delivered, except those counted in {@code untranslated} (by
    * cause), which the destination's protocol could not carry and are dropped as
