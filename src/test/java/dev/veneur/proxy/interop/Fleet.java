@@ -319,6 +319,28 @@ final class Fleet implements AutoCloseable {
    * The proxy's own accounting once idle: it received exactly what the locals forwarded, forwarded
    * all of it, dropped nothing, and {@code received = forwarded + dropped + queued}.
    */
+  /**
+   * Sends the traffic, waits for the flush, checks the globals and the proxy's accounting, then
+   * stops the proxy and checks its last words: everything it received forwarded, nothing dropped.
+   */
+  void run(Traffic t) throws Exception {
+    send(t);
+    awaitFlushed(t);
+    List<String> problems = new ArrayList<>(check(t));
+    problems.addAll(checkProxy(t.forwardedByAll()));
+    System.out.println("interop " + name + ":\n  " + String.join("\n  ", figures)
+        + "\n  Veneur complaints: " + complaints());
+    org.junit.jupiter.api.Assertions.assertTrue(problems.isEmpty(), "interop " + name + ":\n  "
+        + String.join("\n  ", problems) + "\nVeneur complaints: " + complaints() + "\nproxy log:\n" + proxy.log());
+    // A global that refused an import, or a local that failed to forward, says so in its log.
+    org.junit.jupiter.api.Assertions.assertTrue(complaints().isEmpty(), "Veneur servers complained: " + complaints());
+    org.junit.jupiter.api.Assertions.assertEquals(0, proxy.terminate(Duration.ofSeconds(30)), proxy.log());
+    ProxyProcess.StopSummary stop = proxy.stopSummary();
+    org.junit.jupiter.api.Assertions.assertTrue(stop != null && stop.received() == t.forwardedByAll()
+        && stop.forwarded() == stop.received() && stop.dropped() == 0,
+        "the proxy's last words: " + (stop == null ? proxy.log() : stop.line()));
+  }
+
   List<String> checkProxy(long expectedMetrics) {
     List<String> problems = new ArrayList<>();
     if (!DebugState.awaitIdle(proxy, proxyPort, Duration.ofSeconds(20))) problems.add("the proxy did not settle");

@@ -1,15 +1,10 @@
 package dev.veneur.proxy.interop;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.veneur.proxy.support.ProxyProcess;
 import dev.veneur.proxy.support.TestProxy;
 import dev.veneur.proxy.support.VeneurProcess;
 import dev.veneur.proxy.support.VeneurProcess.Version;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -45,20 +40,7 @@ class GrpcInteropTest {
           protocol.equals("json") ? "http://127.0.0.1:" + f.proxyPort : "127.0.0.1:" + grpcPort);
       Traffic t = new Traffic();
       t.standard("local-v14", "g");
-      f.send(t);
-      f.awaitFlushed(t);
-      List<String> problems = new ArrayList<>(f.check(t));
-      problems.addAll(f.checkProxy(t.forwardedByAll()));
-      ProxyProcess p = f.proxy;
-      System.out.println("interop " + f.name + ":\n  " + String.join("\n  ", f.figures)
-          + "\n  Veneur complaints: " + f.complaints());
-      assertTrue(problems.isEmpty(), "interop " + f.name + ":\n  " + String.join("\n  ", problems)
-          + "\nVeneur complaints: " + f.complaints() + "\nproxy log:\n" + p.log());
-      assertTrue(f.complaints().isEmpty(), "Veneur servers complained: " + f.complaints());
-      assertEquals(0, p.terminate(Duration.ofSeconds(30)), p.log());
-      ProxyProcess.StopSummary stop = p.stopSummary();
-      assertTrue(stop != null && stop.received() == t.forwardedByAll() && stop.forwarded() == stop.received()
-          && stop.dropped() == 0, "the proxy's last words: " + (stop == null ? p.log() : stop.line()));
+      f.run(t);
     }
   }
 
@@ -119,20 +101,7 @@ class GrpcInteropTest {
       t.set("local-json", "all.users", Traffic.members("u", 50, 150), 1);
       t.set("local-single", "all.users", Traffic.members("u", 100, 200), 1);
       t.set("local-stream", "all.users", Traffic.members("u", 150, 250), 1);
-      f.send(t);
-      f.awaitFlushed(t);
-      List<String> problems = new ArrayList<>(f.check(t));
-      problems.addAll(f.checkProxy(t.forwardedByAll()));
-      ProxyProcess p = f.proxy;
-      System.out.println("interop " + f.name + ":\n  " + String.join("\n  ", f.figures)
-          + "\n  Veneur complaints: " + f.complaints());
-      assertTrue(problems.isEmpty(), "interop " + f.name + ":\n  " + String.join("\n  ", problems)
-          + "\nVeneur complaints: " + f.complaints() + "\nproxy log:\n" + p.log());
-      assertTrue(f.complaints().isEmpty(), "Veneur servers complained: " + f.complaints());
-      assertEquals(0, p.terminate(Duration.ofSeconds(30)), p.log());
-      ProxyProcess.StopSummary stop = p.stopSummary();
-      assertTrue(stop != null && stop.received() == t.forwardedByAll() && stop.forwarded() == stop.received()
-          && stop.dropped() == 0, "the proxy's last words: " + (stop == null ? p.log() : stop.line()));
+      f.run(t);
     }
   }
 
