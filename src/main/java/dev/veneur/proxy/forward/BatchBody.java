@@ -29,6 +29,11 @@ final class BatchBody {
 
   /** The body for {@code chunks}. */
   static Buffer of(List<MetricChunk> chunks) {
+    if (anyProto(chunks)) {
+      List<MetricChunk> json = new java.util.ArrayList<>(chunks.size());
+      for (MetricChunk c : chunks) json.add(c.proto ? asJson(c) : c);
+      chunks = json;
+    }
     byte[][] parts = new byte[chunks.size() * 2 + 3][];
     int k = 0;
     parts[k++] = HEADER;
@@ -41,7 +46,7 @@ final class BatchBody {
         adler = combine(adler, adlerOfByte(','), 1);
       }
       first = false;
-      parts[k++] = c.deflated;
+      parts[k++] = c.payload;
       adler = combine(adler, c.adler, c.rawLength);
     }
     parts[k++] = CLOSE;
@@ -59,8 +64,40 @@ final class BatchBody {
   /** Bytes {@link #of} produces for {@code chunks}. */
   static long length(List<MetricChunk> chunks) {
     long n = HEADER.length + OPEN.length + CLOSE.length + 4;
-    for (MetricChunk c : chunks) n += c.deflated.length;
+    for (MetricChunk c : chunks) n += c.payload.length;
     return n + (long) Math.max(0, chunks.size() - 1) * COMMA.length;
+  }
+
+  private static boolean anyProto(List<MetricChunk> chunks) {
+    for (MetricChunk c : chunks) if (c.proto) return true;
+    return false;
+  }
+
+  /**
+   * A protobuf chunk as a JSON one. Protobuf chunks are made for gRPC globals only, so this runs
+   * only if one reaches an HTTP global some other way; it costs a translation and a deflate.
+   */
+  static MetricChunk asJson(MetricChunk c) {
+    dev.veneur.proxy.wire.FastBytes json = new dev.veneur.proxy.wire.FastBytes(c.payload.length * 2);
+    int n = dev.veneur.proxy.wire.Bridge.framedToJson(c.payload, 0, c.payload.length, json);
+    if (n != c.count) throw new IllegalStateException("a protobuf chunk of " + c.count + " metrics held " + n);
+    byte[] raw = json.toByteArray();
+    java.util.zip.Adler32 adler = new java.util.zip.Adler32();
+    adler.update(raw);
+    java.util.zip.Deflater d = new java.util.zip.Deflater(1, true);
+    try {
+      d.setInput(raw);
+      dev.veneur.proxy.wire.FastBytes out = new dev.veneur.proxy.wire.FastBytes(raw.length / 2 + 64);
+      byte[] buf = new byte[64 * 1024];
+      while (true) {
+        int k = d.deflate(buf, 0, buf.length, java.util.zip.Deflater.SYNC_FLUSH);
+        out.write(buf, 0, k);
+        if (k < buf.length && d.needsInput()) break;
+      }
+      return new MetricChunk(out.toByteArray(), raw.length, (int) adler.getValue(), n, c.trace);
+    } finally {
+      d.end();
+    }
   }
 
   private static int adlerOfByte(int b) {

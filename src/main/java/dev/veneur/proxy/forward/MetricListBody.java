@@ -15,8 +15,9 @@ import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
 /**
- * The body a gRPC global receives, a {@code forwardrpc.MetricList}, from the same compressed JSON
- * chunks an HTTP global's body is joined from ({@link BatchBody}): each chunk is inflated (its raw
+ * The body a gRPC global receives, a {@code forwardrpc.MetricList}. A protobuf chunk (metrics
+ * that came in by gRPC) is already a run of framed {@code Metric}s and is copied as it is. A JSON
+ * chunk (metrics that came in by {@code /import}, or were routed again) is translated: it is inflated (its raw
  * length is known, so into one array of that size), its metrics read with a streaming parser and
  * translated one by one ({@link Bridge#toProto}), each written as field 1 of the list. A metric
  * that cannot be translated (a value that is not what its type says) is left out alone and
@@ -46,7 +47,14 @@ final class MetricListBody {
     int metrics = 0;
     Inflater inf = new Inflater(true);
     try {
-      for (MetricChunk c : chunks) metrics += translate(c, inf, out, left, first);
+      for (MetricChunk c : chunks) {
+        if (c.proto) {
+          out.appendBytes(c.payload);
+          metrics += c.count;
+        } else {
+          metrics += translate(c, inf, out, left, first);
+        }
+      }
     } finally {
       inf.end();
     }
@@ -57,7 +65,7 @@ final class MetricListBody {
     byte[] json = new byte[c.rawLength + 2];
     json[0] = '[';
     inf.reset();
-    inf.setInput(c.deflated);
+    inf.setInput(c.payload);
     try {
       int n = 1;
       while (n < c.rawLength + 1) {

@@ -32,11 +32,12 @@ import org.slf4j.LoggerFactory;
  * {@code forwardrpc.Forward/SendMetrics} (a whole {@code MetricList}: {@code grpc-single}, and v14.0–14.1's
  * {@code forward_use_grpc}) and {@code SendMetricsV2} (a stream of {@code Metric}:
  * {@code grpc-stream}). Each message is read inside the memory budget ({@link GrpcCall}), its
- * metrics checked as a v14 global would and translated to the JSON {@code /import} carries
- * ({@link GrpcTranslator}), and from there they take the JSON path: this verticle's {@link
- * Ingester} routes them on the ring by {@code name + type + tagstring} (so a series lands on the
- * same global whichever protocol it came by) and deflates one chunk per destination, which go to
- * the forwarders ({@link Handover}). The call is answered once its metrics are counted and queued,
+ * metrics checked as a v14 global would and sorted by destination ({@link GrpcTranslator}): a
+ * metric for a gRPC global is spliced, its bytes untouched, into that global's protobuf chunk; the
+ * others are translated to the JSON {@code /import} carries and take the JSON path, this verticle's
+ * {@link Ingester} routing them on the same ring snapshot by {@code name + type + tagstring} (the
+ * same key, so a series lands on one global whichever protocol it came by) and deflating one chunk
+ * per HTTP global. Chunks go to the forwarders through {@link Handover}. The call is answered once its metrics are counted and queued,
  * as {@code /import} answers 202 — unlike the Go v14 proxy, which answers before forwarding.
  *
  * <p>Refusals are gRPC statuses with a one-line message, counted by cause in
@@ -220,7 +221,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
       if (answered) return;
       messages++;
       byte[] b = msg.getBytes();
-      if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length * 2);
+      if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length * 2, ring, ctx.budget());
       if (stream) {
         part.addMetric(b, 0, b.length);
       } else if (!part.addList(b, 0, b.length)) {
@@ -252,12 +253,30 @@ public final class GrpcIngestVerticle extends VerticleBase {
       if (t.droppedTotal() > 0) {
         metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_METRICS, "protocol:grpc")).inc(t.droppedTotal());
       }
+      handSpliced(t);
       if (t.valid() == 0) return;
       byte[] json = t.finish();
       ctx.budget().reserve(json.length);
       partsOut++;
-      HashRing routing = ring;
-      ingester.submit(new Part(this, json, routing));
+      ingester.submit(new Part(this, json, t.routing()));
+    }
+
+    /**
+     * Metrics for gRPC globals were spliced into protobuf chunks as they were read: they are
+     * handed on here, counted as the Ingester's results are ({@link #partDone}).
+     */
+    void handSpliced(GrpcTranslator t) {
+      MetricChunk[] chunks = t.protoChunks(null);
+      if (chunks == null) return;
+      if (ctx.stopping()) {
+        for (MetricChunk c : chunks) if (c != null) ctx.budget().release(c.bytes());
+        ctx.accounting().droppedOnArrival(t.spliced(), "shutdown");
+        fail(GrpcStatus.UNAVAILABLE, "shutting_down", "the proxy is shutting down; retry elsewhere");
+        return;
+      }
+      chunksOut += Handover.hand(vertx.eventBus(), ctx, spillWriter, t.routing(), chunks);
+      metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.IMPORT_METRICS, "protocol:grpc")).inc(t.spliced());
+      metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_METRICS, "protocol:grpc")).inc(t.spliced());
     }
 
     void partDone(Part p, Ingester.Result r) {

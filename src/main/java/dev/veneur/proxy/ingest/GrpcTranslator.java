@@ -2,16 +2,29 @@ package dev.veneur.proxy.ingest;
 
 import dev.veneur.proxy.wire.Bridge;
 import dev.veneur.proxy.wire.MetricPb;
+import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.bus.RequestTrace;
+import dev.veneur.proxy.config.MemberAddress;
+import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.routing.HashRing;
+import dev.veneur.proxy.routing.V14Key;
 import java.io.ByteArrayOutputStream;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Turns what a v14 local sends by gRPC ({@code MetricList} for {@code SendMetrics}, one
- * {@code Metric} per message for {@code SendMetricsV2}) into the JSON array {@code /import} carries,
- * so gRPC metrics take the same way through the proxy as JSON ones (scan, route by
- * {@code name + type + tagstring}, deflate per destination) and a series sent by either protocol
- * lands on the same global.
+ * Sorts what a v14 local sends by gRPC ({@code MetricList} for {@code SendMetrics}, one
+ * {@code Metric} per message for {@code SendMetricsV2}) by destination, the ring snapshot it was
+ * made with deciding:
+ *
+ * <ul>
+ *   <li>a metric whose owner is a gRPC global is <b>spliced</b>: its bytes go, untouched, into that
+ *       global's protobuf chunk ({@link ProtoChunkWriter}), placed by v14's key ({@link V14Key});
+ *   <li>the others are translated to the JSON array {@code /import} carries and take the JSON path
+ *       (the Ingester scans them, routes them on the same snapshot by {@code name + type + tagstring},
+ *       the same key, and deflates one chunk per HTTP global).
+ * </ul>
  *
  * <p>Each metric is checked as a v14 global reads it ({@link MetricPb#scan}); one that a global
  * would refuse or panic on is left out alone and counted by cause, never the whole message. A
@@ -20,13 +33,46 @@ import java.util.Map;
 final class GrpcTranslator {
   private final MetricPb.Fields fields = new MetricPb.Fields();
   private final ByteArrayOutputStream json;
+  private final HashRing routing;
+  /** Per ring slot, whether its member is reached by gRPC; null when none is (nothing is spliced). */
+  private final boolean[] grpcSlot;
+  private final ProtoChunkWriter[] writers;
+  private final java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+  private final MemoryBudget budget;
+  private int spliced;
+  private int splicedBytes;
   private int valid;
   private int scopeLost;
   private final Map<String, Integer> dropped = new LinkedHashMap<>();
   private String firstProblem;
 
+  /** Translates everything to JSON (no ring yet, or tests of the translation). */
   GrpcTranslator(int initialBytes) {
-    json = new dev.veneur.proxy.wire.FastBytes(Math.max(64, initialBytes));
+    this(initialBytes, HashRing.empty(), null);
+  }
+
+  /**
+   * @param initialBytes about how much the part will hold (a unary call's message size)
+   * @param routing the ring snapshot the part's metrics are placed on
+   * @param budget where spliced chunks are reserved (null: nothing is spliced)
+   */
+  GrpcTranslator(int initialBytes, HashRing routing, MemoryBudget budget) {
+    this.routing = routing;
+    this.budget = budget;
+    boolean[] grpc = null;
+    if (budget != null) {
+      List<String> members = routing.members();
+      for (int d = 0; d < members.size(); d++) {
+        if (MemberAddress.isGrpc(members.get(d))) {
+          if (grpc == null) grpc = new boolean[members.size()];
+          grpc[d] = true;
+        }
+      }
+    }
+    grpcSlot = grpc;
+    writers = grpc == null ? null : new ProtoChunkWriter[grpc.length];
+    // When metrics may be spliced, the JSON side is usually small: let it grow if it is not.
+    json = new dev.veneur.proxy.wire.FastBytes(grpc == null ? Math.max(64, initialBytes) : 256);
     json.write('[');
   }
 
@@ -54,14 +100,47 @@ final class GrpcTranslator {
       if (firstProblem == null) firstProblem = fields.problem.cause + ": " + fields.detail;
       return;
     }
+    if (grpcSlot != null) {
+      int slot = routing.ownerIndex(V14Key.hash(b, fields, routing.keyIgnore(), crc));
+      if (grpcSlot[slot]) {
+        ProtoChunkWriter w = writers[slot];
+        if (w == null) w = writers[slot] = new ProtoChunkWriter(budget);
+        w.add(b, fields.start, fields.end - fields.start);
+        spliced++;
+        splicedBytes += fields.end - fields.start + 5;
+        return;
+      }
+    }
     if (Bridge.lostScope(fields)) scopeLost++;
     if (valid > 0) json.write(',');
     Bridge.toJson(b, fields, json);
     valid++;
   }
 
+  /** Metrics translated to JSON (not spliced). */
   int valid() {
     return valid;
+  }
+
+  /** Metrics spliced into protobuf chunks. */
+  int spliced() {
+    return spliced;
+  }
+
+  /** The ring snapshot this part is placed on. */
+  HashRing routing() {
+    return routing;
+  }
+
+  /**
+   * The spliced metrics' chunks, one per slot of {@link #routing()} (null where none went), each
+   * reserved in the budget; null when nothing was spliced.
+   */
+  MetricChunk[] protoChunks(RequestTrace trace) {
+    if (spliced == 0) return null;
+    MetricChunk[] out = new MetricChunk[writers.length];
+    for (int d = 0; d < writers.length; d++) if (writers[d] != null) out[d] = writers[d].finish(trace);
+    return out;
   }
 
   /** Global-scope histograms and timers that JSON can only carry as mixed (README: the bridge's one loss). */
@@ -85,9 +164,9 @@ final class GrpcTranslator {
     return firstProblem;
   }
 
-  /** JSON bytes so far (without the closing bracket). */
+  /** Bytes held so far: JSON (without the closing bracket) and spliced metrics. */
   int size() {
-    return json.size();
+    return json.size() + splicedBytes;
   }
 
   /** The JSON array of every metric added. */

@@ -525,6 +525,7 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void done(Ingester.Result r) {
+        settle();
         ctx.accounting().replaced(chunk, r.chunks, "no_destination");
         for (int d = 0; d < r.chunks.length; d++) {
           if (r.chunks[d] != null) {
@@ -535,6 +536,7 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void failed(ImportRefusal refusal) {
+        settle();
         LOG.error("could not re-route {} metrics: {}", chunk.count, refusal.reason());
         ctx.accounting().dropped(chunk, "no_destination");
       }
@@ -545,6 +547,10 @@ public final class ImportVerticle extends VerticleBase {
   private void onSplit(Message<MetricChunk> m) {
     MetricChunk chunk = m.body();
     int half = chunk.count / 2;
+    if (chunk.proto) {
+      replyHalves(m, ProtoSplit.halves(chunk, half, ctx.budget()));
+      return;
+    }
     ingester.submit(new ChunkTask(chunk) {
       @Override
       public Owners router() {
@@ -553,31 +559,41 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void done(Ingester.Result r) {
-        MetricChunk first = r.chunks[0];
-        MetricChunk second = r.chunks[1];
-        // The halves are in transit until the forwarder lands them. If it gave up waiting (its
-        // request timed out), nobody will: take them back later and give their bytes back.
-        if (first != null) first.depart();
-        if (second != null) second.depart();
-        m.reply(new Halves(first, second));
-        vertx.setTimer(2 * Addresses.SPLIT_TIMEOUT_MS, t -> {
-          if (first != null && first.land()) ctx.budget().release(first.bytes());
-          if (second != null && second.land()) ctx.budget().release(second.bytes());
-        });
+        settle();
+        replyHalves(m, r.chunks);
       }
 
       @Override
       public void failed(ImportRefusal refusal) {
+        settle();
         m.fail(500, refusal.reason());
       }
     });
   }
 
-  /** Each metric to its owner on {@code ring}: one slot per member. */
+  private void replyHalves(Message<MetricChunk> m, MetricChunk[] halves) {
+    MetricChunk first = halves[0];
+    MetricChunk second = halves[1];
+    // The halves are in transit until the forwarder lands them. If it gave up waiting (its
+    // request timed out), nobody will: take them back later and give their bytes back.
+    if (first != null) first.depart();
+    if (second != null) second.depart();
+    m.reply(new Halves(first, second));
+    vertx.setTimer(2 * Addresses.SPLIT_TIMEOUT_MS, t -> {
+      if (first != null && first.land()) ctx.budget().release(first.bytes());
+      if (second != null && second.land()) ctx.budget().release(second.bytes());
+    });
+  }
 
-  /** Decodes a queued chunk again (already accepted once, so trusted). */
-  private abstract static class ChunkTask implements Ingester.Task {
+  /**
+   * Decodes a queued chunk again (already accepted once, so trusted). A protobuf chunk is read as
+   * the JSON its metrics translate to, held in the budget while it is scanned: routed again, its
+   * metrics may go to HTTP globals too (a gRPC global's, handed back, go on as JSON chunks, which
+   * a gRPC forwarder translates back).
+   */
+  private abstract class ChunkTask implements Ingester.Task {
     final MetricChunk chunk;
+    private long held;
 
     ChunkTask(MetricChunk chunk) {
       this.chunk = chunk;
@@ -585,7 +601,24 @@ public final class ImportVerticle extends VerticleBase {
 
     @Override
     public void open(BodySource source) {
-      source.openChunk(chunk.deflated, chunk.deflated.length);
+      if (!chunk.proto) {
+        source.openChunk(chunk.payload, chunk.payload.length);
+        return;
+      }
+      dev.veneur.proxy.wire.FastBytes json = new dev.veneur.proxy.wire.FastBytes(chunk.payload.length * 2);
+      json.write('[');
+      dev.veneur.proxy.wire.Bridge.framedToJson(chunk.payload, 0, chunk.payload.length, json);
+      json.write(']');
+      byte[] body = json.toByteArray();
+      ctx.budget().reserve(body.length);
+      held = body.length;
+      source.open(null, java.util.List.of(java.nio.ByteBuffer.wrap(body)), Long.MAX_VALUE);
+    }
+
+    /** Gives back what {@link #open} held; called once the task ends either way. */
+    final void settle() {
+      if (held > 0) ctx.budget().release(held);
+      held = 0;
     }
 
     @Override

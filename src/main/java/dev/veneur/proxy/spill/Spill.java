@@ -33,7 +33,9 @@ import org.slf4j.LoggerFactory;
 public final class Spill {
   private static final Logger LOG = LoggerFactory.getLogger(Spill.class);
   static final byte[] FILE_MAGIC = "VPSPILL1".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-  static final int RECORD_MAGIC = 0x56505243; // "VPRC"
+  static final int RECORD_MAGIC = 0x56505243; // "VPRC": a JSON chunk
+  /** A protobuf chunk (framed {@code metricpb.Metric}s); the header's raw length and Adler-32 are unused. */
+  static final int RECORD_MAGIC_PROTO = 0x56505250; // "VPRP"
   static final int RECORD_HEADER = 28;
   /** A segment stops taking chunks past this size or age, so settled data can be deleted. */
   static final long SEGMENT_BYTES = 64L << 20;
@@ -239,7 +241,8 @@ public final class Spill {
         head.clear();
         if (!readFully(ch, head)) break;
         head.flip();
-        if (head.getInt() != RECORD_MAGIC) {
+        int kind = head.getInt();
+        if (kind != RECORD_MAGIC && kind != RECORD_MAGIC_PROTO) {
           LOG.warn("{}: a damaged record ends what can be read of it", file);
           break;
         }
@@ -279,7 +282,9 @@ public final class Spill {
         if (settled.get(index)) continue;
         seg.opened();
         found++;
-        each.accept(new Found(new MetricChunk(payload.array(), rawLength, adler, count, null),
+        MetricChunk chunk = kind == RECORD_MAGIC_PROTO ? MetricChunk.protobuf(payload.array(), count, null)
+            : new MetricChunk(payload.array(), rawLength, adler, count, null);
+        each.accept(new Found(chunk,
             new SpillRecord(seg, index)));
       }
     } catch (EOFException e) {

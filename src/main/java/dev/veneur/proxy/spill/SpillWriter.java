@@ -59,11 +59,11 @@ public final class SpillWriter {
       }
       recordStart = segmentBytes;
       crc.reset();
-      crc.update(c.deflated, 0, c.deflated.length);
+      crc.update(c.payload, 0, c.payload.length);
       head.clear();
-      head.putInt(Spill.RECORD_MAGIC).putInt(nextIndex).putInt(c.count).putInt(c.rawLength)
-          .putInt(c.adler).putInt(c.deflated.length).putInt((int) crc.getValue()).flip();
-      ByteBuffer[] parts = {head, ByteBuffer.wrap(c.deflated)};
+      head.putInt(c.proto ? Spill.RECORD_MAGIC_PROTO : Spill.RECORD_MAGIC).putInt(nextIndex).putInt(c.count).putInt(c.rawLength)
+          .putInt(c.adler).putInt(c.payload.length).putInt((int) crc.getValue()).flip();
+      ByteBuffer[] parts = {head, ByteBuffer.wrap(c.payload)};
       while (parts[1].hasRemaining()) {
         long n = channel.write(parts);
         segmentBytes += n;

@@ -324,6 +324,18 @@ public final class MetricPb {
     }
   }
 
+  /**
+   * Where the first {@code n} entries of a run of {@code MetricList} field 1 entries end (an offset
+   * into {@code b}), or {@code off + len} if there are fewer.
+   */
+  public static int framedEnd(byte[] b, int off, int len, int n) {
+    ListReader r = new ListReader(b, off, len);
+    int end = off;
+    for (int i = 0; i < n && r.next(); i++) end = r.metricOff + r.metricLen;
+    if (r.malformed) throw new IllegalStateException("a protobuf chunk's framing does not parse");
+    return n == 0 ? off : end;
+  }
+
   // ---------------------------------------------------------------- writing
 
   /** Appends {@code MetricList.metrics} framing for a metric of {@code len} bytes. */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.DebugState;
+import dev.veneur.proxy.support.GrpcLoad;
 import dev.veneur.proxy.support.GrpcGlobal;
 import dev.veneur.proxy.support.HealthPoller;
 import dev.veneur.proxy.support.LoadSenders;
@@ -34,9 +35,11 @@ import org.junit.jupiter.api.io.TempDir;
  * gRPC globals that misbehave, beside one that works, under real JSON load into a real
  * {@code -Xmx256m} proxy process: one answers with an endless stream of messages and never ends
  * the call, one declares a 100 MB answer and trickles it, one resets every call, one closes the
- * connection on every call, one never answers, and one speaks only HTTP/1.1. The proxy must take
- * each out of the ring and send its share to the working one, which gets every metric answered 202
- * exactly once, with the books balanced, the health check answered, and no OutOfMemoryError.
+ * connection on every call, one never answers, and one speaks only HTTP/1.1. The load comes by
+ * both protocols at once: JSON bodies (translated to protobuf on the way out) and v14 locals'
+ * {@code SendMetrics} calls (spliced into the globals' lists untouched, and routed again from the
+ * ejected globals as JSON). The proxy must take each hostile global out of the ring and send its
+ * share to the working one, which gets every metric answered 202 or OK exactly once, with the books balanced, the health check answered, and no OutOfMemoryError.
  */
 @ExtendWith(VertxExtension.class)
 class GrpcGlobalFaultTest {
@@ -98,10 +101,12 @@ class GrpcGlobalFaultTest {
     }
     int port = TestProxy.freePort();
     int admin = TestProxy.freePort();
+    int grpcPort = TestProxy.freePort();
     Path file = dir.resolve("proxy.yaml");
     Files.writeString(file, String.join("\n",
         "http_address: \"127.0.0.1:" + port + "\"",
         "admin_address: \"127.0.0.1:" + admin + "\"",
+        "grpc_address: \"127.0.0.1:" + grpcPort + "\"",
         "grpc_forward_address: \"" + String.join(",", members) + "\"",
         // A call cut at its deadline is sent again (at-least-once): on this shared machine the working
         // global must have time to answer. The silent and endless ones are ejected for slowness
@@ -112,6 +117,7 @@ class GrpcGlobalFaultTest {
         "memory_wait_timeout: \"10s\"") + "\n");
     ProxyProcess p = ProxyProcess.start(file, Map.of(), "-Xmx256m");
     LoadSenders load = null;
+    GrpcLoad grpcLoad = null;
     HealthPoller health = null;
     try {
       Await.until("the proxy answers", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
@@ -120,28 +126,37 @@ class GrpcGlobalFaultTest {
       });
       health = HealthPoller.start(admin, Duration.ofMillis(250), Duration.ofSeconds(5));
       load = LoadSenders.start(port, 4, 10);
+      grpcLoad = GrpcLoad.start(grpcPort, 2);
       LoadSenders running = load;
+      GrpcLoad grpcRunning = grpcLoad;
       // Every hostile global met, then taken out of the ring.
       Await.until("every misbehaving global ejected", Duration.ofSeconds(90), Duration.ofMillis(250), () -> {
         JsonObject s = DebugState.get(port);
-        return s != null && s.getJsonArray("routing").size() == 1 && running.accepted.get() > 20;
+        return s != null && s.getJsonArray("routing").size() == 1 && running.accepted.get() > 20
+            && grpcRunning.accepted.get() > 20;
       });
       assertEquals(List.of(good.member()), DebugState.get(port).getJsonArray("routing").getList());
       long before = load.accepted.get();
-      Await.until("load goes on", Duration.ofSeconds(30), () -> running.accepted.get() > before + 20);
+      long grpcBefore = grpcLoad.accepted.get();
+      Await.until("load goes on", Duration.ofSeconds(30), () -> running.accepted.get() > before + 20
+          && grpcRunning.accepted.get() > grpcBefore + 20);
       load.stop();
+      grpcLoad.stop();
       health.close();
       assertTrue(DebugState.awaitIdle(p, port, Duration.ofSeconds(90)), "drained:\n" + DebugState.get(port));
       JsonObject state = DebugState.get(port);
       assertEquals(null, DebugState.accountingProblem(state, true));
       JsonObject ct = state.getJsonObject("counters");
-      long accepted = load.accepted.get() * LoadSenders.METRICS_PER_BODY;
+      long accepted = load.accepted.get() * LoadSenders.METRICS_PER_BODY
+          + grpcLoad.accepted.get() * GrpcLoad.METRICS_PER_CALL;
       Set<String> names = new HashSet<>();
       int dup = 0;
       for (Metric m : good.metrics) if (!names.add(m.getName() + "|" + m.getTagsList())) dup++;
-      System.out.printf("hostile gRPC globals: %d calls to them; %d metrics accepted, %d at the working global, "
-          + "%d duplicates; counters %s; health %s%n", hostileCalls.get(), accepted, good.metrics.size(), dup,
-          ct.encode(), health.summary());
+      long byGrpc = good.metrics.stream().filter(m -> m.getName().startsWith(GrpcLoad.PREFIX)).count();
+      System.out.printf("hostile gRPC globals: %d calls to them; %d metrics accepted (%d calls by gRPC, %d refused), "
+          + "%d at the working global (%d by gRPC), %d duplicates; counters %s; health %s%n", hostileCalls.get(), accepted,
+          grpcLoad.accepted.get(), grpcLoad.refused.get(), good.metrics.size(), byGrpc, dup, ct.encode(), health.summary());
+      assertEquals(grpcLoad.accepted.get() * GrpcLoad.METRICS_PER_CALL, byGrpc, "every metric of every call answered OK");
       assertTrue(hostileCalls.get() >= Fault.values().length - 1, "the hostile globals were tried: " + hostileCalls.get());
       assertEquals(accepted, ct.getLong("received"), ct.encode());
       assertEquals(0L, ct.getLong("dropped_total"), ct.encode());
@@ -155,6 +170,7 @@ class GrpcGlobalFaultTest {
       assertEquals(0, p.terminate(Duration.ofSeconds(30)));
     } finally {
       if (load != null) load.requestStop();
+      if (grpcLoad != null) grpcLoad.close();
       if (health != null) health.close();
       p.saveLog("GrpcGlobalFaultTest");
       p.kill();

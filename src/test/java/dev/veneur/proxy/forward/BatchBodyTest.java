@@ -105,4 +105,30 @@ class BatchBodyTest {
     }
   }
 
+
+  /**
+   * A protobuf chunk that reaches an HTTP global (they are made for gRPC globals only) is sent as
+   * the JSON its metrics translate to, in its place among the others.
+   */
+  @Test
+  void aProtobufChunkIsSentAsItsJson() throws Exception {
+    ByteArrayOutputStream framed = new ByteArrayOutputStream();
+    byte[] m = dev.veneur.proxy.wire.MetricPb.metric("p", List.of("a:b", "c:d"), dev.veneur.proxy.wire.MetricPb.COUNTER,
+        dev.veneur.proxy.wire.MetricPb.GLOBAL, dev.veneur.proxy.wire.MetricPb.F_COUNTER,
+        dev.veneur.proxy.wire.MetricPb.counterValue(5));
+    dev.veneur.proxy.wire.MetricPb.listEntry(framed, m, 0, m.length);
+    dev.veneur.proxy.wire.MetricPb.listEntry(framed, m, 0, m.length);
+    MetricChunk proto = MetricChunk.protobuf(framed.toByteArray(), 2, null);
+    String first = "{\"name\":\"x\",\"type\":\"gauge\",\"tagstring\":\"\",\"tags\":[],\"value\":\"AAAAAAAA+D8=\"}";
+    Buffer body = BatchBody.of(List.of(chunk(first, 1, 1), proto));
+    JsonArray all = new JsonArray(inflateStrict(body));
+    assertEquals(3, all.size());
+    assertEquals("x", all.getJsonObject(0).getString("name"));
+    for (int i = 1; i < 3; i++) {
+      assertEquals("p", all.getJsonObject(i).getString("name"));
+      assertEquals("counter", all.getJsonObject(i).getString("type"));
+      assertEquals("a:b,c:d", all.getJsonObject(i).getString("tagstring"));
+      assertEquals("BQAAAAAAAAA=", all.getJsonObject(i).getString("value"));
+    }
+  }
 }

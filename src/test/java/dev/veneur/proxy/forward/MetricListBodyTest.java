@@ -42,6 +42,31 @@ class MetricListBodyTest {
     assertEquals(Scope.Mixed, ms.get(2).getScope());
   }
 
+  /** Protobuf chunks are copied as they are, between translated JSON ones, in order. */
+  @Test
+  void protobufChunksAreCopiedAsTheyAre() throws Exception {
+    Metric a = Metric.newBuilder().setName("a").setType(Type.Histogram).setScope(Scope.Global)
+        .setHistogram(metricpb.MetricOuterClass.HistogramValue.newBuilder().setTDigest(
+            tdigest.Tdigest.MergingDigestData.newBuilder().setCompression(100).setMin(1).setMax(2)
+                .addMainCentroids(tdigest.Tdigest.Centroid.newBuilder().setMean(1.5).setWeight(2))))
+        .build();
+    Metric b = Metric.newBuilder().setName("b").addTags("x:y").setType(Type.Counter).setScope(Scope.Global)
+        .setCounter(metricpb.MetricOuterClass.CounterValue.newBuilder().setValue(7)).build();
+    byte[] framed = MetricList.newBuilder().addMetrics(a).addMetrics(b).build().toByteArray();
+    String json = "{\"name\":\"c\",\"type\":\"counter\",\"tagstring\":\"\",\"tags\":[],\"value\":\"BQAAAAAAAAA=\"}";
+    MetricListBody.Built built = MetricListBody.of(List.of(MetricChunk.protobuf(framed, 2, null), chunk(json, 1),
+        MetricChunk.protobuf(framed, 2, null)));
+    byte[] body = built.body().getBytes();
+    assertEquals(5, built.metrics());
+    assertEquals(0, built.left());
+    List<Metric> ms = MetricList.parseFrom(body).getMetricsList();
+    assertEquals(List.of("a", "b", "c", "a", "b"), ms.stream().map(Metric::getName).toList());
+    assertEquals(a, ms.get(0), "a global-scope histogram keeps its scope");
+    assertEquals(b, ms.get(4));
+    // Byte for byte: the first chunk's bytes open the body.
+    assertEquals(java.util.Arrays.toString(framed), java.util.Arrays.toString(java.util.Arrays.copyOf(body, framed.length)));
+  }
+
   @Test
   void anEmptyBatchIsAnEmptyList() throws Exception {
     MetricListBody.Built b = MetricListBody.of(List.of());

@@ -41,7 +41,7 @@ class ChunkWriterTest {
       MetricChunk c = w.finish(null);
       org.junit.jupiter.api.Assertions.assertTrue(budget.used() >= c.bytes(), "the chunk's bytes are reserved");
       String joined = String.join(",", metrics);
-      assertEquals(joined, inflateRaw(c.deflated));
+      assertEquals(joined, inflateRaw(c.payload));
       assertEquals(joined.length(), c.rawLength);
       assertEquals(n, c.count);
       Adler32 a = new Adler32();

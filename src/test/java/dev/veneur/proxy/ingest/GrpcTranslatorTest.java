@@ -73,4 +73,108 @@ class GrpcTranslatorTest {
     JsonArray json = new JsonArray(new String(t.finish(), StandardCharsets.UTF_8));
     assertEquals(List.of("s0", "s1", "s2"), json.stream().map(o -> ((JsonObject) o).getString("name")).toList());
   }
+
+  /**
+   * With gRPC globals on the ring, a metric they own is spliced byte for byte into its owner's
+   * protobuf chunk, placed by v14's key; a metric an HTTP global owns is translated to JSON as before.
+   * Only the translated ones can lose their scope.
+   */
+  @Test
+  void metricsForGrpcGlobalsAreSplicedByteForByteAndTheRestTranslated() throws Exception {
+    byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
+    dev.veneur.proxy.routing.HashRing ring = dev.veneur.proxy.routing.HashRing.of(
+        List.of("127.0.0.1:9001", "http://127.0.0.1:9002", "127.0.0.1:9003"));
+    dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
+    GrpcTranslator t = new GrpcTranslator(pb.length, ring, budget);
+    assertTrue(t.addList(pb, 0, pb.length));
+
+    // What each metric's owner is, and its bytes, read independently of the translator.
+    java.util.Map<String, Integer> ownerOf = new java.util.HashMap<>();
+    java.util.Map<String, String> bytesOf = new java.util.HashMap<>();
+    java.util.Set<String> globalScope = new java.util.HashSet<>();
+    MetricPb.ListReader r = new MetricPb.ListReader(pb, 0, pb.length);
+    MetricPb.Fields f = new MetricPb.Fields();
+    while (r.next()) {
+      assertTrue(MetricPb.scan(pb, r.metricOff, r.metricLen, f));
+      List<String> tags = new java.util.ArrayList<>();
+      for (int i = 0; i < f.tags; i++) tags.add(f.tag(pb, i));
+      String key = f.name(pb) + MetricPb.typeName(f.type) + String.join(",", tags);
+      ownerOf.put(f.name(pb), ring.ownerIndex(dev.veneur.proxy.routing.HashRing.hashKey(key)));
+      bytesOf.put(f.name(pb), java.util.Arrays.toString(java.util.Arrays.copyOfRange(pb, r.metricOff, r.metricOff + r.metricLen)));
+      if (f.scope == MetricPb.GLOBAL && f.valueField == MetricPb.F_HISTOGRAM) globalScope.add(f.name(pb));
+    }
+    assertEquals(55, ownerOf.size());
+
+    dev.veneur.proxy.bus.MetricChunk[] chunks = t.protoChunks(null);
+    assertEquals(3, chunks.length);
+    assertEquals(null, chunks[1], "nothing spliced for the HTTP global");
+    long reserved = 0;
+    int spliced = 0;
+    for (int d : new int[] {0, 2}) {
+      assertTrue(chunks[d].proto);
+      reserved += chunks[d].bytes();
+      MetricPb.ListReader c = new MetricPb.ListReader(chunks[d].payload, 0, chunks[d].payload.length);
+      int n = 0;
+      while (c.next()) {
+        assertTrue(MetricPb.scan(chunks[d].payload, c.metricOff, c.metricLen, f));
+        String name = f.name(chunks[d].payload);
+        assertEquals(ownerOf.get(name), d, "placed on its v14 owner: " + name);
+        assertEquals(bytesOf.get(name), java.util.Arrays.toString(
+            java.util.Arrays.copyOfRange(chunks[d].payload, c.metricOff, c.metricOff + c.metricLen)), name);
+        n++;
+      }
+      assertEquals(chunks[d].count, n);
+      spliced += n;
+    }
+    assertEquals(reserved, budget.used(), "the chunks are reserved in the budget");
+    assertEquals(spliced, t.spliced());
+
+    JsonArray json = new JsonArray(new String(t.finish(), StandardCharsets.UTF_8));
+    assertEquals(55 - spliced, json.size());
+    assertEquals(json.size(), t.valid());
+    int lost = 0;
+    for (Object o : json) {
+      String name = ((JsonObject) o).getString("name");
+      assertEquals(1, ownerOf.get(name), "translated only for the HTTP global: " + name);
+      if (globalScope.contains(name)) lost++;
+    }
+    assertEquals(lost, t.scopeLost());
+    assertTrue(spliced > 0 && json.size() > 0, "both kinds of global get some: " + spliced + "/" + json.size());
+  }
+
+  /** A protobuf chunk in two by position: two ranges of its bytes, the spill record shared. */
+  @Test
+  void aProtobufChunkSplitsIntoTwoRangesOfItsBytes() {
+    java.io.ByteArrayOutputStream framed = new java.io.ByteArrayOutputStream();
+    for (int i = 0; i < 5; i++) {
+      byte[] m = MetricPb.metric("m" + i, List.of(), MetricPb.GAUGE, MetricPb.GLOBAL, MetricPb.F_GAUGE, MetricPb.gaugeValue(i));
+      MetricPb.listEntry(framed, m, 0, m.length);
+    }
+    byte[] all = framed.toByteArray();
+    dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
+    dev.veneur.proxy.bus.MetricChunk whole = dev.veneur.proxy.bus.MetricChunk.protobuf(all, 5, null);
+    dev.veneur.proxy.bus.MetricChunk[] h = ProtoSplit.halves(whole, 2, budget);
+    assertEquals(2, h[0].count);
+    assertEquals(3, h[1].count);
+    assertTrue(h[0].proto && h[1].proto);
+    byte[] joined = new byte[all.length];
+    System.arraycopy(h[0].payload, 0, joined, 0, h[0].payload.length);
+    System.arraycopy(h[1].payload, 0, joined, h[0].payload.length, h[1].payload.length);
+    assertEquals(java.util.Arrays.toString(all), java.util.Arrays.toString(joined));
+    assertEquals(all.length, budget.used());
+    dev.veneur.proxy.bus.MetricChunk[] one = ProtoSplit.halves(dev.veneur.proxy.bus.MetricChunk.protobuf(h[0].payload, 2, null), 1, budget);
+    assertEquals(List.of("m0"), names(one[0]));
+    assertEquals(List.of("m1"), names(one[1]));
+  }
+
+  private static List<String> names(dev.veneur.proxy.bus.MetricChunk c) {
+    List<String> out = new java.util.ArrayList<>();
+    MetricPb.ListReader r = new MetricPb.ListReader(c.payload, 0, c.payload.length);
+    MetricPb.Fields f = new MetricPb.Fields();
+    while (r.next()) {
+      assertTrue(MetricPb.scan(c.payload, r.metricOff, r.metricLen, f));
+      out.add(f.name(c.payload));
+    }
+    return out;
+  }
 }

@@ -139,7 +139,7 @@ class IngesterMergeTest {
   /** The metric names in a chunk, in order, checking that it inflates to comma-joined JSON. */
   private static List<String> names(MetricChunk c) throws Exception {
     Inflater inf = new Inflater(true);
-    inf.setInput(c.deflated);
+    inf.setInput(c.payload);
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     byte[] buf = new byte[1 << 16];
     while (true) {

@@ -73,7 +73,7 @@ class SpillTest {
     assertEquals(List.of(6, 7, 8, 9), left.stream().map(f -> f.chunk().count - 1).toList());
     for (Spill.Found f : left) {
       MetricChunk want = chunk(f.chunk().count - 1);
-      assertArrayEquals(want.deflated, f.chunk().deflated);
+      assertArrayEquals(want.payload, f.chunk().payload);
       assertEquals(want.rawLength, f.chunk().rawLength);
       assertEquals(want.adler, f.chunk().adler);
     }
@@ -81,6 +81,23 @@ class SpillTest {
     for (Spill.Found f : left) f.record().settled();
     assertTrue(files(dir, ".spill").isEmpty(), "settled files deleted: " + files(dir, ""));
     assertTrue(files(dir, ".done").isEmpty());
+  }
+
+  /** A protobuf chunk comes back a protobuf chunk, beside JSON ones, its bytes and count intact. */
+  @Test
+  void protobufChunksComeBackAsProtobuf(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    byte[] framed = {0x0a, 3, 1, 2, 3, 0x0a, 1, 9};
+    w.append(chunk(0));
+    w.append(MetricChunk.protobuf(framed, 2, null));
+    w.append(chunk(1));
+    List<Spill.Found> left = read(dir);
+    assertEquals(List.of(false, true, false), left.stream().map(f -> f.chunk().proto).toList());
+    MetricChunk p = left.get(1).chunk();
+    assertArrayEquals(framed, p.payload);
+    assertEquals(2, p.count);
+    assertEquals(framed.length, p.rawLength);
+    assertArrayEquals(chunk(1).payload, left.get(2).chunk().payload);
   }
 
   @Test
@@ -119,7 +136,7 @@ class SpillTest {
     SpillWriter w2 = Spill.open(dir2).writer();
     for (int i = 0; i < 3; i++) w2.append(chunk(i));
     Path file = files(dir2, ".spill").get(0);
-    long lastRecord = Files.size(file) - (Spill.RECORD_HEADER + chunk(2).deflated.length);
+    long lastRecord = Files.size(file) - (Spill.RECORD_HEADER + chunk(2).payload.length);
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
       // Header: magic, index, count, rawLength, adler, length, crc.
       ch.write(java.nio.ByteBuffer.allocate(4).putInt(0, 200 << 20), lastRecord + 20);
