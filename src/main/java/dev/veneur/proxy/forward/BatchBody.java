@@ -27,11 +27,33 @@ final class BatchBody {
 
   private BatchBody() {}
 
-  /** The body for {@code chunks}. */
+  /** The body for {@code chunks}, which are JSON ones. */
   static Buffer of(List<MetricChunk> chunks) {
+    return of(chunks, lost -> {
+      throw new IllegalStateException("a protobuf chunk where only JSON ones were expected");
+    });
+  }
+
+  /**
+   * The body for {@code chunks}; a protobuf chunk among them is sent as its JSON, and
+   * {@code scopeLost} is told how many global-scope histograms that made mixed.
+   */
+  static Buffer of(List<MetricChunk> chunks, java.util.function.IntConsumer scopeLost) {
     if (anyProto(chunks)) {
       List<MetricChunk> json = new java.util.ArrayList<>(chunks.size());
-      for (MetricChunk c : chunks) json.add(c.proto ? asJson(c) : c);
+      int lost = 0;
+      for (MetricChunk c : chunks) {
+        if (!c.proto) {
+          json.add(c);
+          continue;
+        }
+        dev.veneur.proxy.wire.FastBytes raw = new dev.veneur.proxy.wire.FastBytes(c.payload.length * 2);
+        dev.veneur.proxy.wire.Bridge.Translated t = dev.veneur.proxy.wire.Bridge.framedToJson(c.payload, 0, c.payload.length, raw);
+        if (t.metrics() != c.count) throw new IllegalStateException("a protobuf chunk of " + c.count + " metrics held " + t.metrics());
+        lost += t.scopeLost();
+        json.add(deflated(raw.toByteArray(), c));
+      }
+      if (lost > 0) scopeLost.accept(lost);
       chunks = json;
     }
     byte[][] parts = new byte[chunks.size() * 2 + 3][];
@@ -74,14 +96,12 @@ final class BatchBody {
   }
 
   /**
-   * A protobuf chunk as a JSON one. Protobuf chunks are made for gRPC globals only, so this runs
-   * only if one reaches an HTTP global some other way; it costs a translation and a deflate.
+   * A protobuf chunk's metrics, {@code raw} as JSON, as a JSON chunk. Protobuf chunks are made for
+   * gRPC globals only, so this runs only if one reaches an HTTP global some other way; it costs a
+   * translation and a deflate.
    */
-  static MetricChunk asJson(MetricChunk c) {
-    dev.veneur.proxy.wire.FastBytes json = new dev.veneur.proxy.wire.FastBytes(c.payload.length * 2);
-    int n = dev.veneur.proxy.wire.Bridge.framedToJson(c.payload, 0, c.payload.length, json);
-    if (n != c.count) throw new IllegalStateException("a protobuf chunk of " + c.count + " metrics held " + n);
-    byte[] raw = json.toByteArray();
+  private static MetricChunk deflated(byte[] raw, MetricChunk c) {
+    int n = c.count;
     java.util.zip.Adler32 adler = new java.util.zip.Adler32();
     adler.update(raw);
     java.util.zip.Deflater d = new java.util.zip.Deflater(1, true);

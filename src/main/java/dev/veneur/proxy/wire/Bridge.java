@@ -33,24 +33,29 @@ public final class Bridge {
    * Appends the JSON objects, comma-joined, of a run of framed metrics ({@code MetricList} field 1
    * entries, as a protobuf chunk holds them) that were checked on the way in.
    *
-   * @return how many were written
+   * @return how many were written, and how many of them lost their scope ({@link #lostScope})
    * @throws IllegalStateException if one does not read as it did then (a bug, or damage)
    */
-  public static int framedToJson(byte[] b, int off, int len, ByteArrayOutputStream out) {
+  public static Translated framedToJson(byte[] b, int off, int len, ByteArrayOutputStream out) {
     MetricPb.ListReader r = new MetricPb.ListReader(b, off, len);
     MetricPb.Fields f = new MetricPb.Fields();
     int n = 0;
+    int lost = 0;
     while (r.next()) {
       if (!MetricPb.scan(b, r.metricOff, r.metricLen, f)) {
         throw new IllegalStateException("a protobuf chunk's metric no longer reads: " + f.problem.cause + ": " + f.detail);
       }
       if (n > 0) out.write(',');
+      if (lostScope(f)) lost++;
       toJson(b, f, out);
       n++;
     }
     if (r.malformed) throw new IllegalStateException("a protobuf chunk's framing does not parse");
-    return n;
+    return new Translated(n, lost);
   }
+
+  /** What {@link #framedToJson} wrote: metrics, and global-scope histograms and timers now mixed. */
+  public record Translated(int metrics, int scopeLost) {}
 
   /** A JSON metric whose value cannot be what its type says; the metric is dropped alone. */
   public static final class Untranslatable extends RuntimeException {

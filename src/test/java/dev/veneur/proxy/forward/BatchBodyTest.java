@@ -120,7 +120,9 @@ class BatchBodyTest {
     dev.veneur.proxy.wire.MetricPb.listEntry(framed, m, 0, m.length);
     MetricChunk proto = MetricChunk.protobuf(framed.toByteArray(), 2, null);
     String first = "{\"name\":\"x\",\"type\":\"gauge\",\"tagstring\":\"\",\"tags\":[],\"value\":\"AAAAAAAA+D8=\"}";
-    Buffer body = BatchBody.of(List.of(chunk(first, 1, 1), proto));
+    int[] lost = {0};
+    Buffer body = BatchBody.of(List.of(chunk(first, 1, 1), proto), n -> lost[0] += n);
+    assertEquals(0, lost[0], "counters keep their scope in JSON");
     JsonArray all = new JsonArray(inflateStrict(body));
     assertEquals(3, all.size());
     assertEquals("x", all.getJsonObject(0).getString("name"));
