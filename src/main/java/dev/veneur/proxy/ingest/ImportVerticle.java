@@ -517,6 +517,15 @@ public final class ImportVerticle extends VerticleBase {
       ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       return;
     }
+    if (chunk.proto) {
+      ProtoReroute.route(ctx, ingester, chunk, routing, (parts, to) -> {
+        ctx.accounting().replaced(chunk, parts, "no_destination");
+        for (int d = 0; d < parts.length; d++) {
+          if (parts[d] != null) Dispatch.toForwarder(vertx.eventBus(), ctx, to[d], parts[d], rr.hops());
+        }
+      });
+      return;
+    }
     ingester.submit(new ChunkTask(chunk) {
       @Override
       public Owners router() {
@@ -525,7 +534,6 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void done(Ingester.Result r) {
-        settle();
         ctx.accounting().replaced(chunk, r.chunks, "no_destination");
         for (int d = 0; d < r.chunks.length; d++) {
           if (r.chunks[d] != null) {
@@ -536,7 +544,6 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void failed(ImportRefusal refusal) {
-        settle();
         LOG.error("could not re-route {} metrics: {}", chunk.count, refusal.reason());
         ctx.accounting().dropped(chunk, "no_destination");
       }
@@ -559,13 +566,11 @@ public final class ImportVerticle extends VerticleBase {
 
       @Override
       public void done(Ingester.Result r) {
-        settle();
         replyHalves(m, r.chunks);
       }
 
       @Override
       public void failed(ImportRefusal refusal) {
-        settle();
         m.fail(500, refusal.reason());
       }
     });
@@ -585,15 +590,9 @@ public final class ImportVerticle extends VerticleBase {
     });
   }
 
-  /**
-   * Decodes a queued chunk again (already accepted once, so trusted). A protobuf chunk is read as
-   * the JSON its metrics translate to, held in the budget while it is scanned: routed again, its
-   * metrics may go to HTTP globals too (a gRPC global's, handed back, go on as JSON chunks, which
-   * a gRPC forwarder translates back).
-   */
-  private abstract class ChunkTask implements Ingester.Task {
+  /** Decodes a queued JSON chunk again (already accepted once, so trusted). */
+  private abstract static class ChunkTask implements Ingester.Task {
     final MetricChunk chunk;
-    private long held;
 
     ChunkTask(MetricChunk chunk) {
       this.chunk = chunk;
@@ -601,27 +600,7 @@ public final class ImportVerticle extends VerticleBase {
 
     @Override
     public void open(BodySource source) {
-      if (!chunk.proto) {
-        source.openChunk(chunk.payload, chunk.payload.length);
-        return;
-      }
-      dev.veneur.proxy.wire.FastBytes json = new dev.veneur.proxy.wire.FastBytes(chunk.payload.length * 2);
-      json.write('[');
-      dev.veneur.proxy.wire.Bridge.Translated t =
-          dev.veneur.proxy.wire.Bridge.framedToJson(chunk.payload, 0, chunk.payload.length, json);
-      // Routed again as JSON: a global-scope histogram becomes mixed (README: the bridge's one loss).
-      if (t.scopeLost() > 0) ctx.metrics().registry().counter("grpc.scope_lost_total").inc(t.scopeLost());
-      json.write(']');
-      byte[] body = json.toByteArray();
-      ctx.budget().reserve(body.length);
-      held = body.length;
-      source.open(null, java.util.List.of(java.nio.ByteBuffer.wrap(body)), Long.MAX_VALUE);
-    }
-
-    /** Gives back what {@link #open} held; called once the task ends either way. */
-    final void settle() {
-      if (held > 0) ctx.budget().release(held);
-      held = 0;
+      source.openChunk(chunk.payload, chunk.payload.length);
     }
 
     @Override

@@ -346,7 +346,8 @@ public final class RingVerticle extends VerticleBase {
   /**
    * A chunk to route again: split on the current ring of the destination it comes back from
    * (every member of which has a forwarder, so it cannot go back to one that left while an HTTP
-   * verticle's snapshot lags); without one (a spill replay), on the ring JSON metrics use.
+   * verticle's snapshot lags); without one (a spill replay), a protobuf chunk (only gRPC makes
+   * them) on the ring gRPC metrics use, a JSON one on the ring JSON metrics use.
    */
   private void reroute(Message<Handoff> m) {
     Handoff h = m.body();
@@ -354,7 +355,8 @@ public final class RingVerticle extends VerticleBase {
     MetricChunk chunk = h.chunk();
     if (!chunk.land()) return;
     // Ring members are of one kind per ring (usable()): a gRPC global's chunk is the gRPC ring's.
-    HashRing ring = h.from() != null && MemberAddress.isGrpc(h.from()) ? rings.forGrpc() : rings.forJson();
+    boolean grpcRing = h.from() != null ? MemberAddress.isGrpc(h.from()) : chunk.proto;
+    HashRing ring = grpcRing ? rings.forGrpc() : rings.forJson();
     if (ring.isEmpty()) {
       ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       return;

@@ -139,6 +139,61 @@ class CrashSpillTest {
     }
   }
 
+  /**
+   * gRPC metrics bound for a gRPC global are kept as protobuf chunks; the next start replays them
+   * on the ring of gRPC globals, untouched, not on the ring of HTTP globals beside it.
+   */
+  @Test
+  void grpcMetricsAStopCouldNotDeliverGoToTheGrpcRingNextStart(Vertx vertx, @TempDir Path dir) throws Exception {
+    dev.veneur.proxy.support.GrpcGlobal hung = dev.veneur.proxy.support.GrpcGlobal.start(vertx);
+    hung.status.set(null); // takes the call, never answers
+    TestGlobal http = TestGlobal.start(vertx);
+    String spill = dir.resolve("spill").toString();
+    int grpcPort = TestProxy.freePort();
+    TestProxy first = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", http.url())
+        .put("grpc_forward_address", hung.member())
+        .put("grpc_address", "127.0.0.1:" + grpcPort)
+        .put("spill_dir", spill)
+        .put("shutdown_timeout", "300ms")
+        .put("forward_timeout", "500ms"));
+    forwardrpc.ForwardOuterClass.MetricList.Builder list = forwardrpc.ForwardOuterClass.MetricList.newBuilder();
+    for (int i = 0; i < 300; i++) {
+      list.addMetrics(metricpb.MetricOuterClass.Metric.newBuilder().setName("kept.grpc." + i)
+          .setType(metricpb.MetricOuterClass.Type.Histogram).setScope(metricpb.MetricOuterClass.Scope.Global)
+          .setHistogram(metricpb.MetricOuterClass.HistogramValue.newBuilder().setTDigest(
+              tdigest.Tdigest.MergingDigestData.newBuilder().setCompression(100).setMin(i).setMax(i)
+                  .addMainCentroids(tdigest.Tdigest.Centroid.newBuilder().setMean(i).setWeight(1)))));
+    }
+    io.vertx.grpc.client.GrpcClient client = io.vertx.grpc.client.GrpcClient.client(vertx);
+    try {
+      forwardrpc.ForwardGrpcClient.create(client, io.vertx.core.net.SocketAddress.inetSocketAddress(grpcPort, "127.0.0.1"))
+          .sendMetrics(list.build()).await();
+    } finally {
+      client.close();
+    }
+    first.stop();
+    assertEquals(300, first.metrics().dropped("shutdown"), "the stop could not deliver them");
+    hung.stop();
+
+    dev.veneur.proxy.support.GrpcGlobal good = dev.veneur.proxy.support.GrpcGlobal.start(vertx);
+    TestProxy second = TestProxy.start(vertx, new JsonObject()
+        .put("forward_address", http.url())
+        .put("grpc_forward_address", good.member())
+        .put("grpc_address", "127.0.0.1:" + TestProxy.freePort())
+        .put("spill_dir", spill));
+    try {
+      Await.until("the next start delivered them to the gRPC global", () -> good.metrics.size() == 300);
+      second.awaitSettled();
+      assertEquals(300, second.metrics().registry().counter("metrics.replayed_total").getCount());
+      assertEquals(0, http.metrics.size(), "none went to the HTTP ring");
+      for (int i = 0; i < 300; i++) assertEquals(list.getMetrics(i), good.metrics.get(i), "as sent, scope and all");
+    } finally {
+      second.stop();
+      good.stop();
+    }
+  }
+
   private static HttpResponse<String> get(HttpClient http, int port, String path) {
     try {
       return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).build(),

@@ -204,7 +204,11 @@ final class Fleet implements AutoCloseable {
         }
         case HISTOGRAM, TIMER -> {
           for (double p : PERCENTILES) if (atGlobals(percentileName(s.name, p), x -> true).isEmpty()) m.add(s + " p" + p);
-          for (String l : s.locals) if (sink.points(l, s.name + ".count").isEmpty()) m.add(s + " count at " + l);
+          if (s.globalOnly) {
+            if (atGlobals(s.name + ".count", x -> true).isEmpty()) m.add(s + " count at a global");
+          } else {
+            for (String l : s.locals) if (sink.points(l, s.name + ".count").isEmpty()) m.add(s + " count at " + l);
+          }
         }
       }
     }
@@ -263,6 +267,11 @@ final class Fleet implements AutoCloseable {
             placement(problems, s, owner, pts);
             fig.append(String.format(Locale.ROOT, " p%d %s (exact %s)", (int) (p * 100), values(pts), fmt(exact)));
           }
+          if (s.globalOnly) {
+            globalAggregates(problems, s, owner, sorted, fig);
+            figures.add(fig.toString());
+            continue;
+          }
           // Min, max and count of a mixed-scope histogram are each local's own, over what it was sent.
           for (String l : s.locals) {
             double[] mine = t.lines.get(l).stream().filter(x -> x.startsWith(s.name + ":"))
@@ -285,6 +294,28 @@ final class Fleet implements AutoCloseable {
     figures.add("series per global (ring placement): " + perGlobal);
     if (!sink.unreadable.isEmpty()) problems.add("unreadable series POSTs at the sink: " + sink.unreadable);
     return problems;
+  }
+
+  /**
+   * A global-scope histogram's min, max and count are flushed by its global, over every local's
+   * values, and by no local (a global that got it as mixed would flush none of them).
+   */
+  private void globalAggregates(List<String> problems, Traffic.Series s, String owner, double[] sorted, StringBuilder fig) {
+    List<Point> min = atGlobals(s.name + ".min", x -> true);
+    List<Point> max = atGlobals(s.name + ".max", x -> true);
+    List<Point> count = atGlobals(s.name + ".count", x -> true);
+    if (min.size() != 1 || min.get(0).value() != sorted[0] || max.size() != 1 || max.get(0).value() != sorted[sorted.length - 1]
+        || count.size() != 1 || count.get(0).sum() != sorted.length) {
+      problems.add(s + ": at the globals min " + values(min) + " max " + values(max) + " count " + values(count)
+          + ", expected " + fmt(sorted[0]) + ", " + fmt(sorted[sorted.length - 1]) + ", " + sorted.length);
+    }
+    placement(problems, s, owner, min);
+    placement(problems, s, owner, count);
+    for (String l : s.locals) {
+      if (!sink.points(l, s.name + ".count").isEmpty()) problems.add(s + ": flushed by local " + l + " as well");
+    }
+    fig.append(" | global min/max/count ").append(values(min)).append('/').append(values(max)).append('/')
+        .append(count.stream().map(x -> fmt(x.sum())).toList());
   }
 
   private static void placement(List<String> problems, Traffic.Series s, String owner, List<Point> pts) {

@@ -40,6 +40,11 @@ class GrpcInteropTest {
           protocol.equals("json") ? "http://127.0.0.1:" + f.proxyPort : "127.0.0.1:" + grpcPort);
       Traffic t = new Traffic();
       t.standard("local-v14", "g");
+      // Protobuf end to end (spliced): a global-scope histogram and timer keep their scope.
+      if (grpcOut && !protocol.equals("json")) {
+        t.globalHistogram("local-v14", "g.global_latency", Traffic.Kind.HISTOGRAM, Traffic.doubles(1, 100, 1));
+        t.globalHistogram("local-v14", "g.global_db", Traffic.Kind.TIMER, Traffic.doubles(5, 500, 5));
+      }
       f.run(t);
     }
   }
@@ -75,7 +80,8 @@ class GrpcInteropTest {
    * The whole bridge at once: a v2.0.0 local (JSON), and v14.2.0 locals by {@code json},
    * {@code grpc-single} and {@code grpc-stream}, through one proxy to two v14.2.0 globals reached by
    * gRPC. Each local's own series land where v14 places them, and series all four send to share a
-   * counter (sums add), a set (members unite) and a histogram (digests merge).
+   * counter (sums add), a set (members unite) and a histogram (digests merge); the two gRPC locals
+   * share a global-scope histogram, whose min, max and count the global flushes over both.
    */
   @Test
   void everyLocalInEveryProtocolToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
@@ -97,6 +103,9 @@ class GrpcInteropTest {
         t.counter(l, "all.requests", List.of("shard:a"), Traffic.range(1, 20));
         t.histogram(l, "all.latency", Traffic.Kind.HISTOGRAM, Traffic.doubles(1, 200, 1));
       }
+      // A global-scope histogram from both gRPC locals: one digest at its global, min/max/count over both.
+      t.globalHistogram("local-single", "all.global_latency", Traffic.Kind.HISTOGRAM, Traffic.doubles(1, 100, 1));
+      t.globalHistogram("local-stream", "all.global_latency", Traffic.Kind.HISTOGRAM, Traffic.doubles(101, 300, 1));
       t.set("local-v2", "all.users", Traffic.members("u", 0, 100), 1);
       t.set("local-json", "all.users", Traffic.members("u", 50, 150), 1);
       t.set("local-single", "all.users", Traffic.members("u", 100, 200), 1);

@@ -15,7 +15,7 @@ import java.util.TreeSet;
  * series is written as DogStatsD lines for one named local; the same series from several locals
  * merges at its global (counter sums add, set members unite, histogram values pool), as it would
  * in a fleet. Only series a local forwards are described: global-scope counters and gauges
- * ({@code #veneurglobalonly}), sets, and (mixed-scope) histograms and timers.
+ * ({@code #veneurglobalonly}), sets, and histograms and timers, mixed-scope or global-scope.
  *
  * <p>A series can be given a name that a ring places on a chosen member ({@link #placeOn}), so a
  * test can make sure each generation of local reaches each generation of global whatever ports
@@ -43,6 +43,8 @@ final class Traffic {
     double gauge;
     final Set<String> members = new TreeSet<>();
     final List<Double> values = new ArrayList<>();
+    /** A global-scope histogram or timer ({@code #veneurglobalonly}): the global flushes min, max and count too. */
+    boolean globalOnly;
 
     Series(String name, Kind kind, List<String> tags) {
       this.name = name;
@@ -154,6 +156,24 @@ final class Traffic {
     if (kind != Kind.HISTOGRAM && kind != Kind.TIMER) throw new IllegalArgumentException(kind.toString());
     Series s = series(local, base, kind, List.of());
     String suffix = kind == Kind.TIMER ? "|ms" : "|h";
+    for (double v : values) {
+      line(local, s.name + ":" + String.format(Locale.ROOT, "%s", v) + suffix);
+      s.values.add(v);
+    }
+    return s;
+  }
+
+  /**
+   * A global-scope histogram or timer ({@code #veneurglobalonly}): a v14 local forwards its digest
+   * with scope {@code Global} by gRPC, and the global flushes its percentiles and its min, max and
+   * count over every local's values (the locals flush nothing of it). JSON cannot carry that scope,
+   * so only a path that stays protobuf end to end keeps it.
+   */
+  Series globalHistogram(String local, String base, Kind kind, double... values) {
+    if (kind != Kind.HISTOGRAM && kind != Kind.TIMER) throw new IllegalArgumentException(kind.toString());
+    Series s = series(local, base, kind, List.of());
+    s.globalOnly = true;
+    String suffix = (kind == Kind.TIMER ? "|ms" : "|h") + tagSuffix(true, List.of());
     for (double v : values) {
       line(local, s.name + ":" + String.format(Locale.ROOT, "%s", v) + suffix);
       s.values.add(v);
