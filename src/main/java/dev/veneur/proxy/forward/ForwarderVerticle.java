@@ -242,7 +242,11 @@ public final class ForwarderVerticle extends VerticleBase {
             + " that have no protobuf form (" + built.firstProblem() + "); sent the other " + built.metrics());
       }
     } else {
-      body = BatchBody.of(batch.chunks, lost -> ctx.metrics().registry().counter("grpc.scope_lost_total").inc(lost));
+      // A retry builds the body again: the loss is counted on the first attempt only.
+      boolean first = batch.attempts == 0;
+      body = BatchBody.of(batch.chunks, lost -> {
+        if (first) ctx.metrics().registry().counter("grpc.scope_lost_total").inc(lost);
+      });
     }
     if (batch.attempts == 0) {
       jsonTimer.update(System.nanoTime() - t0, TimeUnit.NANOSECONDS);

@@ -518,12 +518,18 @@ public final class ImportVerticle extends VerticleBase {
       return;
     }
     if (chunk.proto) {
-      ProtoReroute.route(ctx, ingester, chunk, routing, (parts, to) -> {
-        ctx.accounting().replaced(chunk, parts, "no_destination");
-        for (int d = 0; d < parts.length; d++) {
-          if (parts[d] != null) Dispatch.toForwarder(vertx.eventBus(), ctx, to[d], parts[d], rr.hops());
-        }
-      });
+      try {
+        ProtoReroute.route(ctx, ingester, chunk, routing, (parts, to) -> {
+          ctx.accounting().replaced(chunk, parts, "no_destination");
+          for (int d = 0; d < parts.length; d++) {
+            if (parts[d] != null) Dispatch.toForwarder(vertx.eventBus(), ctx, to[d], parts[d], rr.hops());
+          }
+        });
+      } catch (RuntimeException e) {
+        // Landed, so ours: a bug must cost this chunk, counted, never its budget or its books.
+        LOG.error("could not re-route a protobuf chunk of {} metrics: {}", chunk.count, e.toString());
+        ctx.accounting().dropped(chunk, "internal");
+      }
       return;
     }
     ingester.submit(new ChunkTask(chunk) {
@@ -545,7 +551,7 @@ public final class ImportVerticle extends VerticleBase {
       @Override
       public void failed(ImportRefusal refusal) {
         LOG.error("could not re-route {} metrics: {}", chunk.count, refusal.reason());
-        ctx.accounting().dropped(chunk, "no_destination");
+        ctx.accounting().dropped(chunk, ctx.stopping() ? "shutdown" : "no_destination");
       }
     });
   }
@@ -555,7 +561,14 @@ public final class ImportVerticle extends VerticleBase {
     MetricChunk chunk = m.body();
     int half = chunk.count / 2;
     if (chunk.proto) {
-      replyHalves(m, ProtoSplit.halves(chunk, half, ctx.budget()));
+      MetricChunk[] halves;
+      try {
+        halves = ProtoSplit.halves(chunk, half, ctx.budget());
+      } catch (RuntimeException e) {
+        m.fail(500, "could not split a protobuf chunk: " + e);
+        return;
+      }
+      replyHalves(m, halves);
       return;
     }
     ingester.submit(new ChunkTask(chunk) {

@@ -103,6 +103,13 @@ final class ProtoReroute implements Ingester.Task {
   @Override
   public void failed(ImportRefusal refusal) {
     ctx.budget().release(json.length);
+    if (ctx.stopping()) {
+      // The stop's grace ran out: nothing of it goes on, and with a spill it stays on disk for the
+      // next start (a "shutdown" drop keeps the record), which a split into parts would settle.
+      if (spliced != null) for (MetricChunk c : spliced) if (c != null) ctx.budget().release(c.bytes());
+      ctx.accounting().dropped(chunk, "shutdown");
+      return;
+    }
     // The spliced parts go on; what could not be translated is what the parts lack.
     complete(null);
   }
