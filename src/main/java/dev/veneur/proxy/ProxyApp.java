@@ -13,6 +13,7 @@ import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.discovery.ConsulDiscoveryVerticle;
 import dev.veneur.proxy.discovery.ConsulEndpoint;
 import dev.veneur.proxy.discovery.StaticDiscoveryVerticle;
+import dev.veneur.proxy.discovery.DnsDiscoveryVerticle;
 import dev.veneur.proxy.forward.ForwarderVerticle;
 import dev.veneur.proxy.ingest.ImportVerticle;
 import dev.veneur.proxy.ring.RingVerticle;
@@ -197,22 +198,30 @@ public final class ProxyApp {
    */
   private VerticleBase discoveryFor(ProxyConfig cfg) {
     return new dev.veneur.proxy.discovery.DiscoveryGroup(List.of(
-        ringDiscovery(cfg, cfg.consulForwardServiceName, cfg.forwardAddresses, false,
-            "consul_forward_service_name and forward_address(es)"),
-        ringDiscovery(cfg, cfg.consulForwardGrpcServiceName, cfg.grpcForwardAddresses, true,
-            "consul_forward_grpc_service_name and grpc_forward_address")));
+        ringDiscovery(cfg, cfg.consulForwardServiceName, cfg.dnsForwardName, cfg.forwardAddresses, false,
+            "consul_forward_service_name", "dns_forward_name", "forward_address(es)"),
+        ringDiscovery(cfg, cfg.consulForwardGrpcServiceName, cfg.dnsForwardGrpcName, cfg.grpcForwardAddresses, true,
+            "consul_forward_grpc_service_name", "dns_forward_grpc_name", "grpc_forward_address")));
   }
 
   /**
-   * One ring's discovery: Consul when its service is named, else its static list. A ring the
-   * config does not have gets an empty static list, which says so and empties the ring (a reload
-   * that drops the gRPC globals, say): its forwarders hand what they hold to the other ring.
+   * One ring's discovery: Consul when its service is named, else DNS when its name is given, else
+   * its static list. A ring the config does not have gets an empty static list, which says so and
+   * empties the ring (a reload that drops the gRPC globals, say): its forwarders hand what they
+   * hold to the other ring.
    */
-  private VerticleBase ringDiscovery(ProxyConfig cfg, String service, List<String> statics, boolean grpcRing,
-      String bothKeys) {
-    if (service.isEmpty()) return new StaticDiscoveryVerticle(statics, grpcRing);
-    if (!statics.isEmpty()) LOG.warn("both {} are set; using Consul", bothKeys);
-    return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), service, grpcRing);
+  private VerticleBase ringDiscovery(ProxyConfig cfg, String service, String dnsName, List<String> statics,
+      boolean grpcRing, String serviceKey, String dnsKey, String staticKey) {
+    if (!service.isEmpty()) {
+      if (!dnsName.isEmpty()) LOG.warn("both {} and {} are set; using Consul", serviceKey, dnsKey);
+      if (!statics.isEmpty()) LOG.warn("both {} and {} are set; using Consul", serviceKey, staticKey);
+      return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), service, grpcRing);
+    }
+    if (!dnsName.isEmpty()) {
+      if (!statics.isEmpty()) LOG.warn("both {} and {} are set; using DNS", dnsKey, staticKey);
+      return new DnsDiscoveryVerticle(ctx, dnsName, grpcRing);
+    }
+    return new StaticDiscoveryVerticle(statics, grpcRing);
   }
 
   /**

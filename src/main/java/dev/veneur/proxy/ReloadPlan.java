@@ -20,7 +20,8 @@ public final class ReloadPlan {
   static final Set<String> DISCOVERY_KEYS = Set.of("forward_address", "forward_addresses",
       "consul_forward_service_name", "consul_refresh_interval", "consul_address", "consul_token",
       "consul_startup_timeout", "consul_member_address", "consul_max_answer_bytes", "grpc_forward_address",
-      "consul_forward_grpc_service_name");
+      "consul_forward_grpc_service_name", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
+      "dns_servers", "dns_refresh_interval");
   /** Keys the HTTP verticles read when they start: a change deploys new ones, then retires the old. */
   static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances", "http_idle_timeout");
   /** Keys of the self-metrics reporter: a change replaces it. */

@@ -17,6 +17,22 @@ public record Membership(String source, List<String> members, boolean grpcRing) 
    * emptied and its forwarders retired, which an empty set from discovery never does.
    */
   public static final String UNCONFIGURED = "unconfigured";
+  /**
+   * Prefix of the source of an empty set a discovery source vouches for: the name it watches is
+   * gone (DNS: {@code NXDOMAIN}, or no record, twice in a row). The ring is emptied as for
+   * {@link #UNCONFIGURED}; any other empty set keeps the last good ring.
+   */
+  public static final String GONE = "gone:";
+
+  /** {@code source} says its globals are gone: the ring empties. */
+  public static Membership gone(String source, boolean grpcRing) {
+    return new Membership(GONE + source, List.of(), grpcRing);
+  }
+
+  /** Whether this set empties its ring. */
+  public boolean empties() {
+    return UNCONFIGURED.equals(source) || source.startsWith(GONE);
+  }
 
   public Membership {
     members = List.copyOf(members);

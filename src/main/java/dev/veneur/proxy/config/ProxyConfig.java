@@ -40,7 +40,8 @@ public final class ProxyConfig {
       "spill_dir", "event_loops", "consul_max_answer_bytes", "admin_address", "http_max_connections_per_client",
       "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
       "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat",
-      "ring_for_json", "ring_for_grpc");
+      "ring_for_json", "ring_for_grpc", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
+      "dns_servers", "dns_refresh_interval");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -61,6 +62,15 @@ public final class ProxyConfig {
    * {@code consul_forward_grpc_service_name}): members named {@code host:port}, as v14 names them.
    */
   public final boolean grpcRing;
+  /** {@code dns_forward_name}: the HTTP ring's DNS name (SRV when it starts with {@code _}, else A/AAAA); or "". */
+  public final String dnsForwardName;
+  /** {@code dns_forward_grpc_name}: the gRPC ring's DNS name; or "". */
+  public final String dnsForwardGrpcName;
+  /** {@code dns_forward_port}: the globals' port for an A/AAAA name (an SRV answer carries its own); 0 if unset. */
+  public final int dnsForwardPort;
+  /** {@code dns_servers}: {@code host:port} of the DNS servers to ask, in order; empty: the system's. */
+  public final List<String> dnsServers;
+  public final Duration dnsRefreshInterval;
   /** {@code consul_forward_grpc_service_name}: the gRPC ring's Consul service. */
   public final String consulForwardGrpcServiceName;
   /**
@@ -215,11 +225,23 @@ public final class ProxyConfig {
     // Two rings, as Veneur v14.2.0: HTTP globals (forward_address(es), consul_forward_service_name)
     // and gRPC globals (grpc_forward_address, consul_forward_grpc_service_name). JSON goes to the
     // first, gRPC to the second; with only one of them, everything goes there.
-    jsonRing = !forwardAddresses.isEmpty() || !consulForwardServiceName.isEmpty();
-    grpcRing = !grpcForwardAddresses.isEmpty() || !grpcService.isEmpty();
+    dnsForwardName = dnsName(r, "dns_forward_name");
+    dnsForwardGrpcName = dnsName(r, "dns_forward_grpc_name");
+    dnsForwardPort = r.intIn("dns_forward_port", 0, 0, 65535);
+    for (String[] k : new String[][] {{"dns_forward_name", dnsForwardName}, {"dns_forward_grpc_name", dnsForwardGrpcName}}) {
+      if (!k[1].isEmpty() && !k[1].startsWith("_") && dnsForwardPort == 0) {
+        throw new ConfigException("dns_forward_port", null, "the globals' port, needed by " + k[0] + " '" + k[1]
+            + "' (an A/AAAA name; an SRV name, starting with '_', carries its own port)");
+      }
+    }
+    dnsServers = dnsServers(raw.getValue("dns_servers"));
+    r.seen.put("dns_servers", String.join(",", dnsServers));
+    dnsRefreshInterval = r.positiveDuration("dns_refresh_interval", "10s");
+    jsonRing = !forwardAddresses.isEmpty() || !consulForwardServiceName.isEmpty() || !dnsForwardName.isEmpty();
+    grpcRing = !grpcForwardAddresses.isEmpty() || !grpcService.isEmpty() || !dnsForwardGrpcName.isEmpty();
     if (!jsonRing && !grpcRing) {
       throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address, "
-          + "consul_forward_service_name or consul_forward_grpc_service_name");
+          + "consul_forward_service_name, consul_forward_grpc_service_name, dns_forward_name or dns_forward_grpc_name");
     }
     ringForJson = r.string("ring_for_json", "http").trim().toLowerCase(Locale.ROOT);
     ringForGrpc = r.string("ring_for_grpc", "grpc").trim().toLowerCase(Locale.ROOT);
@@ -447,6 +469,38 @@ public final class ProxyConfig {
     } catch (java.net.URISyntaxException e) {
       throw new ConfigException(key, value, "a URL (" + e.getReason() + ")");
     }
+  }
+
+  /** A DNS name as a query can carry it: labels of letters, digits, '-' and '_', 253 characters at most. */
+  private static String dnsName(Reader r, String key) {
+    String v = r.string(key, "").trim();
+    if (v.endsWith(".")) v = v.substring(0, v.length() - 1);
+    if (v.isEmpty()) return v;
+    if (v.length() > 253 || !v.matches("[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*")) {
+      throw new ConfigException(key, LogText.escape(v), "a DNS name (labels of letters, digits, '-' and '_'; "
+          + "_service._proto.name for SRV)");
+    }
+    return v;
+  }
+
+  /** {@code dns_servers}: a list (or comma-separated string) of {@code host:port}. */
+  private static List<String> dnsServers(Object raw) {
+    List<String> out = new java.util.ArrayList<>();
+    if (raw == null) return out;
+    List<Object> items = new java.util.ArrayList<>();
+    if (raw instanceof JsonArray a) {
+      a.forEach(items::add);
+    } else if (raw instanceof String s) {
+      for (String p : s.split(",")) if (!p.isBlank()) items.add(p.trim());
+    } else {
+      throw new ConfigException("dns_servers", raw, "a list of host:port");
+    }
+    for (Object o : items) {
+      if (!(o instanceof String) || ((String) o).isBlank()) throw new ConfigException("dns_servers", o, "a list of host:port");
+      checkHostPort("dns_servers", ((String) o).trim());
+      out.add(((String) o).trim());
+    }
+    return List.copyOf(out);
   }
 
   private static void checkUrlOrHostPort(String key, String value) {

@@ -277,14 +277,19 @@ public final class RingVerticle extends VerticleBase {
     if (r.applying || r.pending == null) return;
     Membership next = r.pending;
     r.pending = null;
-    if (Membership.UNCONFIGURED.equals(next.source())) {
+    if (next.empties()) {
       r.waiting = null;
       if (r.members.isEmpty()) return;
       List<String> previous = r.members;
       r.members = List.of();
       r.ejected.clear();
       r.ring = HashRing.empty();
-      LOG.info("{} is no longer configured; its members {} leave", r.label(), previous);
+      if (Membership.UNCONFIGURED.equals(next.source())) {
+        LOG.info("{} is no longer configured; its members {} leave", r.label(), previous);
+      } else {
+        LOG.warn("{}: {} says its globals are gone; the members {} leave", r.label(),
+            LogText.escape(next.source().substring(Membership.GONE.length())), previous);
+      }
       publishRings();
       List<Future<Void>> retiring = new ArrayList<>();
       for (String old : previous) if (ringOf(old) == null) retiring.add(forwarders.retire(old));
@@ -328,7 +333,8 @@ public final class RingVerticle extends VerticleBase {
       List<String> previous = r.members;
       r.members = nextMembers;
       r.ejected.retainAll(r.members);
-      boolean v14Consul = next.source().startsWith("consul") && !r.ofGrpc
+      // Discovered HTTP globals (Consul, DNS) of a v14 file are hashed as v14 hashes Consul's.
+      boolean v14Consul = (next.source().startsWith("consul") || next.source().startsWith("dns:")) && !r.ofGrpc
           && "v14".equals(ctx.config().compat.generation());
       r.hashName = v14Consul ? RingVerticle::withoutScheme : m -> m;
       LOG.info("{} members from {}: {} (was {})", r.ofGrpc ? "gRPC ring" : "ring", next.source(), r.members, previous);
