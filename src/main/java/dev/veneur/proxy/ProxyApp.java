@@ -151,8 +151,9 @@ public final class ProxyApp {
                 .map(id))
         .onSuccess(id -> {
           watchdog = new dev.veneur.proxy.ingest.ListenerWatchdog(cfg.httpHost, cfg.httpPort);
-          LOG.info("veneur-proxy listening on http://{}:{} with {} HTTP verticles, memory budget {} MiB",
-              cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances(), cfg.memoryBudget >> 20);
+          LOG.info("veneur-proxy listening on {}://{}:{} with {} HTTP verticles, memory budget {} MiB{}",
+              cfg.httpTls ? "https" : "http", cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances(),
+              cfg.memoryBudget >> 20, cfg.httpTls ? " (TLS: " + cfg.tls + ")" : "");
         })
         .mapEmpty();
   }
@@ -177,12 +178,18 @@ public final class ProxyApp {
 
   /** The gRPC listener for v14 locals, as many instances as the HTTP one; none without grpc_address. */
   private Future<Void> deployGrpc(ProxyConfig cfg) {
-    if (cfg.grpcPort < 0) return Future.succeededFuture();
+    if (cfg.grpcPort < 0 && cfg.grpcTlsPort < 0) return Future.succeededFuture();
     return vertx.deployVerticle(() -> new dev.veneur.proxy.ingest.GrpcIngestVerticle(ctx),
             new DeploymentOptions().setInstances(cfg.effectiveHttpInstances()))
         .onSuccess(id -> {
           grpcId = id;
-          LOG.info("veneur-proxy serving gRPC forwardrpc.Forward on {}:{}", cfg.grpcHost, cfg.grpcPort);
+          if (cfg.grpcPort >= 0) {
+            LOG.info("veneur-proxy serving gRPC forwardrpc.Forward on {}:{}", cfg.grpcHost, cfg.grpcPort);
+          }
+          if (cfg.grpcTlsPort >= 0) {
+            LOG.info("veneur-proxy serving gRPC forwardrpc.Forward over TLS on {}:{} ({})", cfg.grpcTlsHost,
+                cfg.grpcTlsPort, cfg.tls);
+          }
         })
         .mapEmpty();
   }

@@ -23,13 +23,14 @@ public final class ReloadPlan {
       "consul_forward_grpc_service_name", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
       "dns_servers", "dns_refresh_interval");
   /** Keys the HTTP verticles read when they start: a change deploys new ones, then retires the old. */
-  static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances", "http_idle_timeout");
+  static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances", "http_idle_timeout", "tls", "http_tls");
   /** Keys of the self-metrics reporter: a change replaces it. */
   static final Set<String> STATS_KEYS = Set.of("stats_address", "stats_interval");
   /** Keys read when a part starts and not worth restarting it for; they apply on restart. */
   static final Set<String> RESTART_KEYS = Set.of("max_idle_conns_per_host", "spill_dir", "event_loops",
       "idle_connection_timeout", "enable_profiling", "profiling_dir", "admin_address",
-      "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams", "compat");
+      "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams", "compat", "grpc_tls_address",
+      "forward_tls");
 
   /** Changed keys with their old and new values (secrets masked), in the configs' key order. */
   public final Map<String, String> diff;

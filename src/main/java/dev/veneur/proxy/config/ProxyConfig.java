@@ -41,7 +41,7 @@ public final class ProxyConfig {
       "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
       "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat",
       "ring_for_json", "ring_for_grpc", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
-      "dns_servers", "dns_refresh_interval");
+      "dns_servers", "dns_refresh_interval", "tls", "http_tls", "grpc_tls_address", "forward_tls");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -140,6 +140,15 @@ public final class ProxyConfig {
   /** Where v14 locals' gRPC {@code forwardrpc.Forward} calls are served; empty host: off. */
   public final String grpcHost;
   public final int grpcPort;
+  /** {@code tls}: the listeners' certificate and client verification (v14's key, plus client_auth). */
+  public final TlsFiles tls;
+  /** {@code http_tls}: serve {@code /import} on http_address over TLS with {@link #tls}. */
+  public final boolean httpTls;
+  /** {@code grpc_tls_address}: a TLS gRPC listener with {@link #tls} (v14's key); port -1 when unset. */
+  public final String grpcTlsHost;
+  public final int grpcTlsPort;
+  /** {@code forward_tls}: how globals are verified and what the proxy presents to them. */
+  public final TlsFiles forwardTls;
   /** The largest gRPC message read (a v14 local's whole MetricList for grpc-single). */
   public final int grpcMaxMessageBytes;
   /** HTTP/2 streams one gRPC connection may have open at once. */
@@ -344,6 +353,25 @@ public final class ProxyConfig {
       if (c < 0) throw new ConfigException("grpc_address", grpc, "host:port, e.g. 0.0.0.0:8128, or \"\" for none");
       grpcHost = c == 0 ? "0.0.0.0" : grpc.substring(0, c);
       grpcPort = port("grpc_address", grpc, grpc.substring(c + 1));
+    }
+    tls = TlsFiles.read("tls", raw.getValue("tls"), true);
+    r.seen.put("tls", tls.toString() + tls.serverName());
+    forwardTls = TlsFiles.read("forward_tls", raw.getValue("forward_tls"), false);
+    r.seen.put("forward_tls", forwardTls.toString() + forwardTls.serverName());
+    httpTls = r.bool("http_tls", false);
+    String grpcTls = r.string("grpc_tls_address", "").trim();
+    if (grpcTls.isEmpty()) {
+      grpcTlsHost = "";
+      grpcTlsPort = -1;
+    } else {
+      int c = grpcTls.lastIndexOf(':');
+      if (c < 0) throw new ConfigException("grpc_tls_address", grpcTls, "host:port, e.g. 0.0.0.0:8129, or \"\" for none");
+      grpcTlsHost = c == 0 ? "0.0.0.0" : grpcTls.substring(0, c);
+      grpcTlsPort = port("grpc_tls_address", grpcTls, grpcTls.substring(c + 1));
+    }
+    if ((httpTls || grpcTlsPort >= 0) && !tls.isSet()) {
+      throw new ConfigException(httpTls ? "http_tls" : "grpc_tls_address", httpTls ? "true" : grpcTls,
+          "a tls block (cert_file, key_file; ca_file to verify clients) for the TLS listener");
     }
     // 4 MiB: what a Go gRPC server (a v14 global) accepts by default, so a local whose flush
     // fits a global fits here.

@@ -102,7 +102,18 @@ public final class ForwarderVerticle extends VerticleBase {
     if (dev.veneur.proxy.config.MemberAddress.isGrpc(destination)) {
       url = "grpc://" + destination + "/" + GrpcGlobalClient.SEND_METRICS;
       healthUrl = url;
-      grpc = new GrpcGlobalClient(vertx, destination, new io.vertx.core.http.HttpClientOptions()
+      io.vertx.core.http.HttpClientOptions grpcOptions = new io.vertx.core.http.HttpClientOptions();
+      if (cfg.forwardTls.isSet()) {
+        // forward_tls: every gRPC global is reached over TLS (ALPN h2), verified against ca_file.
+        io.vertx.core.net.ClientSSLOptions ssl = cfg.forwardTls.clientOptions(cfg.forwardTimeout.toMillis());
+        grpcOptions.setSsl(true).setUseAlpn(true)
+            .setTrustOptions(ssl.getTrustOptions())
+            .setKeyCertOptions(ssl.getKeyCertOptions())
+            .setVerifyHost(true)
+            .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
+            .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
+      }
+      grpc = new GrpcGlobalClient(vertx, destination, grpcOptions
           .setKeepAlive(true)
           .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
           .setIdleTimeoutUnit(TimeUnit.SECONDS)
@@ -113,12 +124,23 @@ public final class ForwarderVerticle extends VerticleBase {
       URI u = URI.create(destination);
       url = destination + "/import";
       healthUrl = destination + "/healthcheck";
-      client = new GlobalClient(vertx, new WebClientOptions()
+      WebClientOptions webOptions = new WebClientOptions();
+      boolean https = "https".equals(u.getScheme());
+      if (https && cfg.forwardTls.isSet()) {
+        // forward_tls: the global verified against ca_file (else the JVM's CAs), our certificate shown.
+        io.vertx.core.net.ClientSSLOptions ssl = cfg.forwardTls.clientOptions(cfg.forwardTimeout.toMillis());
+        webOptions.setTrustOptions(ssl.getTrustOptions())
+            .setKeyCertOptions(ssl.getKeyCertOptions())
+            .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
+            .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
+      }
+      client = new GlobalClient(vertx, webOptions
           .setKeepAlive(true)
           .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
           .setIdleTimeoutUnit(TimeUnit.SECONDS)
           .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
-          .setSsl("https".equals(u.getScheme()))
+          .setSsl(https)
+          .setVerifyHost(true)
           .setUserAgent("veneur-proxy-jvm"),
           new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
     }

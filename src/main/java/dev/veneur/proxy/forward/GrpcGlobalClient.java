@@ -37,7 +37,7 @@ final class GrpcGlobalClient {
     String host = hostPort.substring(0, colon);
     if (host.startsWith("[") && host.endsWith("]")) host = host.substring(1, host.length() - 1);
     this.address = SocketAddress.inetSocketAddress(Integer.parseInt(hostPort.substring(colon + 1)), host);
-    // h2c with prior knowledge, as gRPC is spoken; the deadline is ours (below), not the client's.
+    // h2c with prior knowledge, as gRPC is spoken (over TLS, ALPN h2); the deadline is ours (below).
     this.client = GrpcClient.client(vertx, new GrpcClientOptions().setScheduleDeadlineAutomatically(false),
         new HttpClientOptions(http).setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false));
   }

@@ -61,6 +61,9 @@ public final class GrpcIngestVerticle extends VerticleBase {
   private dev.veneur.proxy.spill.SpillWriter spillWriter;
   private HashRing ring = HashRing.empty();
   private HttpServer server;
+  /** The TLS listener ({@code grpc_tls_address}), or null. */
+  private HttpServer tlsServer;
+  private dev.veneur.proxy.core.TlsWatch tlsWatch;
   private Counter calls;
   private com.codahale.metrics.Timer proxyTimer;
   private long spillTick = -1;
@@ -100,15 +103,46 @@ public final class GrpcIngestVerticle extends VerticleBase {
     vertx.eventBus().<dev.veneur.proxy.routing.RingSet>consumer(Addresses.RING_SNAPSHOT, m -> ring = m.body().forGrpc());
     GrpcServer grpc = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(cfg.grpcMaxMessageBytes));
     grpc.callHandler(this::onCall);
-    server = vertx.createHttpServer(new HttpServerOptions()
-        .setHost(cfg.grpcHost)
-        .setPort(cfg.grpcPort)
-        // gRPC is HTTP/2 with prior knowledge (h2c), as Veneur's locals dial it.
-        .setHttp2ClearTextEnabled(true)
+    server = listener(grpc, cfg.grpcHost, cfg.grpcPort, false);
+    if (cfg.grpcTlsPort >= 0) tlsServer = listener(grpc, cfg.grpcTlsHost, cfg.grpcTlsPort, true);
+    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null)
+        .onSuccess(m -> {
+          if (ring.isEmpty()) ring = m.body().forGrpc();
+        })
+        .compose(v -> server == null ? Future.succeededFuture() : server.listen().recover(e -> Future.failedFuture(
+            new java.io.IOException("grpc_address " + cfg.grpcHost + ":" + cfg.grpcPort + ": " + e.getMessage(), e))))
+        .compose(v -> tlsServer == null ? Future.succeededFuture() : tlsServer.listen().recover(e -> Future.failedFuture(
+            new java.io.IOException("grpc_tls_address " + cfg.grpcTlsHost + ":" + cfg.grpcTlsPort + ": "
+                + e.getMessage(), e))));
+  }
+
+  /**
+   * A gRPC listener: h2c on grpc_address (as Veneur's locals dial it), or TLS with ALPN h2 on
+   * grpc_tls_address (v14's TLS listener, with client verification when {@code tls.ca_file} is set).
+   */
+  private HttpServer listener(GrpcServer grpc, String host, int port, boolean tls) {
+    ProxyConfig cfg = ctx.config();
+    if (port < 0) return null;
+    HttpServerOptions o = new HttpServerOptions()
+        .setHost(host)
+        .setPort(port)
         .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(cfg.grpcMaxConcurrentStreams))
         .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
-        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
-    server.connectionHandler(conn -> {
+        .setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
+    if (tls) {
+      io.vertx.core.net.ServerSSLOptions ssl = cfg.tls.serverOptions(cfg.httpRequestTimeout.toMillis());
+      o.setSsl(true).setUseAlpn(true).setAlpnVersions(java.util.List.of(io.vertx.core.http.HttpVersion.HTTP_2))
+          .setKeyCertOptions(ssl.getKeyCertOptions())
+          .setTrustOptions(ssl.getTrustOptions())
+          .setClientAuth(ssl.getClientAuth())
+          .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
+          .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
+    } else {
+      // gRPC is HTTP/2 with prior knowledge (h2c), as Veneur's locals dial it.
+      o.setHttp2ClearTextEnabled(true);
+    }
+    HttpServer s = vertx.createHttpServer(o);
+    s.connectionHandler(conn -> {
       int open = ctx.connections().incrementAndGet();
       conn.closeHandler(v -> ctx.connections().decrementAndGet());
       conn.exceptionHandler(e -> LOG.debug("gRPC connection from {}: {}", conn.remoteAddress(), e.toString()));
@@ -119,7 +153,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
         conn.close();
       }
     });
-    server.requestHandler(req -> {
+    s.requestHandler(req -> {
       // The gRPC server calls the call handler from within handle(): the call's byte counter is
       // passed to it through this field.
       arriving = new GrpcCall(req, vertx, context, ctx.budget(), ctx.config());
@@ -129,19 +163,29 @@ public final class GrpcIngestVerticle extends VerticleBase {
         arriving = null;
       }
     });
-    return vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(Addresses.RING_CURRENT, null)
-        .onSuccess(m -> {
-          if (ring.isEmpty()) ring = m.body().forGrpc();
-        })
-        .compose(v -> server.listen().recover(e -> Future.failedFuture(new java.io.IOException(
-            "grpc_address " + cfg.grpcHost + ":" + cfg.grpcPort + ": " + e.getMessage(), e))));
+    if (tls) {
+      s.exceptionHandler(e -> {
+        String cause = dev.veneur.proxy.core.TlsWatch.cause(e);
+        metrics.registry().counter(ProxyMetrics.withTags("tls.handshake_errors_total", "listener:grpc",
+            "cause:" + cause)).inc();
+        refusals.warn("tls/" + cause, "a TLS handshake on grpc_tls_address failed (" + cause + "): "
+            + dev.veneur.proxy.config.LogText.escape(String.valueOf(e.getMessage())));
+      });
+      tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.tls, "grpc_tls_address", files ->
+          s.updateSSLOptions(files.serverOptions(cfg.httpRequestTimeout.toMillis()), true)
+              .onFailure(e -> LOG.error("grpc_tls_address: could not load the new TLS files ({}); keeping the old: {}",
+                  files, e.toString())));
+    }
+    return s;
   }
 
   @Override
   public Future<?> stop() {
     if (spillTick >= 0) vertx.cancelTimer(spillTick);
     ingester.close();
-    return server == null ? Future.succeededFuture() : server.close();
+    if (tlsWatch != null) tlsWatch.stop();
+    return Future.join(server == null ? Future.succeededFuture() : server.close(),
+        tlsServer == null ? Future.succeededFuture() : tlsServer.close());
   }
 
   // ---------------------------------------------------------------- calls

@@ -148,7 +148,19 @@ public final class ImportVerticle extends VerticleBase {
       vertx.eventBus().consumer(TEST_CLOSE_LISTENER, m -> server.close());
     }
 
-    server = vertx.createHttpServer(new HttpServerOptions()
+    HttpServerOptions serverOptions = new HttpServerOptions();
+    if (cfg.httpTls) {
+      // The handshake must end within http_request_timeout, like the request that follows it: a
+      // connection that never finishes one holds its slot no longer than a slow request would.
+      io.vertx.core.net.ServerSSLOptions ssl = cfg.tls.serverOptions(cfg.httpRequestTimeout.toMillis());
+      serverOptions.setSsl(true)
+          .setKeyCertOptions(ssl.getKeyCertOptions())
+          .setTrustOptions(ssl.getTrustOptions())
+          .setClientAuth(ssl.getClientAuth())
+          .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
+          .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
+    }
+    server = vertx.createHttpServer(serverOptions
         .setHost(cfg.httpHost)
         .setPort(cfg.httpPort)
         // HTTP/1.1 only, as the Go proxy: h2c would let one connection open many streams past
@@ -162,6 +174,26 @@ public final class ImportVerticle extends VerticleBase {
         .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
     server.connectionHandler(this::onConnection);
+    if (cfg.httpTls) {
+      // A failed handshake is the client's business: counted by cause, logged now and then, and it
+      // costs nothing else (its slot was held only until the handshake deadline).
+      server.exceptionHandler(e -> {
+        if (!(e instanceof javax.net.ssl.SSLException) && !(e.getCause() instanceof javax.net.ssl.SSLException)
+            && !(e instanceof io.netty.handler.codec.DecoderException)) {
+          LOG.debug("http_address: {}", e.toString());
+          return;
+        }
+        String cause = dev.veneur.proxy.core.TlsWatch.cause(e);
+        ctx.metrics().registry().counter(ProxyMetrics.withTags("tls.handshake_errors_total", "listener:http",
+            "cause:" + cause)).inc();
+        refusals.warn("tls/" + cause, "a TLS handshake on http_address failed (" + cause + "): "
+            + dev.veneur.proxy.config.LogText.escape(String.valueOf(e.getMessage())));
+      });
+      tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.tls, "http_address", files ->
+          server.updateSSLOptions(files.serverOptions(cfg.httpRequestTimeout.toMillis()), true)
+              .onFailure(e -> LOG.error("http_address: could not load the new TLS files ({}); keeping the old: {}",
+                  files, e.toString())));
+    }
     // Every request, routed or not, takes over its connection's deadline from the guard (which
     // covered its headers) and gives the connection back to it once answered.
     Router routes = router;
@@ -193,7 +225,17 @@ public final class ImportVerticle extends VerticleBase {
   private void installAcceptGate(int port) {
     String host = ctx.config().httpHost;
     String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
-    io.vertx.core.net.NetClient client = vertx.createNetClient();
+    io.vertx.core.net.NetClientOptions o = new io.vertx.core.net.NetClientOptions();
+    ProxyConfig cfg = ctx.config();
+    if (cfg.httpTls) {
+      // The gate goes in when a connection reaches the verticle, after its handshake: this one
+      // presents the listener's own certificate, which a CA that signs both ends accepts. If the
+      // listener refuses it, the first client to finish a handshake installs the gate instead.
+      o.setSsl(true).setTrustAll(true).setHostnameVerificationAlgorithm("")
+          .setKeyCertOptions(new io.vertx.core.net.PemKeyCertOptions().setCertPath(cfg.tls.certFile())
+              .setKeyPath(cfg.tls.keyFile()));
+    }
+    io.vertx.core.net.NetClient client = vertx.createNetClient(o);
     client.connect(port, self)
         .onSuccess(sock -> sock.close())
         .onFailure(e -> LOG.debug("could not connect to the listener to install the accept gate: {}", e.toString()))
@@ -201,6 +243,8 @@ public final class ImportVerticle extends VerticleBase {
   }
 
   static final String TEST_CLOSE_LISTENER = "veneur.test.close-listener";
+
+  private dev.veneur.proxy.core.TlsWatch tlsWatch;
 
   private void onConnection(HttpConnection conn) {
     int open = ctx.connections().incrementAndGet();
@@ -659,6 +703,7 @@ public final class ImportVerticle extends VerticleBase {
   @Override
   public Future<?> stop() {
     if (lagTimer >= 0) vertx.cancelTimer(lagTimer);
+    if (tlsWatch != null) tlsWatch.stop();
     long grace = ctx.config().httpRequestTimeout.toMillis();
     Future<Void> unregistered = Future.all(
         rerouteConsumer == null ? Future.succeededFuture() : rerouteConsumer.unregister(),

@@ -32,6 +32,11 @@ public final class GrpcGlobal {
   private int port;
 
   public static GrpcGlobal start(Vertx vertx) {
+    return start(vertx, null);
+  }
+
+  /** A gRPC global over TLS (ALPN h2) with {@code tls} (certificate and key). */
+  public static GrpcGlobal start(Vertx vertx, io.vertx.core.net.KeyCertOptions tls) {
     GrpcGlobal g = new GrpcGlobal();
     // grpc-go's default receive limit, which a v14 global keeps.
     GrpcServer grpc = GrpcServer.server(vertx, new io.vertx.grpc.server.GrpcServerOptions().setMaxMessageSize(4 << 20));
@@ -75,8 +80,14 @@ public final class GrpcGlobal {
         req.response().end(Buffer.buffer());
       });
     });
-    g.server = vertx.createHttpServer(new HttpServerOptions().setHost("127.0.0.1").setPort(0)
-        .setHttp2ClearTextEnabled(true)).requestHandler(grpc);
+    HttpServerOptions o = new HttpServerOptions().setHost("127.0.0.1").setPort(0);
+    if (tls != null) {
+      o.setSsl(true).setUseAlpn(true).setAlpnVersions(java.util.List.of(io.vertx.core.http.HttpVersion.HTTP_2))
+          .setKeyCertOptions(tls);
+    } else {
+      o.setHttp2ClearTextEnabled(true);
+    }
+    g.server = vertx.createHttpServer(o).requestHandler(grpc);
     g.server.listen().await();
     g.port = g.server.actualPort();
     return g;

@@ -35,8 +35,20 @@ public final class TestGlobal {
   public record Post(String contentEncoding, String contentType, byte[] rawBody, String json) {}
 
   public static TestGlobal start(Vertx vertx) {
+    return start(vertx, null);
+  }
+
+  /** A global serving HTTPS with {@code tls} (certificate and key), reached as https://127.0.0.1:port. */
+  public static TestGlobal startTls(Vertx vertx, io.vertx.core.net.KeyCertOptions tls) {
+    return start(vertx, tls);
+  }
+
+  private static TestGlobal start(Vertx vertx, io.vertx.core.net.KeyCertOptions tls) {
     TestGlobal g = new TestGlobal();
-    g.server = vertx.createHttpServer().requestHandler(req -> req.body().onSuccess(body -> {
+    g.tls = tls != null;
+    io.vertx.core.http.HttpServerOptions options = new io.vertx.core.http.HttpServerOptions();
+    if (tls != null) options.setSsl(true).setKeyCertOptions(tls);
+    g.server = vertx.createHttpServer(options).requestHandler(req -> req.body().onSuccess(body -> {
       int answer = g.status.get();
       if ("/healthcheck".equals(req.path())) {
         // Healthy exactly when imports would succeed; hangs when they hang.
@@ -81,8 +93,10 @@ public final class TestGlobal {
   }
 
   public String url() {
-    return "http://127.0.0.1:" + port;
+    return (tls ? "https" : "http") + "://127.0.0.1:" + port;
   }
+
+  private boolean tls;
 
   public int port() {
     return port;
