@@ -117,10 +117,7 @@ class GrpcAttackTest {
     List<NetSocket> prefaceOnly = new ArrayList<>();
     NetClient net = vertx.createNetClient();
     try {
-      Await.until("the proxy answers", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
-        if (!p.process.isAlive()) throw new AssertionError("the proxy exited at start:\n" + p.log());
-        return DebugState.get(port) != null;
-      });
+      p.awaitServing(port, admin);
       load = LoadSenders.start(port, 4, 10);
       LoadSenders running = load;
       Await.until("load flows", Duration.ofSeconds(30), () -> running.accepted.get() > 5);

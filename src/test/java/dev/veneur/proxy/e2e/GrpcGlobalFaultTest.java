@@ -120,10 +120,7 @@ class GrpcGlobalFaultTest {
     GrpcLoad grpcLoad = null;
     HealthPoller health = null;
     try {
-      Await.until("the proxy answers", Duration.ofSeconds(60), Duration.ofMillis(100), () -> {
-        if (!p.process.isAlive()) throw new AssertionError("the proxy exited at start:\n" + p.log());
-        return DebugState.get(port) != null;
-      });
+      p.awaitServing(port, admin);
       health = HealthPoller.start(admin, Duration.ofMillis(250), Duration.ofSeconds(5));
       load = LoadSenders.start(port, 4, 10);
       grpcLoad = GrpcLoad.start(grpcPort, 2);

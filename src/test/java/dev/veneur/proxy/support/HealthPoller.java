@@ -98,7 +98,9 @@ public final class HealthPoller implements AutoCloseable {
   }
 
   public String summary() {
-    return ok.get() + " ok, " + failures.size() + " failed, slowest " + slowestMs.get() + " ms";
+    List<Failure> f = List.copyOf(failures);
+    return ok.get() + " ok, " + f.size() + " failed, slowest " + slowestMs.get() + " ms"
+        + (f.isEmpty() ? "" : "; first: " + f.subList(0, Math.min(3, f.size())));
   }
 
   @Override

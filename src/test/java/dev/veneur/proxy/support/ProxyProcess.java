@@ -74,6 +74,18 @@ public final class ProxyProcess {
     return new ProxyProcess(pb.start());
   }
 
+  /**
+   * Waits until the proxy answers {@code /debug/state} on {@code port} and, when {@code admin} is
+   * not -1, on the admin listener too: that one opens after the import listeners, so a health
+   * poller started on it once {@code port} answers could meet a refused connection first.
+   */
+  public void awaitServing(int port, int admin) {
+    Await.until("the proxy answers on its listeners", java.time.Duration.ofSeconds(60), java.time.Duration.ofMillis(100), () -> {
+      if (!process.isAlive()) throw new AssertionError("the proxy exited at start:\n" + log());
+      return DebugState.get(port) != null && (admin < 0 || DebugState.get(admin) != null);
+    });
+  }
+
   public String log() {
     awaitOutput();
     return String.join("\n", output);
