@@ -41,11 +41,19 @@ public final class AdminVerticle extends VerticleBase {
     this.ctx = ctx;
   }
 
+  private dev.veneur.proxy.routing.HashRing ring = dev.veneur.proxy.routing.HashRing.empty();
+
   @Override
   public Future<?> start() {
     var cfg = ctx.config();
     Router router = Router.router(vertx);
-    router.get("/healthcheck").handler(rc -> rc.response().putHeader("Content-Type", "text/plain").end("ok\n"));
+    // The ring as the import listeners see it, for /healthcheck (503 while it has no member).
+    vertx.eventBus().<dev.veneur.proxy.routing.RingSet>consumer(dev.veneur.proxy.bus.Addresses.RING_SNAPSHOT,
+        m -> ring = m.body().forJson());
+    Future<?> ringKnown = vertx.eventBus().<dev.veneur.proxy.routing.RingSet>request(
+            dev.veneur.proxy.bus.Addresses.RING_CURRENT, null)
+        .onSuccess(m -> ring = m.body().forJson()).otherwiseEmpty();
+    router.get("/healthcheck").handler(rc -> Health.answer(rc, ctx, ring));
     router.get("/debug/state").handler(rc -> StateReport.render(vertx, ctx).onComplete(ar -> rc.response()
         .setStatusCode(ar.succeeded() ? 200 : 500)
         .putHeader("Content-Type", ar.succeeded() ? "application/json" : "text/plain; charset=utf-8")
@@ -59,7 +67,7 @@ public final class AdminVerticle extends VerticleBase {
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
     server.connectionHandler(this::onConnection);
     server.requestHandler(router);
-    return server.listen().onSuccess(s -> {
+    return ringKnown.compose(v -> server.listen()).onSuccess(s -> {
       String where = cfg.adminHost + ":" + s.actualPort();
       ctx.adminAddress(where);
       LOG.info("admin listener on http://{}: /healthcheck, /debug/state, /debug/profile", where);

@@ -133,8 +133,7 @@ public final class ImportVerticle extends VerticleBase {
       }
     });
     router.post("/import").handler(this::onImport);
-    router.get("/healthcheck").handler(rc -> rc.response()
-        .putHeader("Content-Type", "text/plain").end("ok\n"));
+    router.get("/healthcheck").handler(rc -> Health.answer(rc, ctx, ring));
     router.get("/debug/state").handler(this::onState);
     router.post("/debug/profile").handler(this::onProfile);
     if (TEST_HOOKS) {

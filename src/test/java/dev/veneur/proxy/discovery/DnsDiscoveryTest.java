@@ -121,8 +121,11 @@ class DnsDiscoveryTest {
     assertTrue(dns.asked(NAME, "A") >= asked + 2, "emptied only after a second NXDOMAIN: " + (dns.asked(NAME, "A") - asked));
     assertEquals(503, proxy.post(Bodies.utf8(Bodies.generate("none", 10, 1).encode()), null).statusCode(),
         "no global: refused, not queued");
+    // A readiness probe sees it too, and sends locals to another proxy meanwhile.
+    Await.until("/healthcheck 503 without a global", () -> proxy.get("/healthcheck").statusCode() == 503);
     dns.mode.set(Mode.ANSWER);
     Await.until("the ring back", () -> proxy.ringMembers().equals(List.of(a.url())));
+    Await.until("/healthcheck 200 again", () -> proxy.get("/healthcheck").statusCode() == 200);
     proxy.awaitSettled();
   }
 
