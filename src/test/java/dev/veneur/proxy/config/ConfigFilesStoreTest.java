@@ -62,6 +62,31 @@ class ConfigFilesStoreTest {
     assertEquals(before + 3, ConfigFilesStore.PARSES.get(), "the changed file alone is parsed");
   }
 
+  /**
+   * A Kubernetes ConfigMap volume: the files are links into {@code ..data}, itself a link to a
+   * timestamped directory, and an update swaps {@code ..data} for a new directory in one rename.
+   * The swap changes no name the proxy lists, only what they lead to: it must be seen.
+   */
+  @Test
+  void aConfigMapVolumeUpdatedBySwappingItsDataLinkIsSeen(Vertx vertx) throws Exception {
+    Path v1 = Files.createDirectory(dir.resolve("..2026_12_06_08_00_00.1"));
+    Files.writeString(v1.resolve("proxy.yaml"), "a: 1\n");
+    Files.writeString(v1.resolve("proxy-10-site.yaml"), "b: 1\n");
+    Files.createSymbolicLink(dir.resolve("..data"), v1.getFileName());
+    Files.createSymbolicLink(dir.resolve("proxy.yaml"), Path.of("..data/proxy.yaml"));
+    Files.createSymbolicLink(dir.resolve("proxy-10-site.yaml"), Path.of("..data/proxy-10-site.yaml"));
+    ConfigFilesStore s = store(vertx);
+    assertEquals(new JsonObject().put("a", 1).put("b", 1), new JsonObject(s.get().await()));
+
+    Path v2 = Files.createDirectory(dir.resolve("..2026_12_06_08_05_00.2"));
+    Files.writeString(v2.resolve("proxy.yaml"), "a: 2\n");
+    Files.writeString(v2.resolve("proxy-10-site.yaml"), "b: 1\n");
+    Files.createSymbolicLink(dir.resolve("..data_tmp"), v2.getFileName());
+    Files.move(dir.resolve("..data_tmp"), dir.resolve("..data"), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    assertEquals(new JsonObject().put("a", 2).put("b", 1), new JsonObject(s.get().await()), "the swap is a change");
+  }
+
   @Test
   void aBrokenFileIsRefusedAtEveryScanButParsedOnce(Vertx vertx) throws Exception {
     write("proxy.yaml", "a: 1\n");
