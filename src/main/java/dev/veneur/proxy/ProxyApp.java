@@ -205,29 +205,33 @@ public final class ProxyApp {
    */
   private VerticleBase discoveryFor(ProxyConfig cfg) {
     return new dev.veneur.proxy.discovery.DiscoveryGroup(List.of(
-        ringDiscovery(cfg, cfg.consulForwardServiceName, cfg.dnsForwardName, cfg.forwardAddresses, false,
-            "consul_forward_service_name", "dns_forward_name", "forward_address(es)"),
-        ringDiscovery(cfg, cfg.consulForwardGrpcServiceName, cfg.dnsForwardGrpcName, cfg.grpcForwardAddresses, true,
-            "consul_forward_grpc_service_name", "dns_forward_grpc_name", "grpc_forward_address")));
+        ringDiscovery(cfg, cfg.consulForwardServiceName, cfg.kubernetesForwardServiceName, cfg.dnsForwardName,
+            cfg.forwardAddresses, false, "consul_forward_service_name", "kubernetes_forward_service_name",
+            "dns_forward_name", "forward_address(es)"),
+        ringDiscovery(cfg, cfg.consulForwardGrpcServiceName, cfg.kubernetesForwardGrpcServiceName, cfg.dnsForwardGrpcName,
+            cfg.grpcForwardAddresses, true, "consul_forward_grpc_service_name", "kubernetes_forward_grpc_service_name",
+            "dns_forward_grpc_name", "grpc_forward_address")));
   }
 
   /**
-   * One ring's discovery: Consul when its service is named, else DNS when its name is given, else
-   * its static list. A ring the config does not have gets an empty static list, which says so and
-   * empties the ring (a reload that drops the gRPC globals, say): its forwarders hand what they
-   * hold to the other ring.
+   * One ring's discovery, the first that is configured of Consul, the Kubernetes API, DNS and the
+   * static list (each later one set as well is warned about). A ring the config does not have gets
+   * an empty static list, which says so and empties the ring (a reload that drops the gRPC
+   * globals, say): its forwarders hand what they hold to the other ring.
    */
-  private VerticleBase ringDiscovery(ProxyConfig cfg, String service, String dnsName, List<String> statics,
-      boolean grpcRing, String serviceKey, String dnsKey, String staticKey) {
-    if (!service.isEmpty()) {
-      if (!dnsName.isEmpty()) LOG.warn("both {} and {} are set; using Consul", serviceKey, dnsKey);
-      if (!statics.isEmpty()) LOG.warn("both {} and {} are set; using Consul", serviceKey, staticKey);
-      return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), service, grpcRing);
+  private VerticleBase ringDiscovery(ProxyConfig cfg, String service, String k8sService, String dnsName,
+      List<String> statics, boolean grpcRing, String serviceKey, String k8sKey, String dnsKey, String staticKey) {
+    List<String> set = new java.util.ArrayList<>();
+    if (!service.isEmpty()) set.add(serviceKey);
+    if (!k8sService.isEmpty()) set.add(k8sKey);
+    if (!dnsName.isEmpty()) set.add(dnsKey);
+    if (!statics.isEmpty()) set.add(staticKey);
+    if (set.size() > 1) LOG.warn("{} are all set; using {} (Consul, then Kubernetes, then DNS, then the list)", set, set.get(0));
+    if (!service.isEmpty()) return new ConsulDiscoveryVerticle(ctx, ConsulEndpoint.resolve(cfg, env), service, grpcRing);
+    if (!k8sService.isEmpty()) {
+      return new dev.veneur.proxy.discovery.KubernetesDiscoveryVerticle(ctx, k8sService, grpcRing, env);
     }
-    if (!dnsName.isEmpty()) {
-      if (!statics.isEmpty()) LOG.warn("both {} and {} are set; using DNS", dnsKey, staticKey);
-      return new DnsDiscoveryVerticle(ctx, dnsName, grpcRing);
-    }
+    if (!dnsName.isEmpty()) return new DnsDiscoveryVerticle(ctx, dnsName, grpcRing);
     return new StaticDiscoveryVerticle(statics, grpcRing);
   }
 

@@ -21,7 +21,9 @@ public final class ReloadPlan {
       "consul_forward_service_name", "consul_refresh_interval", "consul_address", "consul_token",
       "consul_startup_timeout", "consul_member_address", "consul_max_answer_bytes", "grpc_forward_address",
       "consul_forward_grpc_service_name", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
-      "dns_servers", "dns_refresh_interval");
+      "dns_servers", "dns_refresh_interval", "kubernetes_forward_service_name",
+      "kubernetes_forward_grpc_service_name", "kubernetes_namespace", "kubernetes_port_name", "kubernetes_api_url",
+      "kubernetes_token_file", "kubernetes_ca_file");
   /** Keys the HTTP verticles read when they start: a change deploys new ones, then retires the old. */
   static final Set<String> HTTP_KEYS = Set.of("http_address", "http_instances", "http_idle_timeout", "tls", "http_tls");
   /** Keys of the self-metrics reporter: a change replaces it. */

@@ -41,7 +41,9 @@ public final class ProxyConfig {
       "profiling_min_interval", "grpc_address", "grpc_max_message_bytes", "grpc_max_concurrent_streams",
       "grpc_forward_address", "consul_forward_grpc_service_name", "ignore_tags", "compat",
       "ring_for_json", "ring_for_grpc", "dns_forward_name", "dns_forward_grpc_name", "dns_forward_port",
-      "dns_servers", "dns_refresh_interval", "tls", "http_tls", "grpc_tls_address", "forward_tls");
+      "dns_servers", "dns_refresh_interval", "tls", "http_tls", "grpc_tls_address", "forward_tls",
+      "kubernetes_forward_service_name", "kubernetes_forward_grpc_service_name", "kubernetes_namespace",
+      "kubernetes_port_name", "kubernetes_api_url", "kubernetes_token_file", "kubernetes_ca_file");
 
   public final boolean debug;
   public final boolean enableProfiling;
@@ -62,6 +64,18 @@ public final class ProxyConfig {
    * {@code consul_forward_grpc_service_name}): members named {@code host:port}, as v14 names them.
    */
   public final boolean grpcRing;
+  /** {@code kubernetes_forward_service_name}: the HTTP ring's Service, its ready endpoints the members; or "". */
+  public final String kubernetesForwardServiceName;
+  /** {@code kubernetes_forward_grpc_service_name}: the gRPC ring's Service; or "". */
+  public final String kubernetesForwardGrpcServiceName;
+  /** {@code kubernetes_namespace}: "" for the pod's own (the service account's namespace file). */
+  public final String kubernetesNamespace;
+  /** {@code kubernetes_port_name}: "" for http (HTTP ring) and grpc (gRPC ring). */
+  public final String kubernetesPortName;
+  /** {@code kubernetes_api_url}, {@code kubernetes_token_file}, {@code kubernetes_ca_file}: "" for the in-cluster defaults. */
+  public final String kubernetesApiUrl;
+  public final String kubernetesTokenFile;
+  public final String kubernetesCaFile;
   /** {@code dns_forward_name}: the HTTP ring's DNS name (SRV when it starts with {@code _}, else A/AAAA); or "". */
   public final String dnsForwardName;
   /** {@code dns_forward_grpc_name}: the gRPC ring's DNS name; or "". */
@@ -234,6 +248,14 @@ public final class ProxyConfig {
     // Two rings, as Veneur v14.2.0: HTTP globals (forward_address(es), consul_forward_service_name)
     // and gRPC globals (grpc_forward_address, consul_forward_grpc_service_name). JSON goes to the
     // first, gRPC to the second; with only one of them, everything goes there.
+    kubernetesForwardServiceName = k8sName(r, "kubernetes_forward_service_name");
+    kubernetesForwardGrpcServiceName = k8sName(r, "kubernetes_forward_grpc_service_name");
+    kubernetesNamespace = k8sName(r, "kubernetes_namespace");
+    kubernetesPortName = r.string("kubernetes_port_name", "").trim();
+    kubernetesApiUrl = r.string("kubernetes_api_url", "").trim();
+    if (!kubernetesApiUrl.isEmpty()) checkUrl("kubernetes_api_url", kubernetesApiUrl);
+    kubernetesTokenFile = r.string("kubernetes_token_file", "").trim();
+    kubernetesCaFile = r.string("kubernetes_ca_file", "").trim();
     dnsForwardName = dnsName(r, "dns_forward_name");
     dnsForwardGrpcName = dnsName(r, "dns_forward_grpc_name");
     dnsForwardPort = r.intIn("dns_forward_port", 0, 0, 65535);
@@ -246,11 +268,14 @@ public final class ProxyConfig {
     dnsServers = dnsServers(raw.getValue("dns_servers"));
     r.seen.put("dns_servers", String.join(",", dnsServers));
     dnsRefreshInterval = r.positiveDuration("dns_refresh_interval", "10s");
-    jsonRing = !forwardAddresses.isEmpty() || !consulForwardServiceName.isEmpty() || !dnsForwardName.isEmpty();
-    grpcRing = !grpcForwardAddresses.isEmpty() || !grpcService.isEmpty() || !dnsForwardGrpcName.isEmpty();
+    jsonRing = !forwardAddresses.isEmpty() || !consulForwardServiceName.isEmpty() || !dnsForwardName.isEmpty()
+        || !kubernetesForwardServiceName.isEmpty();
+    grpcRing = !grpcForwardAddresses.isEmpty() || !grpcService.isEmpty() || !dnsForwardGrpcName.isEmpty()
+        || !kubernetesForwardGrpcServiceName.isEmpty();
     if (!jsonRing && !grpcRing) {
       throw new ConfigException("no destination: set forward_address, forward_addresses, grpc_forward_address, "
-          + "consul_forward_service_name, consul_forward_grpc_service_name, dns_forward_name or dns_forward_grpc_name");
+          + "consul_forward_service_name, consul_forward_grpc_service_name, dns_forward_name, dns_forward_grpc_name, "
+          + "kubernetes_forward_service_name or kubernetes_forward_grpc_service_name");
     }
     ringForJson = r.string("ring_for_json", "http").trim().toLowerCase(Locale.ROOT);
     ringForGrpc = r.string("ring_for_grpc", "grpc").trim().toLowerCase(Locale.ROOT);
@@ -497,6 +522,15 @@ public final class ProxyConfig {
     } catch (java.net.URISyntaxException e) {
       throw new ConfigException(key, value, "a URL (" + e.getReason() + ")");
     }
+  }
+
+  /** A Kubernetes object name (a DNS label: lowercase letters, digits and '-'), or "". */
+  private static String k8sName(Reader r, String key) {
+    String v = r.string(key, "").trim();
+    if (!v.isEmpty() && (v.length() > 63 || !v.matches("[a-z0-9]([-a-z0-9]*[a-z0-9])?"))) {
+      throw new ConfigException(key, LogText.escape(v), "a Kubernetes name (lowercase letters, digits and '-', 63 at most)");
+    }
+    return v;
   }
 
   /** A DNS name as a query can carry it: labels of letters, digits, '-' and '_', 253 characters at most. */

@@ -334,7 +334,8 @@ public final class RingVerticle extends VerticleBase {
       r.members = nextMembers;
       r.ejected.retainAll(r.members);
       // Discovered HTTP globals (Consul, DNS) of a v14 file are hashed as v14 hashes Consul's.
-      boolean v14Consul = (next.source().startsWith("consul") || next.source().startsWith("dns:")) && !r.ofGrpc
+      boolean v14Consul = (next.source().startsWith("consul") || next.source().startsWith("dns:")
+          || next.source().startsWith("kubernetes:")) && !r.ofGrpc
           && "v14".equals(ctx.config().compat.generation());
       r.hashName = v14Consul ? RingVerticle::withoutScheme : m -> m;
       LOG.info("{} members from {}: {} (was {})", r.ofGrpc ? "gRPC ring" : "ring", next.source(), r.members, previous);

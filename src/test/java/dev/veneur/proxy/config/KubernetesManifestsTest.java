@@ -63,7 +63,7 @@ class KubernetesManifestsTest {
   void theManifestsAgreeWithTheProxy() throws Exception {
     Map<String, Map<String, Object>> k = manifests();
     for (String kind : List.of("ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-        "HorizontalPodAutoscaler", "ServiceAccount")) {
+        "HorizontalPodAutoscaler", "ServiceAccount", "Role", "RoleBinding")) {
       assertTrue(k.containsKey(kind), "a " + kind + " in " + DIR + ": " + k.keySet());
     }
     String proxyYaml = at(k.get("ConfigMap"), "data", "proxy.yaml");
@@ -114,5 +114,21 @@ class KubernetesManifestsTest {
     assertEquals((String) at(k.get("Deployment"), "metadata", "name"),
         (String) at(k.get("HorizontalPodAutoscaler"), "spec", "scaleTargetRef", "name"));
     assertEquals((String) at(k.get("ServiceAccount"), "metadata", "name"), (String) at(pod, "serviceAccountName"));
+
+    // Discovery by the API: the Role allows what the code calls, in the globals' namespace, and
+    // is bound to the pod's account, whose token is mounted.
+    if (!cfg.kubernetesForwardServiceName.isEmpty() || !cfg.kubernetesForwardGrpcServiceName.isEmpty()) {
+      Map<String, Object> rule = at(k.get("Role"), "rules", "0");
+      assertEquals(List.of(dev.veneur.proxy.discovery.KubernetesDiscoveryVerticle.API_GROUP), rule.get("apiGroups"));
+      assertEquals(List.of(dev.veneur.proxy.discovery.KubernetesDiscoveryVerticle.RESOURCE), rule.get("resources"));
+      assertEquals(dev.veneur.proxy.discovery.KubernetesDiscoveryVerticle.VERBS, rule.get("verbs"));
+      String ns = cfg.kubernetesNamespace.isEmpty() ? at(k.get("Deployment"), "metadata", "namespace") : cfg.kubernetesNamespace;
+      assertEquals(ns, (String) at(k.get("Role"), "metadata", "namespace"), "the Role is in the globals' namespace");
+      assertEquals((String) at(k.get("Role"), "metadata", "name"), (String) at(k.get("RoleBinding"), "roleRef", "name"));
+      assertEquals((String) at(k.get("ServiceAccount"), "metadata", "name"),
+          (String) at(k.get("RoleBinding"), "subjects", "0", "name"));
+      assertTrue(!Boolean.FALSE.equals(k.get("ServiceAccount").get("automountServiceAccountToken"))
+          && !Boolean.FALSE.equals(pod.get("automountServiceAccountToken")), "the token is mounted");
+    }
   }
 }
