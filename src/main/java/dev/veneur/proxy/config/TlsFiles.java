@@ -139,6 +139,24 @@ public record TlsFiles(String caFile, String certFile, String keyFile, String se
   }
 
   /**
+   * As {@link #clientOptions}, with the files' contents rather than their paths (blocking: call
+   * it off the event loops). A client given the same paths again keeps the context it built from
+   * them; contents make the new files take effect.
+   */
+  public ClientSSLOptions clientOptionsRead(long handshakeTimeoutMs) throws IOException {
+    ClientSSLOptions o = clientOptions(handshakeTimeoutMs);
+    if (!caFile.isEmpty()) {
+      o.setTrustOptions(new PemTrustOptions().addCertValue(io.vertx.core.buffer.Buffer.buffer(Files.readAllBytes(Path.of(caFile)))));
+    }
+    if (!certFile.isEmpty()) {
+      o.setKeyCertOptions(new PemKeyCertOptions()
+          .setCertValue(io.vertx.core.buffer.Buffer.buffer(Files.readAllBytes(Path.of(certFile))))
+          .setKeyValue(io.vertx.core.buffer.Buffer.buffer(Files.readAllBytes(Path.of(keyFile)))));
+    }
+    return o;
+  }
+
+  /**
    * Size and modification time of each file: a change means the files were rewritten (blocking
    * file-system calls: call it off the event loops).
    */

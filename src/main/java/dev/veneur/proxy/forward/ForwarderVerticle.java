@@ -143,6 +143,14 @@ public final class ForwarderVerticle extends VerticleBase {
           .setVerifyHost(true)
           .setUserAgent("veneur-proxy-jvm"),
           new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
+      if (https && cfg.forwardTls.isSet()) {
+        GlobalClient c = client;
+        tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.forwardTls, destination, files ->
+            vertx.executeBlocking(() -> files.clientOptionsRead(cfg.forwardTimeout.toMillis()), false)
+                .compose(c::updateSSLOptions)
+                .onFailure(e -> LOG.error("{}: could not load the new forward_tls files ({}); keeping the old: {}",
+                    destination, files, e.toString())));
+      }
     }
     Timers timers = Timers.of(vertx);
     batches = new BatchBuilder(timers, b -> {
@@ -539,8 +547,11 @@ public final class ForwarderVerticle extends VerticleBase {
   // ---------------------------------------------------------------- stopping
 
   /** Leaving the ring or stopping the proxy: see {@link Drain} for how each ends. */
+  private dev.veneur.proxy.core.TlsWatch tlsWatch;
+
   @Override
   public Future<?> stop() {
+    if (tlsWatch != null) tlsWatch.stop();
     return consumer.unregister().compose(v -> control.unregister()).compose(v -> {
       probe.stop();
       if (sweepTimer >= 0) vertx.cancelTimer(sweepTimer);

@@ -50,6 +50,11 @@ final class GlobalClient {
   /** The request each exchange sends, found again by the interceptor to learn its client request. */
   private final Map<HttpRequest<?>, Exchange> byRequest = new IdentityHashMap<>();
 
+  /** New connections use these (forward_tls files rewritten on disk); open ones keep their session. */
+  io.vertx.core.Future<Boolean> updateSSLOptions(io.vertx.core.net.ClientSSLOptions options) {
+    return client.updateSSLOptions(options, true);
+  }
+
   GlobalClient(Vertx vertx, WebClientOptions options, PoolOptions pool) {
     this.vertx = vertx;
     // Connection-level errors (a reset, say) also fail the request in progress, which the

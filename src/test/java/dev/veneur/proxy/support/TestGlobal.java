@@ -43,12 +43,38 @@ public final class TestGlobal {
     return start(vertx, tls);
   }
 
+  /** Serial numbers of the client certificates the proxy presented, one per request (HTTPS with client auth). */
+  public final List<java.math.BigInteger> clientSerials = new CopyOnWriteArrayList<>();
+  private static String clientCa;
+
+  /** As {@link #startTls}, asking for a client certificate that chains to {@code caFile}. */
+  public static synchronized TestGlobal startMutualTls(Vertx vertx, io.vertx.core.net.KeyCertOptions tls, String caFile) {
+    clientCa = caFile;
+    try {
+      return start(vertx, tls);
+    } finally {
+      clientCa = null;
+    }
+  }
+
   private static TestGlobal start(Vertx vertx, io.vertx.core.net.KeyCertOptions tls) {
     TestGlobal g = new TestGlobal();
     g.tls = tls != null;
     io.vertx.core.http.HttpServerOptions options = new io.vertx.core.http.HttpServerOptions();
     if (tls != null) options.setSsl(true).setKeyCertOptions(tls);
+    if (clientCa != null) {
+      options.setClientAuth(io.vertx.core.http.ClientAuth.REQUIRED)
+          .setTrustOptions(new io.vertx.core.net.PemTrustOptions().addCertPath(clientCa));
+    }
     g.server = vertx.createHttpServer(options).requestHandler(req -> req.body().onSuccess(body -> {
+      if (req.isSSL() && req.connection().sslSession() != null) {
+        try {
+          java.security.cert.Certificate[] peer = req.connection().sslSession().getPeerCertificates();
+          g.clientSerials.add(((java.security.cert.X509Certificate) peer[0]).getSerialNumber());
+        } catch (javax.net.ssl.SSLPeerUnverifiedException none) {
+          // no client certificate asked for
+        }
+      }
       int answer = g.status.get();
       if ("/healthcheck".equals(req.path())) {
         // Healthy exactly when imports would succeed; hangs when they hang.
