@@ -131,6 +131,32 @@ class KubernetesDiscoveryTest {
     proxy.awaitSettled();
   }
 
+  /** An event that never ends and a list too big to read: each read only up to the bound, the ring kept. */
+  @Test
+  void anEndlessEventAndAnOversizeListCostABoundedReadAndKeepTheRing(Vertx vertx) throws Exception {
+    TestGlobal a = TestGlobal.start(vertx);
+    api = KubernetesApiDouble.start(vertx, NS);
+    api.event("ADDED", slice("veneur-global-a", a, true));
+    Path token = Files.writeString(dir.resolve("token"), "token-1\n");
+    proxy = TestProxy.start(vertx, new JsonObject()
+        .put("kubernetes_forward_service_name", SVC)
+        .put("kubernetes_namespace", NS)
+        .put("kubernetes_api_url", api.url())
+        .put("kubernetes_token_file", token.toString())
+        .put("consul_max_answer_bytes", "64KiB"));
+    Await.until("watching", () -> api.openWatches() == 1);
+    long errors = proxy.metrics().counter("discoverer.errors", "service", SVC).getCount();
+    api.padListTo.set(1 << 20);
+    api.endlessEvent(4 << 20);
+    Await.until("the event given up and lists refused", Duration.ofSeconds(30),
+        () -> api.lists.get() >= 3 && proxy.metrics().counter("discoverer.errors", "service", SVC).getCount() >= errors + 2);
+    assertEquals(List.of(a.url()), proxy.ringMembers(), "the last good ring");
+    api.padListTo.set(0);
+    TestGlobal b = TestGlobal.start(vertx);
+    api.event("ADDED", slice("veneur-global-b", b, true));
+    Await.until("back to normal", Duration.ofSeconds(30), () -> proxy.ringMembers().size() == 2);
+  }
+
   @Test
   void withoutANamespaceOrApiOutsideAPodItRefusesToStartNamingTheKey(Vertx vertx) {
     try {

@@ -76,6 +76,11 @@ public final class KubernetesApiDouble implements AutoCloseable {
         return;
       }
       lists.incrementAndGet();
+      if (padListTo.get() > 0) {
+        req.response().putHeader("Content-Type", "application/json")
+            .end("{\"kind\":\"EndpointSliceList\",\"padding\":\"" + "y".repeat(padListTo.get()) + "\"}");
+        return;
+      }
       JsonArray items = new JsonArray();
       for (JsonObject s : slices.values()) if (svc != null && svc.equals(serviceOf(s))) items.add(s);
       req.response().putHeader("Content-Type", "application/json").end(new JsonObject().put("kind", "EndpointSliceList")
@@ -131,6 +136,16 @@ public final class KubernetesApiDouble implements AutoCloseable {
         .put("metadata", new JsonObject().put("resourceVersion", String.valueOf(v))));
     for (HttpServerResponse w : watches) w.write(ev.encode() + "\n");
   }
+
+  /** Writes {@code bytes} of one event that never ends (no newline) to every open watch. */
+  public void endlessEvent(int bytes) {
+    StringBuilder b = new StringBuilder("{\"type\":\"ADDED\",\"object\":{\"padding\":\"");
+    while (b.length() < bytes) b.append("x".repeat(1024));
+    for (HttpServerResponse w : watches) w.write(b.toString());
+  }
+
+  /** When set, every list answer is padded past this many bytes (a hostile or broken API). */
+  public final AtomicInteger padListTo = new AtomicInteger();
 
   /** Ends every open watch, as the API server does when its timeout runs out. */
   public void closeWatches() {
