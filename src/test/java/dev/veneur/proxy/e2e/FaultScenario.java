@@ -188,7 +188,11 @@ final class FaultScenario {
     Ledger lfConfirmed = new Ledger();
     FaultyGlobal h1 = FaultyGlobal.start(vertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(l1), null);
     FaultyGlobal h2 = FaultyGlobal.start(vertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(l2), null);
-    FaultyGlobal f = FaultyGlobal.start(vertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(lf), unlessPrimer(lfConfirmed));
+    // F on event loops of its own: an endless or trickling answer is written by a timer on F's
+    // loop, which on a shared Vert.x may be a healthy global's too, and would make that one slow
+    // enough to be ejected (BrokenGlobalTest failed so once on a loaded machine).
+    Vertx faultVertx = Vertx.vertx();
+    FaultyGlobal f = FaultyGlobal.start(faultVertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(lf), unlessPrimer(lfConfirmed));
     tune.accept(f);
     List<String> dests = List.of(h1.url(), h2.url(), f.url());
     int port = TestProxy.freePort();
@@ -365,6 +369,7 @@ final class FaultScenario {
       h1.stop();
       h2.stop();
       f.stop();
+      faultVertx.close();
     }
   }
 
