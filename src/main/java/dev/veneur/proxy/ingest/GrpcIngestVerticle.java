@@ -130,13 +130,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
         .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS);
     if (tls) {
-      io.vertx.core.net.ServerSSLOptions ssl = cfg.tls.serverOptions(cfg.httpRequestTimeout.toMillis());
-      o.setSsl(true).setUseAlpn(true).setAlpnVersions(java.util.List.of(io.vertx.core.http.HttpVersion.HTTP_2))
-          .setKeyCertOptions(ssl.getKeyCertOptions())
-          .setTrustOptions(ssl.getTrustOptions())
-          .setClientAuth(ssl.getClientAuth())
-          .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
-          .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
+      TlsListener.secure(o, cfg).setUseAlpn(true).setAlpnVersions(java.util.List.of(io.vertx.core.http.HttpVersion.HTTP_2));
     } else {
       // gRPC is HTTP/2 with prior knowledge (h2c), as Veneur's locals dial it.
       o.setHttp2ClearTextEnabled(true);
@@ -163,19 +157,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
         arriving = null;
       }
     });
-    if (tls) {
-      s.exceptionHandler(e -> {
-        String cause = dev.veneur.proxy.core.TlsWatch.cause(e);
-        metrics.registry().counter(ProxyMetrics.withTags("tls.handshake_errors_total", "listener:grpc",
-            "cause:" + cause)).inc();
-        refusals.warn("tls/" + cause, "a TLS handshake on grpc_tls_address failed (" + cause + "): "
-            + dev.veneur.proxy.config.LogText.escape(String.valueOf(e.getMessage())));
-      });
-      tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.tls, "grpc_tls_address", files ->
-          s.updateSSLOptions(files.serverOptions(cfg.httpRequestTimeout.toMillis()), true)
-              .onFailure(e -> LOG.error("grpc_tls_address: could not load the new TLS files ({}); keeping the old: {}",
-                  files, e.toString())));
-    }
+    if (tls) tlsWatch = TlsListener.watch(vertx, s, cfg, metrics, refusals, LOG, "grpc", "grpc_tls_address");
     return s;
   }
 

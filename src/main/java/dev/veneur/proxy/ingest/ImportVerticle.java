@@ -148,17 +148,7 @@ public final class ImportVerticle extends VerticleBase {
     }
 
     HttpServerOptions serverOptions = new HttpServerOptions();
-    if (cfg.httpTls) {
-      // The handshake must end within http_request_timeout, like the request that follows it: a
-      // connection that never finishes one holds its slot no longer than a slow request would.
-      io.vertx.core.net.ServerSSLOptions ssl = cfg.tls.serverOptions(cfg.httpRequestTimeout.toMillis());
-      serverOptions.setSsl(true)
-          .setKeyCertOptions(ssl.getKeyCertOptions())
-          .setTrustOptions(ssl.getTrustOptions())
-          .setClientAuth(ssl.getClientAuth())
-          .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
-          .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
-    }
+    if (cfg.httpTls) TlsListener.secure(serverOptions, cfg);
     server = vertx.createHttpServer(serverOptions
         .setHost(cfg.httpHost)
         .setPort(cfg.httpPort)
@@ -173,26 +163,7 @@ public final class ImportVerticle extends VerticleBase {
         .setIdleTimeout((int) Math.max(1, cfg.httpIdleTimeout.toMillis()))
         .setIdleTimeoutUnit(TimeUnit.MILLISECONDS));
     server.connectionHandler(this::onConnection);
-    if (cfg.httpTls) {
-      // A failed handshake is the client's business: counted by cause, logged now and then, and it
-      // costs nothing else (its slot was held only until the handshake deadline).
-      server.exceptionHandler(e -> {
-        if (!(e instanceof javax.net.ssl.SSLException) && !(e.getCause() instanceof javax.net.ssl.SSLException)
-            && !(e instanceof io.netty.handler.codec.DecoderException)) {
-          LOG.debug("http_address: {}", e.toString());
-          return;
-        }
-        String cause = dev.veneur.proxy.core.TlsWatch.cause(e);
-        ctx.metrics().registry().counter(ProxyMetrics.withTags("tls.handshake_errors_total", "listener:http",
-            "cause:" + cause)).inc();
-        refusals.warn("tls/" + cause, "a TLS handshake on http_address failed (" + cause + "): "
-            + dev.veneur.proxy.config.LogText.escape(String.valueOf(e.getMessage())));
-      });
-      tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.tls, "http_address", files ->
-          server.updateSSLOptions(files.serverOptions(cfg.httpRequestTimeout.toMillis()), true)
-              .onFailure(e -> LOG.error("http_address: could not load the new TLS files ({}); keeping the old: {}",
-                  files, e.toString())));
-    }
+    if (cfg.httpTls) tlsWatch = TlsListener.watch(vertx, server, cfg, ctx.metrics(), refusals, LOG, "http", "http_address");
     // Every request, routed or not, takes over its connection's deadline from the guard (which
     // covered its headers) and gives the connection back to it once answered.
     Router routes = router;
