@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import dev.veneur.proxy.bus.MetricChunk;
 import java.util.ArrayList;
 import java.util.List;

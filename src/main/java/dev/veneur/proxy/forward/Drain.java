@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 

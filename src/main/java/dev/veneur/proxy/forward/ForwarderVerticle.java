@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import com.codahale.metrics.Counter;
 import com.codahale.metrics.Histogram;
 import com.codahale.metrics.Timer;

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.LongSupplier;

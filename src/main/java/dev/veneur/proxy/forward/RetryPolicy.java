@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 

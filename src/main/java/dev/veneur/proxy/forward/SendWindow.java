@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.core.Timers;
 import java.util.ArrayDeque;
 import java.util.Iterator;
 import java.util.LinkedHashMap;

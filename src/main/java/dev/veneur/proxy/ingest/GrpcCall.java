@@ -1,6 +1,7 @@
 package dev.veneur.proxy.ingest;
 
 import dev.veneur.proxy.config.ProxyConfig;
+import dev.veneur.proxy.core.Timers;
 import dev.veneur.proxy.memory.MemoryBudget;
 import io.vertx.core.Context;
 import io.vertx.core.Handler;
@@ -13,25 +14,15 @@ import io.vertx.core.internal.http.HttpServerRequestWrapper;
 /**
  * The bytes of one gRPC call, inside the memory budget. Vert.x gRPC reads a call's HTTP/2 DATA
  * frames into its deframer until a message is whole, and it does not count them anywhere: this
- * wrapper sits between the HTTP/2 stream and that deframer, reserves every frame in the budget as
- * it arrives (sized by what arrived, never by the length a message declares), and pauses the
- * stream when the budget is full, so HTTP/2 flow control holds the client back (its stream and
- * connection windows are not credited while paused). The bytes of a whole message are given back
- * once it is translated ({@link #consumed}); what is left at the call's end (a message cut short,
- * or one skipped for its size) is given back then ({@link #finish}).
- *
- * <p>As for {@code /import} bodies, one call at a time may read on through a full budget ({@link
- * MemoryBudget#tryLead}): paused calls each hold part of a message, and if they filled the budget
- * between them none could finish and free anything.
+ * wrapper sits between the HTTP/2 stream and that deframer and admits every frame through {@link
+ * Admission}, as {@code /import} bodies are (reserved as it arrives, sized by what arrived, never by
+ * the length a message declares; the stream paused when the budget is full, so HTTP/2 flow control
+ * holds the client back: its stream and connection windows are not credited while paused). The
+ * bytes of a whole message are given back once it is translated ({@link #consumed}); what is left at
+ * the call's end (a message cut short, or one skipped for its size) is given back then ({@link
+ * #finish}).
  */
 final class GrpcCall extends HttpServerRequestWrapper {
-  /** Told when the call must end for want of memory or time. */
-  interface Listener {
-    void overloaded();
-
-    void tooSlow();
-  }
-
   /**
    * What a received byte may cost on the heap until its message is whole: Vert.x's deframer
    * appends frames to one buffer that grows by doubling, so a message in progress can occupy
@@ -41,40 +32,29 @@ final class GrpcCall extends HttpServerRequestWrapper {
    */
   static final long GROWTH = 2;
 
-  private final Vertx vertx;
-  private final Context context;
-  private final MemoryBudget budget;
-  private final ProxyConfig cfg;
-  private Listener listener;
-  /** Received and reserved, not yet translated. */
-  private long held;
-  private boolean paused;
+  private final Admission admission;
   private boolean pausedByReader;
-  private boolean leading;
-  private boolean finished;
-  private MemoryBudget.Waiter waiter;
-  private long waitTimer = -1;
-  private long deadlineTimer = -1;
-  private long waitedNanos;
-  private long waitStarted;
 
   GrpcCall(HttpServerRequest req, Vertx vertx, Context context, MemoryBudget budget, ProxyConfig cfg) {
     super((HttpServerRequestInternal) req);
-    this.vertx = vertx;
-    this.context = context;
-    this.budget = budget;
-    this.cfg = cfg;
+    this.admission = new Admission(budget, Timers.of(vertx), r -> context.runOnContext(v -> r.run()),
+        cfg.memoryWaitTimeout.toNanos(), GROWTH, new Admission.Source() {
+          @Override
+          public void pause() {
+            GrpcCall.super.pause();
+          }
+
+          @Override
+          public void resume() {
+            // Not over the deframer's own pause (its queue is full): it resumes when it drains.
+            if (!pausedByReader) GrpcCall.super.resume();
+          }
+        });
   }
 
   /** Starts the call's deadline; {@code listener} hears of overload and slowness. */
-  void begin(Listener l, long deadlineMs) {
-    this.listener = l;
-    deadlineTimer = vertx.setTimer(Math.max(1, deadlineMs), t -> {
-      deadlineTimer = -1;
-      if (finished) return;
-      if (paused) listener.overloaded();
-      else listener.tooSlow();
-    });
+  void begin(Admission.Listener l, long deadlineMs) {
+    admission.begin(l, deadlineMs);
   }
 
   @Override
@@ -83,13 +63,10 @@ final class GrpcCall extends HttpServerRequestWrapper {
     return super.handler(buf -> {
       // Answered already: what the client still sends is dropped here, never handed to the
       // deframer, where it would pile up uncounted for as long as the client keeps the stream open.
-      if (finished) return;
-      long n = GROWTH * buf.length();
-      budget.reserve(n);
-      budget.receiving(n);
-      held += n;
+      if (admission.finished()) return;
+      admission.arrived(buf.length());
       handler.handle(buf);
-      if (!finished && budget.over() && !paused) waitForMemory();
+      admission.checkMemory();
     });
   }
 
@@ -104,50 +81,29 @@ final class GrpcCall extends HttpServerRequestWrapper {
   @Override
   public HttpServerRequest resume() {
     pausedByReader = false;
-    if (paused) return this;
+    if (admission.paused()) return this;
     return super.resume();
   }
 
   @Override
   public HttpServerRequest fetch(long amount) {
-    if (paused) return this;
+    if (admission.paused()) return this;
     return super.fetch(amount);
   }
 
   /** A whole message of {@code bytes} (payload plus its 5-byte prefix) is translated: its bytes go back. */
   void consumed(long bytes) {
-    long n = Math.min(GROWTH * bytes, held);
-    if (n <= 0) return;
-    held -= n;
-    budget.receiving(-n);
-    budget.release(n);
-    if (paused && !budget.over()) memoryAvailable();
+    admission.consumed(bytes);
   }
 
   /** After more was handed on (a part of a stream): wait here if that filled the budget. */
   void checkMemory() {
-    if (!finished && budget.over() && !paused) waitForMemory();
+    admission.checkMemory();
   }
 
   /** The call ended (answered, reset or failed): what it still holds goes back. */
   void finish() {
-    if (finished) return;
-    finished = true;
-    if (held > 0) {
-      budget.receiving(-held);
-      budget.release(held);
-      held = 0;
-    }
-    if (deadlineTimer >= 0) vertx.cancelTimer(deadlineTimer);
-    if (waitTimer >= 0) vertx.cancelTimer(waitTimer);
-    deadlineTimer = -1;
-    waitTimer = -1;
-    if (waiter != null) budget.cancel(waiter);
-    waiter = null;
-    if (leading) {
-      leading = false;
-      budget.yieldLead(this);
-    }
+    admission.finish();
   }
 
   /**
@@ -162,48 +118,5 @@ final class GrpcCall extends HttpServerRequestWrapper {
     } catch (RuntimeException alreadyClosed) {
       // the stream is gone already
     }
-  }
-
-  private void waitForMemory() {
-    if (leading || budget.tryLead(this)) {
-      leading = true;
-      return;
-    }
-    paused = true;
-    super.pause();
-    waitAgain();
-  }
-
-  private void memoryAvailable() {
-    if (finished) return;
-    if (waiter != null) budget.cancel(waiter);
-    waiter = null;
-    if (waitTimer >= 0) vertx.cancelTimer(waitTimer);
-    waitTimer = -1;
-    waitedNanos += System.nanoTime() - waitStarted;
-    if (budget.over()) {
-      if (leading || budget.tryLead(this)) {
-        leading = true;
-      } else {
-        waitAgain();
-        return;
-      }
-    }
-    paused = false;
-    if (!pausedByReader) super.resume();
-  }
-
-  private void waitAgain() {
-    waitStarted = System.nanoTime();
-    long left = cfg.memoryWaitTimeout.toNanos() - waitedNanos;
-    if (left <= 0) {
-      listener.overloaded();
-      return;
-    }
-    waitTimer = vertx.setTimer(Math.max(1, left / 1_000_000), t -> {
-      waitTimer = -1;
-      if (!finished) listener.overloaded();
-    });
-    waiter = budget.await(context, this::memoryAvailable, held > 0);
   }
 }

@@ -191,7 +191,7 @@ public final class GrpcIngestVerticle extends VerticleBase {
   }
 
   /** One call: its messages become parts (one per unary call; ~256 KiB of JSON each for a stream). */
-  private final class Call implements GrpcCall.Listener {
+  private final class Call implements Admission.Listener {
     final GrpcServerRequest<Buffer, Buffer> req;
     final GrpcCall bytes;
     final boolean stream;

@@ -2,7 +2,7 @@ package dev.veneur.proxy.ingest;
 
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
-import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.core.Timers;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
@@ -12,16 +12,15 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Receives one {@code POST /import} body within the memory budget. Every network read is reserved
- * in the budget as it arrives, sized by what actually arrived (never by a declared length). When
- * the budget is full the socket is paused, so TCP pushes back on the sender, and the request waits
- * its turn; only if the wait passes {@code memory_wait_timeout} is it refused with 503. A request
+ * Receives one {@code POST /import} body within the memory budget, through {@link Admission}: every
+ * network read is reserved as it arrives, the socket is paused while the budget is full (TCP pushes
+ * back on the sender), and a wait past {@code memory_wait_timeout} is refused with 503. A request
  * has {@code http_request_timeout} from its first byte to its last, whatever happens: past it, a
  * sender that was too slow gets 408, and one the proxy held back for memory gets 503. Any refusal
  * before the body was read whole closes the connection, so nothing the sender still pushes is
  * kept, and no connection outlives its deadline.
  */
-final class ImportRequest {
+final class ImportRequest implements Admission.Listener {
   /** What the request hands on once its body is complete. */
   interface Sink {
     void received(ImportRequest request);
@@ -31,27 +30,19 @@ final class ImportRequest {
 
   final HttpServerRequest req;
   final long startedNanos;
-  private final Vertx vertx;
   private final ProxyContext ctx;
   private final Sink sink;
   private final ProxyConfig cfg;
   private final List<Buffer> parts = new ArrayList<>();
+  /** The body's bytes in the budget: received, then kept until decoded. */
   private long bytes;
   private boolean finished;
-  private MemoryBudget.Waiter waiter;
-  private long deadlineTimer = -1;
-  private long waitTimer = -1;
   /** Time left of http_request_timeout when the request handler got the request. */
   private final long deadlineLeftNanos;
-  private long waitedNanos;
-  private long waitStarted;
-  private boolean paused;
-  /** The one request allowed to read through a full budget (see {@link MemoryBudget#tryLead}). */
-  private boolean leading;
   private final ConnectionGuard guard;
+  private final Admission admission;
 
   ImportRequest(Vertx vertx, ProxyContext ctx, HttpServerRequest req, long deadlineLeftNanos, Sink sink) {
-    this.vertx = vertx;
     this.ctx = ctx;
     this.req = req;
     this.guard = ConnectionGuard.of(req.connection());
@@ -59,6 +50,26 @@ final class ImportRequest {
     this.cfg = ctx.config();
     this.startedNanos = System.nanoTime();
     this.deadlineLeftNanos = deadlineLeftNanos;
+    io.vertx.core.Context loop = vertx.getOrCreateContext();
+    this.admission = new Admission(ctx.budget(), Timers.of(vertx), r -> loop.runOnContext(v -> r.run()),
+        cfg.memoryWaitTimeout.toNanos(), 1, new Admission.Source() {
+          @Override
+          public void pause() {
+            req.pause();
+            if (guard != null) guard.pauseForMemory();
+          }
+
+          @Override
+          public void resume() {
+            if (guard != null) guard.resumeFromMemory();
+            req.resume();
+          }
+
+          @Override
+          public long pausedBytes() {
+            return guard == null ? 0 : guard.pausedBytes();
+          }
+        });
   }
 
   /** The body as the network delivered it, read in place. */
@@ -91,27 +102,19 @@ final class ImportRequest {
     req.exceptionHandler(e -> abandon());
     req.response().closeHandler(v -> abandon());
     if (deadlineLeftNanos <= 0) {
-      slow();
+      tooSlow();
       return;
     }
-    deadlineTimer = vertx.setTimer(Math.max(1, deadlineLeftNanos / 1_000_000), t -> {
-      deadlineTimer = -1;
-      // Held back for memory when time ran out: the proxy's overload, not the sender's pace.
-      if (paused) overloaded();
-      else slow();
-    });
-    if (ctx.budget().over()) {
-      waitForMemory();
-    } else {
-      req.resume();
-    }
+    admission.begin(this, Math.max(1, deadlineLeftNanos / 1_000_000));
+    // The router hands the request over paused: it reads on unless the budget holds it back.
+    admission.checkMemory();
+    if (!admission.paused()) req.resume();
   }
 
   private void onData(Buffer buf) {
     if (finished) return;
     int n = buf.length();
-    ctx.budget().reserve(n);
-    ctx.budget().receiving(n);
+    admission.arrived(n);
     if (guard != null) guard.delivered(n);
     parts.add(buf);
     bytes += n;
@@ -119,83 +122,24 @@ final class ImportRequest {
       refuse(tooLarge());
       return;
     }
-    if (ctx.budget().over() && !paused) waitForMemory();
+    admission.checkMemory();
   }
 
   private void onEnd() {
     if (finished) return;
     finished = true;
-    ctx.budget().receiving(-bytes); // complete: it frees itself once decoded
-    cancelTimers();
-    if (waiter != null) ctx.budget().cancel(waiter);
-    stopLeading();
+    admission.complete(); // complete: it frees itself once decoded
     sink.received(this);
   }
 
-  /** Pauses the socket until the budget has room. */
-  private void waitForMemory() {
-    if (leading || ctx.budget().tryLead(this)) {
-      // Every paused request holds what it has read (and what its socket delivered after the
-      // pause); if they filled the budget between them, none could finish and free anything.
-      // One request at a time reads on to its end.
-      leading = true;
-      if (paused) {
-        paused = false;
-        if (guard != null) guard.resumeFromMemory();
-        req.resume();
-      }
-      return;
-    }
-    paused = true;
-    req.pause();
-    if (guard != null) guard.pauseForMemory();
-    waitAgain();
-  }
-
-  private void memoryAvailable() {
-    if (finished) return;
-    waiter = null;
-    if (waitTimer >= 0) {
-      vertx.cancelTimer(waitTimer);
-      waitTimer = -1;
-    }
-    waitedNanos += System.nanoTime() - waitStarted;
-    if (ctx.budget().over()) {
-      if (leading || ctx.budget().tryLead(this)) {
-        leading = true; // woken to lead: read on through the full budget (see waitForMemory)
-      } else {
-        // Someone else took the room first; queue again (the wait already spent still counts).
-        waitAgain();
-        return;
-      }
-    }
-    paused = false;
-    if (guard != null) guard.resumeFromMemory();
-    req.resume();
-  }
-
-  /** Still paused: back in the queue for memory, with what is left of memory_wait_timeout. */
-  private void waitAgain() {
-    waitStarted = System.nanoTime();
-    long left = cfg.memoryWaitTimeout.toNanos() - waitedNanos;
-    if (left <= 0) {
-      overloaded();
-      return;
-    }
-    waitTimer = vertx.setTimer(Math.max(1, left / 1_000_000), t -> {
-      waitTimer = -1;
-      overloaded();
-    });
-    waiter = ctx.budget().await(vertx.getOrCreateContext(), this::memoryAvailable,
-        bytes > 0 || guard != null && guard.pausedBytes() > 0);
-  }
-
-  private void overloaded() {
+  @Override
+  public void overloaded() {
     refuse(new ImportRefusal(503, "overloaded",
         "the proxy's memory budget is full (memory_budget); retry later"));
   }
 
-  private void slow() {
+  @Override
+  public void tooSlow() {
     refuse(new ImportRefusal(408, "slow_body",
         "the request body did not arrive within http_request_timeout (" + cfg.httpRequestTimeout.toMillis() + "ms)"));
   }
@@ -208,40 +152,22 @@ final class ImportRequest {
   /** Refuses before the body was read whole: the connection closes and the bytes are let go. */
   private void refuse(ImportRefusal r) {
     if (finished) return;
-    finished = true;
-    ctx.budget().receiving(-bytes);
-    cancelTimers();
-    if (waiter != null) ctx.budget().cancel(waiter);
-    if (guard != null) guard.resumeFromMemory();
-    stopLeading();
-    release();
+    letGo();
     sink.refused(req, r, true);
   }
 
   /** The connection went away mid-body. */
   private void abandon() {
     if (finished) return;
+    letGo();
+  }
+
+  private void letGo() {
     finished = true;
-    ctx.budget().receiving(-bytes);
-    cancelTimers();
-    if (waiter != null) ctx.budget().cancel(waiter);
+    admission.finish();
+    bytes = 0;
+    parts.clear();
     if (guard != null) guard.resumeFromMemory();
-    stopLeading();
-    release();
-  }
-
-  private void stopLeading() {
-    if (leading) {
-      leading = false;
-      ctx.budget().yieldLead(this);
-    }
-  }
-
-  private void cancelTimers() {
-    if (deadlineTimer >= 0) vertx.cancelTimer(deadlineTimer);
-    if (waitTimer >= 0) vertx.cancelTimer(waitTimer);
-    deadlineTimer = -1;
-    waitTimer = -1;
   }
 
   /** Gives the body's bytes back to the budget; called once the body is no longer needed. */

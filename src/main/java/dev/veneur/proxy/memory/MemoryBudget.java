@@ -33,14 +33,15 @@ public final class MemoryBudget {
 
   /** A paused reader: resumed on its own context when memory is available again. */
   public static final class Waiter {
-    final Context context;
+    /** Where the reader runs: its event loop, so it is resumed on its own thread. */
+    final java.util.concurrent.Executor context;
     final Runnable resume;
     /** It holds part of a body: the kind of waiter that can lead (see {@link #tryLead}). */
     final boolean holdsBytes;
     boolean cancelled;
     boolean done;
 
-    Waiter(Context context, Runnable resume, boolean holdsBytes) {
+    Waiter(java.util.concurrent.Executor context, Runnable resume, boolean holdsBytes) {
       this.context = context;
       this.resume = resume;
       this.holdsBytes = holdsBytes;
@@ -153,7 +154,7 @@ public final class MemoryBudget {
     }
     if (next != null) {
       Waiter w = next;
-      w.context.runOnContext(v -> {
+      w.context.execute(() -> {
         if (!w.cancelled) w.resume.run();
         else if (!over()) wake();
       });
@@ -178,7 +179,12 @@ public final class MemoryBudget {
 
   /** @param holdsBytes the waiter has read part of its body already */
   public Waiter await(Context context, Runnable resume, boolean holdsBytes) {
-    Waiter w = new Waiter(context, resume, holdsBytes);
+    return await(r -> context.runOnContext(v -> r.run()), resume, holdsBytes);
+  }
+
+  /** As {@link #await(Context, Runnable, boolean)}, resuming through {@code loop}. */
+  public Waiter await(java.util.concurrent.Executor loop, Runnable resume, boolean holdsBytes) {
+    Waiter w = new Waiter(loop, resume, holdsBytes);
     synchronized (this) {
       waiters.add(w);
       queuedWaiters++;
@@ -212,7 +218,7 @@ public final class MemoryBudget {
       }
     }
     for (Waiter w : go) {
-      w.context.runOnContext(v -> {
+      w.context.execute(() -> {
         if (!w.cancelled) w.resume.run();
         else if (!over()) wake(); // pass the wake-up on rather than lose it
       });

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.forward;
 
+import dev.veneur.proxy.support.ManualTimers;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;

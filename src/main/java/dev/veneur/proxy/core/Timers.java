@@ -1,16 +1,22 @@
-package dev.veneur.proxy.forward;
+package dev.veneur.proxy.core;
 
 import io.vertx.core.Vertx;
 
 /**
- * Timers as the forwarder's parts use them: Vert.x's, on the forwarder's event loop, in the proxy;
- * a hand-driven clock in unit tests, so the parts' timing is tested without sleeping.
+ * Timers as the forwarder's and the ingest side's parts use them: Vert.x's, on the verticle's event
+ * loop, in the proxy; a hand-driven clock in unit tests, so the parts' timing is tested without
+ * sleeping.
  */
-interface Timers {
+public interface Timers {
   /** Runs {@code action} once after {@code delayMs} (at least 1); returns an id for {@link #cancel}. */
   long set(long delayMs, Runnable action);
 
   void cancel(long id);
+
+  /** The clock the timers run on, in nanoseconds (only differences mean anything). */
+  default long nowNanos() {
+    return System.nanoTime();
+  }
 
   /**
    * Somewhere in the upper half of {@code ms}, at random: retries and probes of many forwarders

@@ -1,11 +1,13 @@
-package dev.veneur.proxy.forward;
+package dev.veneur.proxy.support;
+
+import dev.veneur.proxy.core.Timers;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
 
 /** A clock the test moves by hand: timers fire in due order when it passes their time. */
-final class ManualTimers implements Timers {
+public final class ManualTimers implements Timers {
   private record Due(long at, long id, Runnable action) {}
 
   private final TreeMap<Long, List<Due>> due = new TreeMap<>();
@@ -22,13 +24,18 @@ final class ManualTimers implements Timers {
   }
 
   @Override
+  public long nowNanos() {
+    return now * 1_000_000L;
+  }
+
+  @Override
   public void cancel(long id) {
     due.values().forEach(l -> l.removeIf(d -> d.id() == id));
     due.values().removeIf(List::isEmpty);
   }
 
   /** Moves the clock on by {@code ms}, running what falls due on the way (also timers they set). */
-  void advance(long ms) {
+  public void advance(long ms) {
     long until = now + ms;
     while (!due.isEmpty() && due.firstKey() <= until) {
       var first = due.pollFirstEntry();
@@ -38,12 +45,12 @@ final class ManualTimers implements Timers {
     now = until;
   }
 
-  int pending() {
+  public int pending() {
     return due.values().stream().mapToInt(List::size).sum();
   }
 
   /** Every delay asked for, in order. */
-  List<Long> delays() {
+  public List<Long> delays() {
     return delays;
   }
 }
