@@ -15,7 +15,7 @@ import dev.veneur.proxy.discovery.ConsulEndpoint;
 import dev.veneur.proxy.discovery.StaticDiscoveryVerticle;
 import dev.veneur.proxy.discovery.DnsDiscoveryVerticle;
 import dev.veneur.proxy.forward.ForwarderVerticle;
-import dev.veneur.proxy.ingest.ImportVerticle;
+import dev.veneur.proxy.ingest.http.ImportVerticle;
 import dev.veneur.proxy.ring.RingVerticle;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.HashRing;
@@ -179,7 +179,7 @@ public final class ProxyApp {
   /** The gRPC listener for v14 locals, as many instances as the HTTP one; none without grpc_address. */
   private Future<Void> deployGrpc(ProxyConfig cfg) {
     if (cfg.grpcPort < 0 && cfg.grpcTlsPort < 0) return Future.succeededFuture();
-    return vertx.deployVerticle(() -> new dev.veneur.proxy.ingest.GrpcIngestVerticle(ctx),
+    return vertx.deployVerticle(() -> new dev.veneur.proxy.ingest.grpc.GrpcIngestVerticle(ctx),
             new DeploymentOptions().setInstances(cfg.effectiveHttpInstances()))
         .onSuccess(id -> {
           grpcId = id;

@@ -30,7 +30,7 @@ import java.util.Map;
  * would refuse or panic on is left out alone and counted by cause, never the whole message. A
  * message whose framing does not parse is refused whole, as a Go gRPC server refuses it.
  */
-final class GrpcTranslator {
+public final class GrpcTranslator {
   private final MetricPb.Fields fields = new MetricPb.Fields();
   private final ByteArrayOutputStream json;
   private final HashRing routing;
@@ -47,7 +47,7 @@ final class GrpcTranslator {
   private String firstProblem;
 
   /** Translates everything to JSON (no ring yet, or tests of the translation). */
-  GrpcTranslator(int initialBytes) {
+  public GrpcTranslator(int initialBytes) {
     this(initialBytes, HashRing.empty(), null);
   }
 
@@ -56,7 +56,7 @@ final class GrpcTranslator {
    * @param routing the ring snapshot the part's metrics are placed on
    * @param budget where spliced chunks are reserved (null: nothing is spliced)
    */
-  GrpcTranslator(int initialBytes, HashRing routing, MemoryBudget budget) {
+  public GrpcTranslator(int initialBytes, HashRing routing, MemoryBudget budget) {
     this.routing = routing;
     this.budget = budget;
     boolean[] grpc = null;
@@ -81,7 +81,7 @@ final class GrpcTranslator {
    *
    * @return false if the list's framing does not parse (nothing of it was added)
    */
-  boolean addList(byte[] b, int off, int len) {
+  public boolean addList(byte[] b, int off, int len) {
     // Framing first: a message that does not parse is refused whole, with nothing half-added.
     MetricPb.ListReader check = new MetricPb.ListReader(b, off, len);
     while (check.next()) {
@@ -94,7 +94,7 @@ final class GrpcTranslator {
   }
 
   /** Adds one {@code Metric} (a {@code SendMetricsV2} message). */
-  void addMetric(byte[] b, int off, int len) {
+  public void addMetric(byte[] b, int off, int len) {
     if (!MetricPb.scan(b, off, len, fields)) {
       dropped.merge(fields.problem.cause, 1, Integer::sum);
       if (firstProblem == null) firstProblem = fields.problem.cause + ": " + fields.detail;
@@ -118,17 +118,17 @@ final class GrpcTranslator {
   }
 
   /** Metrics translated to JSON (not spliced). */
-  int valid() {
+  public int valid() {
     return valid;
   }
 
   /** Metrics spliced into protobuf chunks. */
-  int spliced() {
+  public int spliced() {
     return spliced;
   }
 
   /** The ring snapshot this part is placed on. */
-  HashRing routing() {
+  public HashRing routing() {
     return routing;
   }
 
@@ -136,7 +136,7 @@ final class GrpcTranslator {
    * The spliced metrics' chunks, one per slot of {@link #routing()} (null where none went), each
    * reserved in the budget; null when nothing was spliced.
    */
-  MetricChunk[] protoChunks(RequestTrace trace) {
+  public MetricChunk[] protoChunks(RequestTrace trace) {
     if (spliced == 0) return null;
     MetricChunk[] out = new MetricChunk[writers.length];
     for (int d = 0; d < writers.length; d++) if (writers[d] != null) out[d] = writers[d].finish(trace);
@@ -144,33 +144,33 @@ final class GrpcTranslator {
   }
 
   /** Global-scope histograms and timers that JSON can only carry as mixed (README: the bridge's one loss). */
-  int scopeLost() {
+  public int scopeLost() {
     return scopeLost;
   }
 
   /** Metrics left out, by cause. */
-  Map<String, Integer> dropped() {
+  public Map<String, Integer> dropped() {
     return dropped;
   }
 
-  int droppedTotal() {
+  public int droppedTotal() {
     int n = 0;
     for (int v : dropped.values()) n += v;
     return n;
   }
 
   /** The first reason a metric was left out, for a log line and the gRPC status message. */
-  String firstProblem() {
+  public String firstProblem() {
     return firstProblem;
   }
 
   /** Bytes held so far: JSON (without the closing bracket) and spliced metrics. */
-  int size() {
+  public int size() {
     return json.size() + splicedBytes;
   }
 
   /** The JSON array of every metric added. */
-  byte[] finish() {
+  public byte[] finish() {
     json.write(']');
     return json.toByteArray();
   }

@@ -13,14 +13,14 @@ import io.vertx.core.eventbus.EventBus;
  * each chunk's destination. The sender is answered only after this, so a sender that reads its
  * answer finds its metrics counted (and, with a spill, on disk).
  */
-final class Handover {
+public final class Handover {
   private Handover() {}
 
   /**
    * @param chunks one per slot of {@code routing} (null where no metric went), reserved in the budget
    * @return how many chunks were handed on
    */
-  static int hand(EventBus bus, ProxyContext ctx, SpillWriter spill, HashRing routing, MetricChunk[] chunks) {
+  public static int hand(EventBus bus, ProxyContext ctx, SpillWriter spill, HashRing routing, MetricChunk[] chunks) {
     if (spill != null) {
       for (MetricChunk c : chunks) if (c != null) c.spill = spill.append(c);
     }

@@ -10,10 +10,10 @@ import io.vertx.ext.web.RoutingContext;
  * ring (discovery says they are gone), so a load balancer or a Kubernetes readiness probe sends
  * locals to another proxy instead of one that would refuse them.
  */
-final class Health {
+public final class Health {
   private Health() {}
 
-  static void answer(RoutingContext rc, ProxyContext ctx, HashRing ring) {
+  public static void answer(RoutingContext rc, ProxyContext ctx, HashRing ring) {
     String why = ctx.stopping() ? "stopping" : ring.isEmpty() ? "no global Veneur in the ring" : null;
     rc.response().setStatusCode(why == null ? 200 : 503).putHeader("Content-Type", "text/plain")
         .end(why == null ? "ok\n" : why + "\n");

@@ -17,7 +17,7 @@ import java.util.function.BiConsumer;
  * however often it is re-routed); those an HTTP global owns are translated to JSON and go through
  * the Ingester, on the same ring snapshot. The parts keep the chunk's request and spill record.
  */
-final class ProtoReroute implements Ingester.Task {
+public final class ProtoReroute implements Ingester.Task {
   private final ProxyContext ctx;
   private final MetricChunk chunk;
   private final HashRing routing;
@@ -38,7 +38,7 @@ final class ProtoReroute implements Ingester.Task {
    * Ingester has scanned them. {@code onParts} gets every part (null entries where none went) and
    * then accounts for the chunk as replaced by them.
    */
-  static void route(ProxyContext ctx, Ingester ingester, MetricChunk chunk, HashRing routing,
+  public static void route(ProxyContext ctx, Ingester ingester, MetricChunk chunk, HashRing routing,
       BiConsumer<MetricChunk[], String[]> onParts) {
     ProtoReroute r = new ProtoReroute(ctx, chunk, routing, onParts);
     GrpcTranslator t = new GrpcTranslator(0, routing, ctx.budget());

@@ -10,14 +10,14 @@ import java.util.Arrays;
  * framed metrics are already separate, so the halves are two ranges of its bytes, cut without
  * reading any metric.
  */
-final class ProtoSplit {
+public final class ProtoSplit {
   private ProtoSplit() {}
 
   /**
    * The first {@code firstCount} metrics and the rest, as two chunks (null where empty) reserved
    * in the budget, keeping the original's request and spill record; the original stays its holder's.
    */
-  static MetricChunk[] halves(MetricChunk chunk, int firstCount, MemoryBudget budget) {
+  public static MetricChunk[] halves(MetricChunk chunk, int firstCount, MemoryBudget budget) {
     byte[] b = chunk.payload;
     int cut = MetricPb.framedEnd(b, 0, b.length, firstCount);
     MetricChunk[] out = new MetricChunk[2];

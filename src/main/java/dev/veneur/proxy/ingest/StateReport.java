@@ -14,10 +14,10 @@ import java.util.TreeMap;
  * {@code GET /debug/state}: ring members, queues, memory, connections and descriptors, and the
  * counters needed to check the accounting. Served on {@code http_address} and on the admin listener.
  */
-final class StateReport {
+public final class StateReport {
   private StateReport() {}
 
-  static Future<JsonObject> render(Vertx vertx, ProxyContext ctx) {
+  public static Future<JsonObject> render(Vertx vertx, ProxyContext ctx) {
     return vertx.eventBus().<JsonObject>request(Addresses.RING_STATE, null).transform(ar -> {
       JsonObject state = ar.succeeded() ? ar.result().body().copy() : new JsonObject().put("ring", "unavailable");
       ProxyMetrics m = ctx.metrics();

@@ -17,7 +17,7 @@ import org.slf4j.Logger;
  * handshake bounded by {@code http_request_timeout}, failed handshakes counted by cause, and the
  * PEM files reloaded when they are rewritten on disk.
  */
-final class TlsListener {
+public final class TlsListener {
   private TlsListener() {}
 
   /**
@@ -25,7 +25,7 @@ final class TlsListener {
    * the request that follows it: a connection that never finishes one holds its slot no longer
    * than a slow request would.
    */
-  static HttpServerOptions secure(HttpServerOptions o, ProxyConfig cfg) {
+  public static HttpServerOptions secure(HttpServerOptions o, ProxyConfig cfg) {
     ServerSSLOptions ssl = cfg.tls.serverOptions(cfg.httpRequestTimeout.toMillis());
     return o.setSsl(true)
         .setKeyCertOptions(ssl.getKeyCertOptions())
@@ -41,7 +41,7 @@ final class TlsListener {
    *
    * @param key the listener's config key, for logs
    */
-  static TlsWatch watch(Vertx vertx, HttpServer server, ProxyConfig cfg, ProxyMetrics metrics, LogThrottle refusals,
+  public static TlsWatch watch(Vertx vertx, HttpServer server, ProxyConfig cfg, ProxyMetrics metrics, LogThrottle refusals,
       Logger log, String listener, String key) {
     // A failed handshake is the client's business: counted by cause, logged now and then, and it
     // costs nothing else (its slot was held only until the handshake deadline).

@@ -21,6 +21,10 @@ import org.junit.jupiter.api.Test;
  * layers along the data's way, and a package may use only packages of lower layers. So no stage
  * reaches into another, the message package stays a leaf, and there are no cycles. A new package
  * fails this test until it is given a layer here and in the document.
+ *
+ * <p>A stage may have sources in sub-packages on top of what they share ({@code ingest.http} and
+ * {@code ingest.grpc} over {@code ingest}): a sub-package may use its parent and the parent's lower
+ * layers; the parent never uses a sub-package, and sub-packages never use each other.
  */
 class ImportDirectionTest {
   /** Lowest first. "app" is the root package {@code dev.veneur.proxy}: the composition root. */
@@ -31,11 +35,13 @@ class ImportDirectionTest {
       List.of("routing"),
       List.of("ingest", "ring", "forward", "discovery"),
       List.of("app"));
+  /** Sub-packages of a stage: its sources, over the stage's shared parts. */
+  static final Map<String, List<String>> SUBPACKAGES = Map.of("ingest", List.of("http", "grpc"));
 
   private static final Path MAIN = Path.of("src/main/java/dev/veneur/proxy");
-  private static final Pattern PACKAGE = Pattern.compile("^package dev\\.veneur\\.proxy(?:\\.(\\w+))?;", Pattern.MULTILINE);
+  private static final Pattern PACKAGE = Pattern.compile("^package dev\\.veneur\\.proxy(?:\\.(\\w+(?:\\.\\w+)?))?;", Pattern.MULTILINE);
   /** Any use of a proxy class by name: imports, static imports, wildcards and qualified names. */
-  private static final Pattern USE = Pattern.compile("\\bdev\\.veneur\\.proxy\\.(\\w+|\\*)");
+  private static final Pattern USE = Pattern.compile("\\bdev\\.veneur\\.proxy\\.(\\w+|\\*)(?:\\.([a-z]\\w*)\\b(?!\\s*\\())?");
   /** Java allows blanks (and comments, blanked first) around the dots of a qualified name. */
   private static final Pattern SPACED_DOT = Pattern.compile("\\s*\\.\\s*");
 
@@ -70,7 +76,19 @@ class ImportDirectionTest {
     bad.put("spill/I.java", "package dev.veneur.proxy.spill;\nclass I { dev.veneur.proxy\n   . /* x */ routing.Owners o; }");
     bad.put("telemetry/J.java", "package dev.veneur.proxy.telemetry;\nclass J { String t = \"\"\"\n a \\\\\"\"\"; "
         + "dev.veneur.proxy.core.Fatal f; }");
+    bad.put("ingest/K.java", "package dev.veneur.proxy.ingest;\nclass K { dev.veneur.proxy.ingest.http.ImportVerticle v; }");
+    bad.put("ingest/http/L.java", "package dev.veneur.proxy.ingest.http;\nimport dev.veneur.proxy.ingest.grpc.GrpcCall;\n"
+        + "import dev.veneur.proxy.ingest.Admission;\nclass L {}");
+    bad.put("ingest/grpc/M.java", "package dev.veneur.proxy.ingest.grpc;\nimport dev.veneur.proxy.ingest.*;\n"
+        + "import dev.veneur.proxy.routing.Owners;\nclass M { dev.veneur.proxy.ring.RingVerticle r; }");
+    bad.put("ingest/udp/N.java", "package dev.veneur.proxy.ingest.udp;\nclass N {}");
     List<String> v = violations(bad);
+    List<String> sub = v.stream().filter(x -> x.startsWith("ingest/") && !x.startsWith("ingest/D.java")).toList();
+    assertEquals(List.of("ingest/K.java: ingest -> ingest.http", "ingest/grpc/M.java: ingest.grpc -> ring",
+        "ingest/http/L.java: ingest.http -> ingest.grpc", "ingest/udp/N.java: package ingest.udp has no layer"),
+        sub.stream().map(x -> x.replaceAll(" \\(.*", "").replaceAll(" in the direction rule", "")).toList(),
+        String.join("\n", sub));
+    v = v.stream().filter(x -> !x.startsWith("ingest/") || x.startsWith("ingest/D.java")).toList();
     assertEquals(8, v.size(), String.join("\n", v));
     assertTrue(v.get(0).startsWith("bus/A.java: bus -> routing"), v.get(0));
     assertTrue(v.get(1).startsWith("core/C.java: core -> app"), v.get(1));
@@ -102,10 +120,19 @@ class ImportDirectionTest {
       while (m.find()) {
         String first = m.group(1);
         // A class or a wildcard right under dev.veneur.proxy is the app package's.
-        used.add(first.equals("*") || Character.isUpperCase(first.charAt(0)) ? "app" : first);
+        if (first.equals("*") || Character.isUpperCase(first.charAt(0))) used.add("app");
+        else used.add(m.group(2) == null ? first : first + "." + m.group(2));
       }
       for (String to : used) {
         if (to.equals(from)) continue;
+        if (top(to).equals(top(from))) {
+          // Within a stage: a source may use the parts its stage shares, nothing else.
+          if (!from.startsWith(to + ".")) {
+            out.add(e.getKey() + ": " + from + " -> " + to + " (within " + top(from)
+                + ", only a sub-package may use its parent: sources do not use each other, shared parts no source)");
+          }
+          continue;
+        }
         int toLayer = layer(to);
         if (toLayer < 0 || toLayer >= fromLayer) {
           out.add(e.getKey() + ": " + from + " -> " + to + " (" + from + " is in layer " + fromLayer + ", "
@@ -159,7 +186,16 @@ class ImportDirectionTest {
   }
 
   private static int layer(String pkg) {
-    for (int i = 0; i < LAYERS.size(); i++) if (LAYERS.get(i).contains(pkg)) return i;
+    String top = top(pkg);
+    if (!top.equals(pkg) && !SUBPACKAGES.getOrDefault(top, List.of()).contains(pkg.substring(top.length() + 1))) {
+      return -1;
+    }
+    for (int i = 0; i < LAYERS.size(); i++) if (LAYERS.get(i).contains(top)) return i;
     return -1;
+  }
+
+  private static String top(String pkg) {
+    int dot = pkg.indexOf('.');
+    return dot < 0 ? pkg : pkg.substring(0, dot);
   }
 }

@@ -1,4 +1,6 @@
-package dev.veneur.proxy.ingest;
+package dev.veneur.proxy.ingest.http;
+
+import dev.veneur.proxy.ingest.*;
 
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;

@@ -1,4 +1,6 @@
-package dev.veneur.proxy.ingest;
+package dev.veneur.proxy.ingest.http;
+
+import dev.veneur.proxy.ingest.*;
 
 import com.codahale.metrics.Counter;
 import dev.veneur.proxy.bus.Addresses;
