@@ -138,6 +138,25 @@ public final class Ingester {
 
     int compressionLevel();
 
+    /** The proxy's: max_string_length, max_metric_bytes, forward_compression_level, as now configured. */
+    static Limits of(java.util.function.Supplier<dev.veneur.proxy.config.ProxyConfig> config) {
+      return new Limits() {
+        @Override
+        public int maxStringLength() {
+          return config.get().maxStringLength;
+        }
+
+        @Override
+        public int maxMetricBytes() {
+          return config.get().maxMetricBytes;
+        }
+
+        @Override
+        public int compressionLevel() {
+          return config.get().forwardCompressionLevel;
+        }
+      };
+    }
   }
 
   private final Limits limits;

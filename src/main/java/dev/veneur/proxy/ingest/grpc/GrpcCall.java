@@ -1,9 +1,8 @@
 package dev.veneur.proxy.ingest.grpc;
 
-import dev.veneur.proxy.ingest.*;
-
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.Timers;
+import dev.veneur.proxy.ingest.Admission;
 import dev.veneur.proxy.memory.MemoryBudget;
 import io.vertx.core.Context;
 import io.vertx.core.Handler;

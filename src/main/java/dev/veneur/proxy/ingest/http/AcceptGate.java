@@ -1,6 +1,5 @@
 package dev.veneur.proxy.ingest.http;
 
-import dev.veneur.proxy.ingest.*;
 
 import dev.veneur.proxy.core.Descriptors;
 import dev.veneur.proxy.core.ProxyContext;

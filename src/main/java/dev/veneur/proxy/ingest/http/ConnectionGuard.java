@@ -1,6 +1,5 @@
 package dev.veneur.proxy.ingest.http;
 
-import dev.veneur.proxy.ingest.*;
 
 import dev.veneur.proxy.memory.MemoryBudget;
 import io.netty.buffer.ByteBuf;

@@ -1,10 +1,10 @@
 package dev.veneur.proxy.ingest.http;
 
-import dev.veneur.proxy.ingest.*;
-
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.core.Timers;
+import dev.veneur.proxy.ingest.Admission;
+import dev.veneur.proxy.ingest.ImportRefusal;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServerRequest;
