@@ -1,33 +1,21 @@
 package dev.veneur.proxy.forward;
 
-import dev.veneur.proxy.core.Timers;
-import com.codahale.metrics.Counter;
-import com.codahale.metrics.Histogram;
-import com.codahale.metrics.Timer;
 import dev.veneur.proxy.bus.Addresses;
 import dev.veneur.proxy.bus.Exclusion;
-import dev.veneur.proxy.bus.Halves;
 import dev.veneur.proxy.bus.Health;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
+import dev.veneur.proxy.core.Timers;
 import dev.veneur.proxy.routing.Dispatch;
 import dev.veneur.proxy.routing.Handoff;
-import dev.veneur.proxy.telemetry.EventGauge;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
-import io.vertx.core.buffer.Buffer;
-import io.vertx.core.eventbus.DeliveryOptions;
 import io.vertx.core.eventbus.Message;
 import io.vertx.core.eventbus.MessageConsumer;
-import io.vertx.core.http.PoolOptions;
-import io.vertx.ext.web.client.WebClientOptions;
-import java.net.URI;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,13 +51,11 @@ public final class ForwarderVerticle extends VerticleBase {
   private final ProxyMetrics metrics;
   private final ProxyContext.DestinationState state = new ProxyContext.DestinationState();
   private final LogThrottle logs = new LogThrottle(LOG, 10_000);
-  private GlobalClient client;
-  /** For a member named {@code host:port} (as v14 names gRPC globals): gRPC instead of HTTP. */
-  private GrpcGlobalClient grpc;
+  /** HTTP(S), or gRPC for a member named {@code host:port} (as v14 names gRPC globals). */
+  private GlobalLink link;
   private MessageConsumer<Handoff> consumer;
   private MessageConsumer<Exclusion> control;
   private String url;
-  private String healthUrl;
 
   private BatchBuilder batches;
   private SendWindow window;
@@ -80,16 +66,8 @@ public final class ForwarderVerticle extends VerticleBase {
   private boolean leaving;
   private long sweepTimer = -1;
 
-  private Timer jsonTimer;
-  private Timer postTimer;
-  private Histogram bodyBytes;
-  private Counter posts;
-  private Counter errorsZero;
-  private EventGauge byDestination;
-  /** protocol:http or protocol:grpc: how this global is reached, on the v14 series. */
-  private String protocol;
-  private Counter proxied;
-  private Counter v14Errors;
+  private Delivery delivery;
+  private ForwardMetrics fm;
 
   public ForwarderVerticle(ProxyContext ctx, String destination) {
     this.ctx = ctx;
@@ -100,59 +78,8 @@ public final class ForwarderVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     ProxyConfig cfg = ctx.config();
-    if (dev.veneur.proxy.config.MemberAddress.isGrpc(destination)) {
-      url = "grpc://" + destination + "/" + GrpcGlobalClient.SEND_METRICS;
-      healthUrl = url;
-      io.vertx.core.http.HttpClientOptions grpcOptions = new io.vertx.core.http.HttpClientOptions();
-      if (cfg.forwardTls.isSet()) {
-        // forward_tls: every gRPC global is reached over TLS (ALPN h2), verified against ca_file.
-        io.vertx.core.net.ClientSSLOptions ssl = cfg.forwardTls.clientOptions(cfg.forwardTimeout.toMillis());
-        grpcOptions.setSsl(true).setUseAlpn(true)
-            .setTrustOptions(ssl.getTrustOptions())
-            .setKeyCertOptions(ssl.getKeyCertOptions())
-            .setVerifyHost(true)
-            .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
-            .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
-      }
-      grpc = new GrpcGlobalClient(vertx, destination, grpcOptions
-          .setKeepAlive(true)
-          .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
-          .setIdleTimeoutUnit(TimeUnit.SECONDS)
-          .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
-          // One HTTP/2 connection carries up to this many calls at once (the send window's size).
-          .setHttp2MultiplexingLimit(cfg.maxIdleConnsPerHost));
-    } else {
-      URI u = URI.create(destination);
-      url = destination + "/import";
-      healthUrl = destination + "/healthcheck";
-      WebClientOptions webOptions = new WebClientOptions();
-      boolean https = "https".equals(u.getScheme());
-      if (https && cfg.forwardTls.isSet()) {
-        // forward_tls: the global verified against ca_file (else the JVM's CAs), our certificate shown.
-        io.vertx.core.net.ClientSSLOptions ssl = cfg.forwardTls.clientOptions(cfg.forwardTimeout.toMillis());
-        webOptions.setTrustOptions(ssl.getTrustOptions())
-            .setKeyCertOptions(ssl.getKeyCertOptions())
-            .setSslHandshakeTimeout(ssl.getSslHandshakeTimeout())
-            .setSslHandshakeTimeoutUnit(ssl.getSslHandshakeTimeoutUnit());
-      }
-      client = new GlobalClient(vertx, webOptions
-          .setKeepAlive(true)
-          .setIdleTimeout((int) Math.max(1, cfg.idleConnectionTimeout.toSeconds()))
-          .setIdleTimeoutUnit(TimeUnit.SECONDS)
-          .setConnectTimeout((int) Math.min(Integer.MAX_VALUE, cfg.forwardTimeout.toMillis()))
-          .setSsl(https)
-          .setVerifyHost(true)
-          .setUserAgent("veneur-proxy-jvm"),
-          new PoolOptions().setHttp1MaxSize(cfg.maxIdleConnsPerHost));
-      if (https && cfg.forwardTls.isSet()) {
-        GlobalClient c = client;
-        tlsWatch = dev.veneur.proxy.core.TlsWatch.start(vertx, cfg.forwardTls, destination, files ->
-            vertx.executeBlocking(() -> files.clientOptionsRead(cfg.forwardTimeout.toMillis()), false)
-                .compose(c::updateSSLOptions)
-                .onFailure(e -> LOG.error("{}: could not load the new forward_tls files ({}); keeping the old: {}",
-                    destination, files, e.toString())));
-      }
-    }
+    link = GlobalLink.open(vertx, cfg, destination);
+    url = link.url;
     Timers timers = Timers.of(vertx);
     batches = new BatchBuilder(timers, b -> {
       window.add(b);
@@ -184,20 +111,40 @@ public final class ForwarderVerticle extends VerticleBase {
           }
         },
         () -> ctx.config().ejectAfterFailures, () -> !ctx.stopping() && !leaving);
-    jsonTimer = metrics.timer(ProxyMetrics.withTags(ProxyMetrics.FORWARD_DURATION, "part:json"));
-    postTimer = metrics.timer(ProxyMetrics.FORWARD_POST_DURATION);
-    bodyBytes = metrics.registry().histogram(ProxyMetrics.FORWARD_BYTES);
-    posts = metrics.registry().counter(ProxyMetrics.FORWARD_POSTS);
-    errorsZero = metrics.registry().counter(ProxyMetrics.FORWARD_ERRORS);
-    protocol = grpc != null ? "protocol:grpc" : "protocol:http";
     // v2's series exactly as the Go v2 proxy sent it; with the protocol tag v14 adds where a v14
     // operator reads it (a v14 file, or a global reached by gRPC).
-    boolean v14Tags = grpc != null || "v14".equals(cfg.compat.generation());
-    byDestination = metrics.eventGauge(v14Tags
-        ? ProxyMetrics.withTags(ProxyMetrics.BY_DESTINATION, "destination:" + destination, protocol)
-        : ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
-    proxied = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_PROXIED, protocol));
-    v14Errors = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_FORWARD_ERRORS, protocol));
+    fm = new ForwardMetrics(metrics, destination, link.grpc(), link.grpc() || "v14".equals(cfg.compat.generation()));
+    delivery = new Delivery(ctx, state, link, window, ejection, drain, fm, logs, vertx.eventBus(), new Delivery.Host() {
+      @Override
+      public void pump() {
+        ForwarderVerticle.this.pump();
+      }
+
+      @Override
+      public boolean leaving() {
+        return leaving;
+      }
+
+      @Override
+      public void handBack(Batch batch) {
+        ForwarderVerticle.this.handBack(batch);
+      }
+
+      @Override
+      public void hold(MetricChunk chunk) {
+        ForwarderVerticle.this.hold(chunk);
+      }
+
+      @Override
+      public void letGo(List<MetricChunk> chunks) {
+        ForwarderVerticle.this.letGo(chunks);
+      }
+
+      @Override
+      public boolean slowerThanPeers(long elapsedNanos) {
+        return ForwarderVerticle.this.slowerThanPeers(elapsedNanos);
+      }
+    });
     ctx.destinations().put(destination, state);
     control = vertx.eventBus().consumer(Addresses.forwarderControl(destination),
         m -> ejection.apply(m.body().excluded()));
@@ -223,7 +170,7 @@ public final class ForwarderVerticle extends VerticleBase {
     batches.add(chunk, new BatchBuilder.Limits(cfg.batchMaxMetrics, cfg.batchMaxBytes, cfg.batchLinger.toMillis()));
     long queued = state.queuedBytes.get();
     ejection.queued(queued, cfg.maxQueuedBytesPerDestination,
-        () -> Peers.drainsWorse(queued, peers(s -> s.queuedBytes.get(), false)));
+        () -> Peers.drainsWorse(queued, Peers.others(ctx.destinations(), destination, s -> s.queuedBytes.get(), false)));
   }
 
   private void hold(MetricChunk c) {
@@ -248,233 +195,19 @@ public final class ForwarderVerticle extends VerticleBase {
       // Nothing new goes out: at the shutdown deadline what waits is dropped; out of the ring,
       // it goes to the new owners (halves of a refused batch, say, that came back late).
       window.takeReady(b -> {
-        if (drain.closing()) drop(b, "shutdown");
+        if (drain.closing()) delivery.drop(b, "shutdown");
         else handBack(b);
       });
     }
-    for (Batch b; (b = window.next(windowSize())) != null;) post(b);
+    for (Batch b; (b = window.next(windowSize())) != null;) delivery.post(b);
     drain.check(window.idle() && batches.isEmpty());
-  }
-
-  // ---------------------------------------------------------------- posting
-
-  private void post(Batch batch) {
-    ProxyConfig cfg = ctx.config();
-    long t0 = System.nanoTime();
-    Buffer body;
-    if (grpc != null) {
-      MetricListBody.Built built = MetricListBody.of(batch.chunks);
-      body = built.body();
-      if (built.left() > 0) {
-        // Checked as JSON on the way in, but not translatable to protobuf (a histogram value that
-        // is not a t-digest, say): dropped alone, counted by cause, once.
-        batch.untranslated = built.untranslated();
-        logs.warn("untranslatable", "dropped " + built.left() + " metric(s) for " + url
-            + " that have no protobuf form (" + built.firstProblem() + "); sent the other " + built.metrics());
-      }
-    } else {
-      // A retry builds the body again: the loss is counted on the first attempt only.
-      boolean first = batch.attempts == 0;
-      body = BatchBody.of(batch.chunks, lost -> {
-        if (first) ctx.metrics().registry().counter("grpc.scope_lost_total").inc(lost);
-      });
-    }
-    if (batch.attempts == 0) {
-      jsonTimer.update(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
-      batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
-    }
-    bodyBytes.update(body.length());
-    // The body is a copy of the chunks for the time of the POST: it counts in the budget too.
-    long held = body.length();
-    ctx.budget().reserve(held);
-    batch.attempts++;
-    state.inFlight.set(window.inFlight());
-    posts.inc();
-    boolean[] struck = new boolean[1];
-    long slowMs = cfg.ejectSlowAfter.toMillis();
-    Runnable onSlow = () -> {
-      // No answer yet after eject_slow_after: a strike now, not only when the deadline passes,
-      // so a hanging global is out of the ring in seconds.
-      if (slowerThanPeers(TimeUnit.MILLISECONDS.toNanos(slowMs))) {
-        struck[0] = true;
-        ejection.strike("no answer within eject_slow_after (" + slowMs + "ms)");
-      }
-    };
-    java.util.function.Consumer<GlobalClient.Outcome> onOutcome = outcome -> {
-      ctx.budget().release(held);
-      window.ended();
-      state.inFlight.set(window.inFlight());
-      postTimer.update(outcome.elapsedNanos(), TimeUnit.NANOSECONDS);
-      long ewma = state.latencyEwmaNanos;
-      // Weighted to follow a change within a few answers.
-      state.latencyEwmaNanos = ewma == 0 ? outcome.elapsedNanos() : (ewma + outcome.elapsedNanos()) / 2;
-      byDestination.set(batch.metrics);
-      outcome(batch, outcome, struck[0]);
-      pump();
-    };
-    if (grpc != null) grpc.send(body, cfg.forwardTimeout.toMillis(), slowMs, onSlow, onOutcome);
-    else client.post(url, body, cfg.forwardTimeout.toMillis(), slowMs, onSlow, onOutcome);
-  }
-
-  private void outcome(Batch batch, GlobalClient.Outcome o, boolean struck) {
-    switch (RetryPolicy.verdict(o)) {
-      case DELIVERED_BADLY -> {
-        errorsZero.inc(0);
-        forwarded(batch);
-        String how = o.timedOut() ? "did not end within forward_timeout" : "broke off (" + o.error() + ")";
-        if (!struck) ejection.strike("its " + o.status() + " answer " + how);
-        logs.warn("endless", url + " answered " + o.status() + " but its answer " + how
-            + "; counted delivered, the connection cut");
-      }
-      case DELIVERED -> {
-        errorsZero.inc(0);
-        forwarded(batch);
-        long slowNanos = ctx.config().ejectSlowAfter.toNanos();
-        if (slowNanos > 0 && o.elapsedNanos() > slowNanos && slowerThanPeers(o.elapsedNanos())) {
-          if (!struck) ejection.strike("answered after " + o.elapsedNanos() / 1_000_000 + "ms");
-        } else {
-          ejection.healthyAnswer();
-        }
-      }
-      case REFUSED -> {
-        countError(o);
-        refused(batch, describe(o));
-      }
-      case FAILED -> {
-        countError(o);
-        String what = describe(o);
-        if (!struck) ejection.strike(what);
-        logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
-            + batch.attempts + "): " + what);
-        if (ejection.excluded() || leaving) handBack(batch);
-        else retryOrDrop(batch, what);
-      }
-    }
-  }
-
-  private void countError(GlobalClient.Outcome o) {
-    v14Errors.inc();
-    if (o.status() != 0) {
-      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", Integer.toString(o.status())).inc();
-    } else {
-      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "io").inc();
-      metrics.counter(ProxyMetrics.FORWARD_ERRORS, "cause", "post").inc();
-    }
-  }
-
-  private String describe(GlobalClient.Outcome o) {
-    if (o.status() != 0) return "HTTP " + o.status() + (o.excerpt().isEmpty() ? "" : ": " + o.excerpt());
-    return o.timedOut() ? "no complete answer within forward_timeout (" + ctx.config().forwardTimeout.toMillis() + "ms)"
-        : String.valueOf(o.error());
-  }
-
-  private void forwarded(Batch batch) {
-    letGo(batch.chunks);
-    int left = 0;
-    for (java.util.Map.Entry<String, Integer> e : batch.untranslated.entrySet()) {
-      left += e.getValue();
-      failed("untranslated_" + e.getKey(), e.getValue());
-    }
-    proxied.inc(batch.metrics - left);
-    ctx.accounting().forwardedExcept(batch.chunks, batch.untranslated);
-  }
-
-  private void drop(Batch batch, String cause) {
-    letGo(batch.chunks);
-    failed(cause, batch.metrics);
-    ctx.accounting().dropped(batch.chunks, cause);
-  }
-
-  private void failed(String cause, int n) {
-    metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_PROXIED_FAILED, "cause:" + cause, protocol)).inc(n);
-  }
-
-  private void retryOrDrop(Batch batch, String lastError) {
-    ProxyConfig cfg = ctx.config();
-    if (drain.closing()) {
-      drop(batch, "shutdown");
-      return;
-    }
-    long delay = RetryPolicy.backoffMs(cfg.forwardRetryBackoff, batch.attempts);
-    if (!RetryPolicy.mayRetry(batch, System.nanoTime(), delay, cfg.forwardRetryBudget)) {
-      logs.warn("retries_exhausted", "dropped " + batch.metrics + " metrics for " + url + " after "
-          + batch.attempts + " attempts within forward_retry_budget; last error: " + lastError);
-      drop(batch, "retries_exhausted");
-      return;
-    }
-    window.retryAfter(batch, delay);
-  }
-
-  // ---------------------------------------------------------------- refused batches
-
-  /** A 4xx: split the batch until the refused metrics are alone, then drop only them. */
-  private void refused(Batch batch, String what) {
-    if (batch.metrics <= 1 || batch.splitBudget[0] < 2) {
-      logs.warn("rejected", url + " refused " + batch.metrics + " metric(s) (" + what + "); dropped as rejected");
-      drop(batch, "rejected");
-      return;
-    }
-    logs.warn("splitting", url + " refused a batch of " + batch.metrics + " metrics (" + what
-        + "); sending it again in halves to isolate the metrics it refuses");
-    Batch[] halves = batch.halves();
-    if (halves != null) {
-      window.addFirst(halves[1]);
-      window.addFirst(halves[0]);
-      return;
-    }
-    batch.splitBudget[0] -= 2;
-    MetricChunk only = batch.chunks.get(0);
-    // Splitting one chunk means inflating and deflating it: the HTTP verticles do that.
-    window.begin();
-    vertx.eventBus().<Halves>request(Addresses.INGEST_SPLIT, only,
-        new DeliveryOptions().setSendTimeout(Addresses.SPLIT_TIMEOUT_MS)).onComplete(ar -> {
-      window.ended();
-      if (ar.succeeded()) landHalves(ar.result().body());
-      if (ar.failed() || ar.result().body().first() == null || ar.result().body().second() == null) {
-        if (ar.succeeded()) releaseHalves(ar.result().body());
-        logs.warn("rejected", url + " refused " + batch.metrics + " metric(s) (" + what
-            + ") and the batch could not be split; dropped as rejected");
-        drop(batch, "rejected");
-      } else {
-        Halves h = ar.result().body();
-        letGo(batch.chunks);
-        ctx.accounting().replaced(only, new MetricChunk[] {h.first(), h.second()}, "rejected");
-        hold(h.first());
-        hold(h.second());
-        window.addFirst(new Batch(new ArrayList<>(List.of(h.second())), batch.splitBudget));
-        window.addFirst(new Batch(new ArrayList<>(List.of(h.first())), batch.splitBudget));
-      }
-      pump();
-    });
-  }
-
-  /** The halves were in transit from the HTTP verticle that split them: they are ours now. */
-  private static void landHalves(Halves h) {
-    if (h.first() != null) h.first().land();
-    if (h.second() != null) h.second().land();
-  }
-
-  private void releaseHalves(Halves h) {
-    if (h.first() != null) ctx.budget().release(h.first().bytes());
-    if (h.second() != null) ctx.budget().release(h.second().bytes());
   }
 
   // ---------------------------------------------------------------- health
 
   /** Whether an answer this slow marks this global as slow, compared with the others ({@link Peers}). */
   private boolean slowerThanPeers(long elapsedNanos) {
-    return Peers.slowerThan(elapsedNanos, peers(s -> s.latencyEwmaNanos, true));
-  }
-
-  /** A figure of every other global in the ring; with {@code answered}, only of those that answered. */
-  private List<Long> peers(java.util.function.ToLongFunction<ProxyContext.DestinationState> figure, boolean answered) {
-    List<Long> out = new ArrayList<>();
-    ctx.destinations().forEach((d, s) -> {
-      if (!d.equals(destination) && !s.excluded && (!answered || s.latencyEwmaNanos > 0)) {
-        out.add(figure.applyAsLong(s));
-      }
-    });
-    return out;
+    return Peers.slowerThan(elapsedNanos, Peers.others(ctx.destinations(), destination, s -> s.latencyEwmaNanos, true));
   }
 
   /**
@@ -503,8 +236,7 @@ public final class ForwarderVerticle extends VerticleBase {
     long slow = cfg.ejectSlowAfter.toNanos();
     java.util.function.Consumer<GlobalClient.Outcome> answered =
         o -> healthy.accept(o.ok() && (slow == 0 || o.elapsedNanos() <= slow));
-    if (grpc != null) grpc.probe(Math.min(cfg.forwardTimeout.toMillis(), 5_000), answered);
-    else client.get(healthUrl, Math.min(cfg.forwardTimeout.toMillis(), 5_000), answered);
+    link.probe(Math.min(cfg.forwardTimeout.toMillis(), 5_000), answered);
   }
 
   /** While failing and not ejectable: drop what has waited past the retry budget, once a second. */
@@ -518,7 +250,7 @@ public final class ForwarderVerticle extends VerticleBase {
       }
       long budget = ctx.config().forwardRetryBudget.toNanos();
       long now = System.nanoTime();
-      int dropped = window.sweepReady(b -> now - b.cutNanos > budget, b -> drop(b, "retries_exhausted"));
+      int dropped = window.sweepReady(b -> now - b.cutNanos > budget, b -> delivery.drop(b, "retries_exhausted"));
       if (dropped > 0) {
         logs.warn("expired", "dropped " + dropped + " metrics for " + url + " that waited past "
             + "forward_retry_budget while it keeps failing and no other global can take them");
@@ -548,11 +280,8 @@ public final class ForwarderVerticle extends VerticleBase {
   // ---------------------------------------------------------------- stopping
 
   /** Leaving the ring or stopping the proxy: see {@link Drain} for how each ends. */
-  private dev.veneur.proxy.core.TlsWatch tlsWatch;
-
   @Override
   public Future<?> stop() {
-    if (tlsWatch != null) tlsWatch.stop();
     return consumer.unregister().compose(v -> control.unregister()).compose(v -> {
       probe.stop();
       if (sweepTimer >= 0) vertx.cancelTimer(sweepTimer);
@@ -571,8 +300,7 @@ public final class ForwarderVerticle extends VerticleBase {
       return done;
     }).onComplete(v -> {
       ctx.destinations().remove(destination, state);
-      if (grpc != null) grpc.close();
-      else client.close();
+      link.close();
     });
   }
 
@@ -582,7 +310,7 @@ public final class ForwarderVerticle extends VerticleBase {
     int[] lost = new int[1];
     window.takeQueued(b -> {
       lost[0] += b.metrics;
-      drop(b, "shutdown");
+      delivery.drop(b, "shutdown");
     });
     if (lost[0] > 0) {
       LOG.error("dropped {} metrics for {} still queued at the shutdown deadline; {} POST(s) in flight "

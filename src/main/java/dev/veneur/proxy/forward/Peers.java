@@ -30,4 +30,17 @@ final class Peers {
     sorted.sort(null);
     return sorted.get(sorted.size() / 2);
   }
+
+  /**
+   * A figure of every other global in the ring (not excluded); with {@code answered}, only of those
+   * that answered at least once.
+   */
+  static List<Long> others(java.util.Map<String, dev.veneur.proxy.core.ProxyContext.DestinationState> all, String self,
+      java.util.function.ToLongFunction<dev.veneur.proxy.core.ProxyContext.DestinationState> figure, boolean answered) {
+    List<Long> out = new java.util.ArrayList<>();
+    all.forEach((d, s) -> {
+      if (!d.equals(self) && !s.excluded && (!answered || s.latencyEwmaNanos > 0)) out.add(figure.applyAsLong(s));
+    });
+    return out;
+  }
 }

@@ -47,59 +47,20 @@ public final class RingVerticle extends VerticleBase {
    * The ring of HTTP globals and the ring of gRPC globals (Veneur v14.2.0 keeps both: JSON to
    * the first, gRPC to the second). A proxy with one kind of global uses one of them.
    */
-  private final Ring json = new Ring("json", false);
-  private final Ring grpc = new Ring("grpc", true);
+  private final RingState json = new RingState("json", false);
+  private final RingState grpc = new RingState("grpc", true);
   /** What importers route on, per ingest protocol. */
   private RingSet rings = RingSet.EMPTY;
   /** Set in {@link #start()}: one forwarder per member of either ring. */
   private ForwarderFleet forwarders;
   private final Function<String, Deployable> forwarderFactory;
-  private final dev.veneur.proxy.telemetry.LogThrottle memberLogs =
-      new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000);
-
-  /** One ring's state: members, ejections, the routing ring, and the member sets still to apply. */
-  private final class Ring {
-    final String name;
-    final boolean ofGrpc;
-    /** Who discovery says exists. */
-    List<String> members = List.of();
-    /** Members taken out of routing for failing; never more than all of them. */
-    final TreeSet<String> ejected = new TreeSet<>();
-    /** What importers route on. */
-    HashRing ring = HashRing.empty();
-    /** Member sets arrive faster than deployments finish; apply them one at a time, latest wins. */
-    Membership pending;
-    boolean applying;
-    /**
-     * A member set none of whose forwarders could start: not applied (the last good ring stays),
-     * applied as soon as a retry starts one of them, unless a newer set came first.
-     */
-    Membership waiting;
-    /**
-     * What the ring hashes for a member: itself, except for HTTP globals from Consul under a v14
-     * file, which Veneur v14.2.0 names {@code <Node.Address>:<Service.Port>} with no scheme.
-     */
-    java.util.function.UnaryOperator<String> hashName = m -> m;
-
-    Ring(String name, boolean ofGrpc) {
-      this.name = name;
-      this.ofGrpc = ofGrpc;
-    }
-
-    /** Tags this ring's keys leave out: v14's ignore_tags apply to the ring of gRPC globals. */
-    dev.veneur.proxy.config.IgnoreTags keyIgnore() {
-      return ofGrpc ? ctx.config().ignoreTags : dev.veneur.proxy.config.IgnoreTags.NONE;
-    }
-
-    String label() {
-      return ofGrpc ? "the gRPC ring" : "the ring";
-    }
-  }
+  private final MemberCheck memberCheck;
 
   /** @param forwarderFactory makes the forwarder of one member (a destination URL) */
   public RingVerticle(ProxyContext ctx, Function<String, Deployable> forwarderFactory) {
     this.ctx = ctx;
     this.forwarderFactory = forwarderFactory;
+    this.memberCheck = new MemberCheck(ctx.metrics(), new dev.veneur.proxy.telemetry.LogThrottle(LOG, 60_000));
   }
 
   @Override
@@ -107,7 +68,7 @@ public final class RingVerticle extends VerticleBase {
     forwarders = new ForwarderFleet(vertx, forwarderFactory).onRetry(this::wanted, this::forwarderStarted);
     EventBus bus = vertx.eventBus();
     bus.<Membership>consumer(Addresses.RING_MEMBERS, m -> {
-      Ring r = m.body().grpcRing() ? grpc : json;
+      RingState r = m.body().grpcRing() ? grpc : json;
       r.pending = m.body();
       m.reply(null);
       applyPending(r);
@@ -126,7 +87,7 @@ public final class RingVerticle extends VerticleBase {
   }
 
   /** The ring a member belongs to, or null. */
-  private Ring ringOf(String member) {
+  private RingState ringOf(String member) {
     if (json.members.contains(member)) return json;
     if (grpc.members.contains(member)) return grpc;
     return null;
@@ -134,13 +95,13 @@ public final class RingVerticle extends VerticleBase {
 
   private JsonObject state() {
     // The JSON ring's fields where they always were; the gRPC ring's beside them when there is one.
-    Ring main = json.members.isEmpty() && !grpc.members.isEmpty() && !ctx.config().jsonRing ? grpc : json;
+    RingState main = json.members.isEmpty() && !grpc.members.isEmpty() && !ctx.config().jsonRing ? grpc : json;
     JsonObject s = ringState(main);
     if (main == json && (ctx.config().grpcRing || !grpc.members.isEmpty())) s.put("grpc_ring", ringState(grpc));
     return s;
   }
 
-  private JsonObject ringState(Ring r) {
+  private JsonObject ringState(RingState r) {
     return new JsonObject()
         .put("members", new JsonArray(new ArrayList<>(r.members)))
         .put("ejected", new JsonArray(new ArrayList<>(r.ejected)))
@@ -159,7 +120,7 @@ public final class RingVerticle extends VerticleBase {
   private void health(Message<Health> m) {
     Health h = m.body();
     String dest = h.destination();
-    Ring r = ringOf(dest);
+    RingState r = ringOf(dest);
     if (r == null) {
       m.reply(new Exclusion(false));
       return;
@@ -180,12 +141,12 @@ public final class RingVerticle extends VerticleBase {
     m.reply(new Exclusion(isExcluded(r, dest)));
   }
 
-  private boolean isExcluded(Ring r, String dest) {
+  private boolean isExcluded(RingState r, String dest) {
     return r.ejected.contains(dest) && !r.ring.members().contains(dest);
   }
 
   /** Recomputes a ring's routing, publishes the rings, and tells its forwarders whether they are in. */
-  private void publish(Ring r) {
+  private void publish(RingState r) {
     List<String> routing = new ArrayList<>();
     for (String m : r.members) {
       if (!r.ejected.contains(m) && forwarders.has(m)) routing.add(m);
@@ -197,7 +158,7 @@ public final class RingVerticle extends VerticleBase {
       }
       for (String m : r.members) if (forwarders.has(m)) routing.add(m);
     }
-    HashRing next = HashRing.of(routing, r.hashName, r.keyIgnore());
+    HashRing next = HashRing.of(routing, r.hashName, r.keyIgnore(ctx.config()));
     if (next.members().equals(r.ring.members()) && next.keyIgnore() == r.ring.keyIgnore()) return;
     r.ring = next;
     publishRings();
@@ -221,7 +182,7 @@ public final class RingVerticle extends VerticleBase {
 
   /** Whether a member whose forwarder failed to start should still be retried. */
   private boolean wanted(String member) {
-    for (Ring r : List.of(json, grpc)) {
+    for (RingState r : List.of(json, grpc)) {
       if (r.members.contains(member) || (r.waiting != null && r.waiting.members().contains(member))) return true;
     }
     return false;
@@ -233,7 +194,7 @@ public final class RingVerticle extends VerticleBase {
       forwarders.retire(member);
       return;
     }
-    for (Ring r : List.of(json, grpc)) {
+    for (RingState r : List.of(json, grpc)) {
       if (r.members.contains(member)) publish(r);
       if (r.waiting != null && r.waiting.members().contains(member) && r.pending == null) {
         r.pending = r.waiting;
@@ -242,38 +203,13 @@ public final class RingVerticle extends VerticleBase {
     }
   }
 
-  /**
-   * Every member checked on its own ({@link MemberAddress}), whatever its source: one that cannot
-   * be a destination is left out, counted ({@code discoverer.invalid_members{source,cause}}) and
-   * logged (escaped, once a minute per source and cause), and never takes the others with it.
-   */
-  private List<String> usable(Membership m) {
-    List<String> ok = new ArrayList<>(m.members().size());
-    for (String member : m.members()) {
-      MemberAddress.Checked c = MemberAddress.url(member);
-      if (c.ok() && MemberAddress.isGrpc(member) != m.grpcRing()) {
-        c = new MemberAddress.Checked(null, "scheme", m.grpcRing()
-            ? "is not host:port (the ring of gRPC globals)" : "is not an http:// or https:// URL", null);
-      }
-      if (c.ok()) {
-        ok.add(member);
-        continue;
-      }
-      ctx.metrics().registry().counter(dev.veneur.proxy.telemetry.ProxyMetrics.withTags(
-          "discoverer.invalid_members", "source:" + m.source(), "cause:" + c.cause())).inc();
-      memberLogs.warn(m.source() + "/" + c.cause(), "skipping member " + LogText.escape(member) + " from "
-          + LogText.escape(m.source()) + ": it " + c.reason());
-    }
-    return ok;
-  }
-
   private int allMembers() {
     java.util.Set<String> all = new java.util.HashSet<>(json.members);
     all.addAll(grpc.members);
     return all.size();
   }
 
-  private void applyPending(Ring r) {
+  private void applyPending(RingState r) {
     if (r.applying || r.pending == null) return;
     Membership next = r.pending;
     r.pending = null;
@@ -296,7 +232,7 @@ public final class RingVerticle extends VerticleBase {
       Future.join(retiring).onComplete(x -> ctx.planDescriptors(allMembers()));
       return;
     }
-    List<String> valid = usable(next);
+    List<String> valid = memberCheck.usable(next);
     if (valid.isEmpty()) {
       // Discovery never means "drop everything"; keep the last good ring.
       LOG.warn("ignoring a member set from {} with no usable member ({} listed); keeping {}",
