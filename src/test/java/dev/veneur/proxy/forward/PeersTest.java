@@ -1,9 +1,13 @@
 package dev.veneur.proxy.forward;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.veneur.proxy.core.ProxyContext;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class PeersTest {
@@ -22,5 +26,26 @@ class PeersTest {
     assertFalse(Peers.drainsWorse(1_000_000, List.of(800_000L, 900_000L)), "every queue long: the load is");
     assertFalse(Peers.drainsWorse(1_000_000, List.of()));
     assertTrue(Peers.drainsWorse(1, List.of(0L, 0L)), "the others empty");
+  }
+
+  @Test
+  void peersAreTheOtherGlobalsStillInTheRing() {
+    Map<String, ProxyContext.DestinationState> all = new LinkedHashMap<>();
+    ProxyContext.DestinationState self = state(500, false);
+    all.put("http://self", self);
+    all.put("http://a", state(100, false));
+    all.put("http://out", state(50, true));
+    all.put("http://new", state(0, false));
+    assertEquals(List.of(100L, 0L), Peers.others(all, "http://self", s -> s.latencyEwmaNanos, false),
+        "itself and an ejected global are not peers");
+    assertEquals(List.of(100L), Peers.others(all, "http://self", s -> s.latencyEwmaNanos, true),
+        "for latency, only globals that answered once");
+  }
+
+  private static ProxyContext.DestinationState state(long latency, boolean excluded) {
+    ProxyContext.DestinationState s = new ProxyContext.DestinationState();
+    s.latencyEwmaNanos = latency;
+    s.excluded = excluded;
+    return s;
   }
 }
