@@ -3,8 +3,8 @@ package dev.veneur.proxy.ingest;
 import com.codahale.metrics.Counter;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * What a listener refused, the same for every protocol: counted one by one, by cause, in {@code
@@ -17,8 +17,11 @@ public final class Refusals {
   private final ProxyMetrics metrics;
   private final String protocol;
   private final LogThrottle log;
-  /** Per cause, looked up once rather than by name on every refusal (one event loop uses it). */
-  private final Map<String, Counter> byCause = new HashMap<>();
+  /**
+   * Per cause, looked up once rather than by name on every refusal. Concurrent: the accept gate
+   * counts from the listener's acceptor thread, beside the verticle's event loop.
+   */
+  private final Map<String, Counter> byCause = new ConcurrentHashMap<>();
 
   /** @param protocol the {@code protocol} tag, or null for {@code /import} (untagged, as in v2) */
   public Refusals(ProxyMetrics metrics, String protocol, LogThrottle log) {

@@ -109,11 +109,9 @@ class RefusalsTest {
    * causes not seen before must neither fail nor lose a count. Many causes (where the proxy has a
    * dozen) so that the map's first insertions, where the race is, happen often enough to be seen.
    *
-   * <p>Fails today (ConcurrentModificationException from the per-cause HashMap, 3 runs of 3):
-   * disabled so the quick loop stays green until Refusals' cache is made thread-safe.
+   * <p>With a plain HashMap as the per-cause cache this failed 3 runs of 3
+   * (ConcurrentModificationException), which at the accept gate left a refused connection unclosed.
    */
-  @org.junit.jupiter.api.Disabled("bug: Refusals.byCause is a HashMap but AcceptGate counts from the acceptor thread;"
-      + " enable with the fix (a ConcurrentHashMap)")
   @Test
   void twoThreadsCountingNewCausesAtOnceLoseNothingAndNeverThrow() throws Exception {
     int causes = 20_000;

@@ -105,8 +105,12 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
   /** Closes {@code child} at accept, its refusal counted before the close: whoever sees the close finds it counted. */
   private void refuse(Channel child, String ip, Refusal r) {
     ctx.clientClosed(ip);
-    refused.accept(r);
-    child.unsafe().closeForcibly();
+    try {
+      refused.accept(r);
+    } finally {
+      // Whatever counting does, the connection it refused must not stay open.
+      child.unsafe().closeForcibly();
+    }
   }
 
   /** A connection closed at accept: why (the cause counted), from where, and the detail for the log. */
