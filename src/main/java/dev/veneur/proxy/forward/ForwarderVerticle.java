@@ -282,6 +282,7 @@ public final class ForwarderVerticle extends VerticleBase {
   /** Leaving the ring or stopping the proxy: see {@link Drain} for how each ends. */
   @Override
   public Future<?> stop() {
+    link.stopWatching();
     return consumer.unregister().compose(v -> control.unregister()).compose(v -> {
       probe.stop();
       if (sweepTimer >= 0) vertx.cancelTimer(sweepTimer);

@@ -109,8 +109,13 @@ final class GlobalLink {
     else http.get(healthUrl, deadlineMs, done);
   }
 
-  void close() {
+  /** Leaving: rewritten PEM files no longer matter (a reload racing the close would only log). */
+  void stopWatching() {
     if (tlsWatch != null) tlsWatch.stop();
+  }
+
+  void close() {
+    stopWatching();
     if (grpc != null) grpc.close();
     else http.close();
   }

@@ -132,12 +132,13 @@ public final class Admission {
 
   /** The request ended otherwise (refused, reset, answered early): what it holds goes back. */
   public void finish() {
-    if (held > 0) {
-      budget.receiving(-held);
-      budget.release(held);
-      held = 0;
-    }
+    long h = held;
+    held = 0;
+    budget.receiving(-h);
+    // Out of the queue and the lead before the bytes go back: the release wakes the next waiter,
+    // not this request's own, which would resume a request that has ended.
     end();
+    if (h > 0) budget.release(h);
   }
 
   public boolean paused() {

@@ -181,4 +181,20 @@ class AdmissionTest {
     assertEquals(0, budget.used());
     assertEquals(0, budget.waiting());
   }
+
+  @Test
+  void aRequestEndedWhileWaitingPassesTheWakeUpOn() {
+    budget.reserve(995); // queued data: nobody may lead
+    Request first = new Request(1);
+    first.read(10);
+    Request second = new Request(1);
+    second.read(1);
+    assertTrue(first.paused && second.paused);
+    // Refused at its wait timeout, say: its 10 bytes go back, which is room enough for a waiter.
+    first.admission.finish();
+    assertEquals(List.of("pause"), first.events, "an ended request is never resumed");
+    assertEquals(List.of("pause", "resume"), second.events, "the next in line is woken instead");
+    second.admission.finish();
+    assertEquals(995, budget.used());
+  }
 }
