@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 @ExtendWith(VertxExtension.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
-class BrokenGlobalTest {
+class BrokenGlobalIT {
   @TempDir Path dir;
 
   /**

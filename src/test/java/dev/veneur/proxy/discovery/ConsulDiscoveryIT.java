@@ -34,7 +34,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * seconds proves the blocking queries work, not the poll.
  */
 @ExtendWith(VertxExtension.class)
-class ConsulDiscoveryTest {
+class ConsulDiscoveryIT {
   static final String SVC = "veneur-global";
 
   private Vertx vertx;

@@ -37,7 +37,7 @@ import org.junit.jupiter.api.io.TempDir;
  * delivered and the accounting identity holds in both runs.
  */
 @ExtendWith(VertxExtension.class)
-class SpillDiskFullTest {
+class SpillDiskFullIT {
 
   @Test
   void aFullDiskIsSurvivedAndDurabilityResumesWhenSpaceReturns(Vertx vertx, @TempDir Path tmp) throws Exception {
@@ -119,7 +119,7 @@ class SpillDiskFullTest {
     } finally {
       if (load != null) load.stop();
       first.kill();
-      first.saveLog("SpillDiskFullTest-first");
+      first.saveLog("SpillDiskFullIT-first");
     }
     List<int[]> all = accepted(load);
     try (Stream<Path> files = Files.list(spill)) {
@@ -150,7 +150,7 @@ class SpillDiskFullTest {
       assertEquals(0, second.terminate(), second.log());
     } finally {
       second.kill();
-      second.saveLog("SpillDiskFullTest-second");
+      second.saveLog("SpillDiskFullIT-second");
     }
   }
 

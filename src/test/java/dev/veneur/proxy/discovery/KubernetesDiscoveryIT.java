@@ -27,7 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * watches the server closes), over real sockets, with real globals.
  */
 @ExtendWith(VertxExtension.class)
-class KubernetesDiscoveryTest {
+class KubernetesDiscoveryIT {
   private static final String NS = "metrics";
   private static final String SVC = "veneur-global";
 

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(VertxExtension.class)
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
-class ReloadAtQueueCapTest {
+class ReloadAtQueueCapIT {
   @TempDir Path dir;
 
   @Test

@@ -38,7 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
  * 202 is delivered, and health checks on the admin listener all answer.
  */
 @ExtendWith(VertxExtension.class)
-class DescriptorLimitTest {
+class DescriptorLimitIT {
   private static final int NOFILE = 1024;
   private static final int GLOBALS = 20;
   private static final int LOCALS = 950;
@@ -152,7 +152,7 @@ class DescriptorLimitTest {
       }
       if (!p.process.isAlive()) findings.add("the proxy exited with code " + p.process.exitValue());
       assertTrue(findings.isEmpty(), findings.size() + " problem(s):\n- " + String.join("\n- ", findings)
-          + "\n(log: " + p.saveLog("DescriptorLimitTest") + ")");
+          + "\n(log: " + p.saveLog("DescriptorLimitIT") + ")");
       p.terminate();
     } finally {
       p.kill();

@@ -47,7 +47,7 @@ import org.junit.jupiter.api.io.TempDir;
  * delivered and the accounting identity holds.
  */
 @ExtendWith(VertxExtension.class)
-class ProfilerProtectionTest {
+class ProfilerProtectionIT {
   private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
       .connectTimeout(Duration.ofSeconds(5)).build();
 
@@ -154,7 +154,7 @@ class ProfilerProtectionTest {
         if (events == 0) findings.add(d.getFileName() + " has no events");
       }
       assertTrue(findings.isEmpty(), findings.size() + " problem(s):\n- " + String.join("\n- ", findings)
-          + "\n(log: " + p.saveLog("ProfilerProtectionTest") + ")");
+          + "\n(log: " + p.saveLog("ProfilerProtectionIT") + ")");
     } finally {
       p.kill();
     }

@@ -42,7 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
  * 512 MiB (issue 8's target) and reported.
  */
 @ExtendWith(VertxExtension.class)
-class BurstTest {
+class BurstIT {
   private static final int SENDERS = 500;
   private static final int BURSTS = 2;
   private static final Duration INTERVAL = Duration.ofSeconds(10);

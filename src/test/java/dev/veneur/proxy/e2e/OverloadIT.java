@@ -34,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * with bounded RSS and accounts for every metric it accepted.
  */
 @ExtendWith(VertxExtension.class)
-class OverloadTest {
+class OverloadIT {
   private static final long RSS_BOUND_KIB = 640 * 1024;
 
   @Test

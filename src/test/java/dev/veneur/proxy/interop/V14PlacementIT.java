@@ -43,7 +43,7 @@ import org.junit.jupiter.api.io.TempDir;
  * where the binary is absent.
  */
 @ExtendWith(VertxExtension.class)
-class V14PlacementTest {
+class V14PlacementIT {
   private static final Path GO_PROXY = VeneurProcess.ROOT.resolve("v14.2.0").resolve("veneur-proxy");
   private static final String SVC = "veneur-global-grpc";
 

@@ -38,7 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
  * every accepted metric is delivered and the accounting identity holds.
  */
 @ExtendWith(VertxExtension.class)
-class ConnectionHogTest {
+class ConnectionHogIT {
   private static final int CAP = 1200;
   private static final int HOG = 2000;
   private static final int SENDERS = 4;
@@ -130,7 +130,7 @@ class ConnectionHogTest {
       }
       if (!p.process.isAlive()) findings.add("the proxy exited with code " + p.process.exitValue());
       assertTrue(findings.isEmpty(), findings.size() + " problem(s):\n- " + String.join("\n- ", findings)
-          + "\n(log: " + p.saveLog("ConnectionHogTest") + ")");
+          + "\n(log: " + p.saveLog("ConnectionHogIT") + ")");
       p.terminate();
     } finally {
       p.kill();

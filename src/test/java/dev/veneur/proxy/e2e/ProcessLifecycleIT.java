@@ -27,7 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The proxy as a real process: a Go proxy's config file starts it; SIGTERM drains it. */
 @ExtendWith(VertxExtension.class)
-class ProcessLifecycleTest {
+class ProcessLifecycleIT {
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
   private HttpResponse<String> send(HttpRequest r) {

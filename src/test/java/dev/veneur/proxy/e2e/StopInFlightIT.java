@@ -38,7 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(VertxExtension.class)
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
-class StopInFlightTest {
+class StopInFlightIT {
   @TempDir Path dir;
 
   @Test
@@ -141,7 +141,7 @@ class StopInFlightTest {
               accepted, load.refused.get(), load.other.get(), receivedAtTerm, atGlobal, gConfirmed,
               g.posts.get(), g.abandoned.get(), stopSeconds,
               s == null ? "no summary" : s.line().replaceAll(".*(stopped:)", "$1"))
-          + "  proxy log: " + p.saveLog("StopInFlightTest") + "\n";
+          + "  proxy log: " + p.saveLog("StopInFlightIT") + "\n";
       System.out.println(report);
       if (!violations.isEmpty()) throw new AssertionError(report);
     } finally {

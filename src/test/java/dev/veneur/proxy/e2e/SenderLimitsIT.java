@@ -22,7 +22,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /** Slow senders and too many connections are bounded, over raw sockets. */
 @ExtendWith(VertxExtension.class)
-class SenderLimitsTest {
+class SenderLimitsIT {
 
   @Test
   void aBodyThatTricklesIsCutOffWith408(Vertx vertx) throws Exception {

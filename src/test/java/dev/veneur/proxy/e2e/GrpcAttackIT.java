@@ -49,7 +49,7 @@ import org.junit.jupiter.api.io.TempDir;
  * attacks goes through.
  */
 @ExtendWith(VertxExtension.class)
-class GrpcAttackTest {
+class GrpcAttackIT {
   @TempDir Path dir;
 
   /** A gRPC call's status, from its trailers (or its headers, for a trailers-only answer). */
@@ -272,7 +272,7 @@ class GrpcAttackTest {
       for (NetSocket s : prefaceOnly) s.close();
       net.close();
       for (HttpClient c : clients) c.close();
-      p.saveLog("GrpcAttackTest");
+      p.saveLog("GrpcAttackIT");
       p.kill();
       p.process.waitFor();
       if (load != null) load.stop();

@@ -38,7 +38,7 @@ import org.junit.jupiter.api.io.TempDir;
  * naming the bound.
  */
 @ExtendWith(VertxExtension.class)
-class ConfigBoundsTest {
+class ConfigBoundsIT {
   @TempDir Path dir;
 
   private static void writeAtomically(Path file, String content) throws Exception {
@@ -164,7 +164,7 @@ class ConfigBoundsTest {
       assertEquals(0, p.terminate(Duration.ofSeconds(30)));
     } finally {
       if (load != null) load.requestStop();
-      p.saveLog("ConfigBoundsTest");
+      p.saveLog("ConfigBoundsIT");
       p.kill();
       p.process.waitFor();
       if (load != null) load.stop();

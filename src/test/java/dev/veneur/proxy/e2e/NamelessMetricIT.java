@@ -30,7 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
  * and flushes it (a series named ""). Only a metric without a type is still dropped.
  */
 @ExtendWith(VertxExtension.class)
-class NamelessMetricTest {
+class NamelessMetricIT {
   private static final int NAMED = 50;
 
   @Test

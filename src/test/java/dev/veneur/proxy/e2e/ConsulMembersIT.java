@@ -46,7 +46,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(VertxExtension.class)
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
-class ConsulMembersTest {
+class ConsulMembersIT {
   static final String SVC = "veneur-global";
   /** What a forged log line would start with, were an address's newline written raw. */
   static final String FORGED = "2026-01-01T00:00:00.000Z ERROR [main] d.v.p.Forged - ";
@@ -62,7 +62,7 @@ class ConsulMembersTest {
 
   @AfterEach
   void cleanUp(org.junit.jupiter.api.TestInfo info) {
-    if (proxy != null) proxy.saveLog("ConsulMembersTest-" + info.getTestMethod().map(m -> m.getName()).orElse("run"));
+    if (proxy != null) proxy.saveLog("ConsulMembersIT-" + info.getTestMethod().map(m -> m.getName()).orElse("run"));
     if (load != null) load.stop();
     if (proxy != null && proxy.process.isAlive()) proxy.kill();
     for (FaultyGlobal g : globals) g.stop();
@@ -129,7 +129,7 @@ class ConsulMembersTest {
    * delivered exactly once at its owner on the ring over the good members, and a clean stop.
    */
   private void assertEverythingDelivered(int port, String name, boolean placement) throws Exception {
-    Path saved = proxy.saveLog("ConsulMembersTest-" + name);
+    Path saved = proxy.saveLog("ConsulMembersIT-" + name);
     assertTrue(DebugState.awaitIdle(proxy, port, Duration.ofSeconds(30)), "the queue drains; log " + saved);
     JsonObject state = DebugState.get(port);
     assertNull(DebugState.accountingProblem(state, true), "log " + saved);
@@ -168,7 +168,7 @@ class ConsulMembersTest {
     }
     long atGlobals = 0;
     for (Ledger l : ledgers) atGlobals += l.total.get();
-    System.out.printf("ConsulMembersTest %s: %d bodies answered 202 (%d metrics), %d delivered once%s, %d twice or more,"
+    System.out.printf("ConsulMembersIT %s: %d bodies answered 202 (%d metrics), %d delivered once%s, %d twice or more,"
         + " %d missing; forwarded %d; globals received %d%n", name, accepted, accepted * LoadSenders.METRICS_PER_BODY,
         once, placement ? " at their owner" : "", duplicated, missing, c.getLong("forwarded"), atGlobals);
     assertEquals(0, missing, "every metric answered 202 is delivered; e.g. " + wrong + "; log " + saved);
@@ -295,8 +295,8 @@ class ConsulMembersTest {
     // The first failed answer is logged (on a starved machine it may be the deadline rather than
     // the cap that cut it first); the rest are only counted.
     assertEquals(1, discoveryErrors.size(), "the oversize answers are logged once for the episode: " + discoveryErrors);
-    System.out.println("ConsulMembersTest oversize: " + discoveryErrors.get(0));
-    System.out.printf("ConsulMembersTest oversize: the double wrote %d bytes of the last 200 MiB answer%n",
+    System.out.println("ConsulMembersIT oversize: " + discoveryErrors.get(0));
+    System.out.printf("ConsulMembersIT oversize: the double wrote %d bytes of the last 200 MiB answer%n",
         consul.hugeBytesWritten.get());
     assertTrue(consul.hugeBytesWritten.get() < (64L << 20),
         "the proxy stopped reading an answer early: " + consul.hugeBytesWritten.get() + " bytes written");

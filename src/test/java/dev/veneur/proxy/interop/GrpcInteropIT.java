@@ -17,7 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
  * implies, and the proxy must account for every metric. Skipped, with the reason, where the
  * binaries are absent.
  */
-class GrpcInteropTest {
+class GrpcInteropIT {
 
   private static void through(Path dir, String name, String protocol, Version globalVersion) throws Exception {
     through(dir, name, protocol, globalVersion, false, 1);

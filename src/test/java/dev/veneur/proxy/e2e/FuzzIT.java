@@ -27,7 +27,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * the proxy stays up, its accounting holds, and a good body still goes through afterwards.
  */
 @ExtendWith(VertxExtension.class)
-class FuzzTest {
+class FuzzIT {
   private static final long SEED = 20261126L;
   private static final int CASES = 12_000;
   private static final Set<Integer> ALLOWED = Set.of(202, 400, 413, 415);

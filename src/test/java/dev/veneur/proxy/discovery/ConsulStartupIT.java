@@ -20,7 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The proxy as a real process: with no healthy global in Consul it must refuse to start. */
 @ExtendWith(VertxExtension.class)
-class ConsulStartupTest {
+class ConsulStartupIT {
 
   @Test
   void noHealthyInstanceExitsNonZeroNamingTheService(Vertx vertx, @TempDir Path dir) throws Exception {

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(VertxExtension.class)
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
-class ReloadUnderLoadTest {
+class ReloadUnderLoadIT {
   @TempDir Path dir;
 
   /** [A, B] <-> [B, C]: A and C leave and join by turns, B stays. */

@@ -45,7 +45,7 @@ import org.junit.jupiter.api.io.TempDir;
  * beside real posts.
  */
 @ExtendWith(VertxExtension.class)
-class TlsTest {
+class TlsIT {
   @TempDir Path dir;
   private TestProxy proxy;
   private final List<WebClient> clients = new ArrayList<>();

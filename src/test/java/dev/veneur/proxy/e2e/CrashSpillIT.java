@@ -34,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * start sends it again, so every metric answered 202 reaches the global at least once.
  */
 @ExtendWith(VertxExtension.class)
-class CrashSpillTest {
+class CrashSpillIT {
   private static final int BODIES = 20;
   private static final int PER_BODY = 1000;
 

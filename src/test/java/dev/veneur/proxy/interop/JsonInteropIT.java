@@ -19,7 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>Skipped, with the reason, where the binaries are absent.
  */
-class JsonInteropTest {
+class JsonInteropIT {
 
   @Test
   void v2LocalThroughTheProxyToAV2Global(@TempDir Path dir) throws Exception {

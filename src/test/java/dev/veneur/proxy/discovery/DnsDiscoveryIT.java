@@ -29,7 +29,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * next server is asked), and NXDOMAIN (the ring empties on the second answer, not the first).
  */
 @ExtendWith(VertxExtension.class)
-class DnsDiscoveryTest {
+class DnsDiscoveryIT {
   private static final String SRV = "_http._tcp.veneur-global.metrics.svc.cluster.local";
   private static final String NAME = "veneur-global.metrics.svc.cluster.local";
 

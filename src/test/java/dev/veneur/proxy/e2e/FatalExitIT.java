@@ -40,7 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
  * restarts it (instead of a process that lives on with its port closed).
  */
 @ExtendWith(VertxExtension.class)
-class FatalExitTest {
+class FatalExitIT {
   /** How long "at once" may take: logging, telling Sentry (none configured here), exiting. */
   private static final Duration PROMPTLY = Duration.ofSeconds(10);
 

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /** Faulty globals over real sockets: nothing accepted may be lost or duplicated. */
 @ExtendWith(VertxExtension.class)
-class ResilienceTest {
+class ResilienceIT {
 
   private static JsonObject faultConfig(TestGlobal... globals) {
     JsonArray urls = new JsonArray();

@@ -60,7 +60,7 @@ import org.junit.jupiter.api.io.TempDir;
  * under 512 MiB; HTTP/2 cleartext off.
  */
 @ExtendWith(VertxExtension.class)
-class MemoryAttackTest {
+class MemoryAttackIT {
   private static final Duration ATTACK = Duration.ofSeconds(20);
   /** http_request_timeout for this test (default 10s): attackers get their 408 well within the window. */
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(6);
@@ -121,7 +121,7 @@ class MemoryAttackTest {
       // senders and health checks from 127.0.0.1: with ~650 sockets from one address, reconnecting
       // faster than a loaded proxy notices their closes, the per-client cap
       // (http_max_connections_per_client) would refuse most of them at accept before the limits
-      // this test is about could answer (ConnectionHogTest covers that cap).
+      // this test is about could answer (ConnectionHogIT covers that cap).
       hostile = new Hostile(port).from(slot -> "127.0.2." + (slot % 250 + 1));
       long start = System.nanoTime();
       long until = start + ATTACK.toNanos();

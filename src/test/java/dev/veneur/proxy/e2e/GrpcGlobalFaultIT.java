@@ -42,7 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
  * share to the working one, which gets every metric answered 202 or OK exactly once, with the books balanced, the health check answered, and no OutOfMemoryError.
  */
 @ExtendWith(VertxExtension.class)
-class GrpcGlobalFaultTest {
+class GrpcGlobalFaultIT {
   @TempDir Path dir;
 
   enum Fault { ENDLESS_ANSWER, HUGE_ANSWER, RESET, CLOSE, SILENT, HTTP1 }
@@ -169,7 +169,7 @@ class GrpcGlobalFaultTest {
       if (load != null) load.requestStop();
       if (grpcLoad != null) grpcLoad.close();
       if (health != null) health.close();
-      p.saveLog("GrpcGlobalFaultTest");
+      p.saveLog("GrpcGlobalFaultIT");
       p.kill();
       p.process.waitFor();
       if (load != null) load.stop();
