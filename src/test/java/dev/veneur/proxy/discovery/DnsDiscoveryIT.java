@@ -1,11 +1,8 @@
 package dev.veneur.proxy.discovery;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.veneur.proxy.config.ConfigException;
-import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
 import dev.veneur.proxy.support.DnsDouble;
@@ -159,22 +156,5 @@ class DnsDiscoveryIT {
     assertEquals(202, proxy.post(Bodies.utf8(counters.encode()), null).statusCode());
     Await.until("delivered by gRPC", () -> g.metrics.size() == 200);
     g.stop();
-  }
-
-  @Test
-  void aBadDnsConfigRefusesToStartNamingTheKey() {
-    JsonObject base = new JsonObject().put("http_address", "127.0.0.1:0");
-    ConfigException noPort = assertThrows(ConfigException.class,
-        () -> ProxyConfig.from(base.copy().put("dns_forward_name", NAME)));
-    assertTrue(noPort.getMessage().contains("dns_forward_port"), noPort.getMessage());
-    ConfigException badName = assertThrows(ConfigException.class,
-        () -> ProxyConfig.from(base.copy().put("dns_forward_name", "veneur global").put("dns_forward_port", 8127)));
-    assertTrue(badName.getMessage().contains("dns_forward_name"), badName.getMessage());
-    ConfigException badServer = assertThrows(ConfigException.class,
-        () -> ProxyConfig.from(base.copy().put("dns_forward_name", SRV).put("dns_servers", "10.0.0.1")));
-    assertTrue(badServer.getMessage().contains("dns_servers"), badServer.getMessage());
-    ProxyConfig ok = ProxyConfig.from(base.copy().put("dns_forward_name", SRV + "."));
-    assertEquals(SRV, ok.dnsForwardName);
-    assertTrue(ok.jsonRing);
   }
 }

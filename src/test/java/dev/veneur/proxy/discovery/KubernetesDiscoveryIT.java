@@ -156,15 +156,4 @@ class KubernetesDiscoveryIT {
     api.event("ADDED", slice("veneur-global-b", b, true));
     Await.until("back to normal", Duration.ofSeconds(30), () -> proxy.ringMembers().size() == 2);
   }
-
-  @Test
-  void withoutANamespaceOrApiOutsideAPodItRefusesToStartNamingTheKey(Vertx vertx) {
-    try {
-      TestProxy.start(vertx, new JsonObject().put("kubernetes_forward_service_name", SVC));
-      throw new AssertionError("started without a Kubernetes API");
-    } catch (RuntimeException e) {
-      String all = String.valueOf(e) + " " + String.valueOf(e.getCause());
-      assertTrue(all.contains("kubernetes_api_url") || all.contains("kubernetes_namespace"), all);
-    }
-  }
 }

@@ -3,8 +3,6 @@ package dev.veneur.proxy.e2e;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.veneur.proxy.config.ConfigException;
-import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
 import dev.veneur.proxy.support.GrpcGlobal;
@@ -324,34 +322,6 @@ class TlsIT {
     } finally {
       for (java.net.Socket s : stalled) s.close();
       flood.close();
-    }
-  }
-
-  @Test
-  void aBadTlsConfigRefusesToStartNamingTheKey() {
-    TestCerts.Ca ca = TestCerts.ca(dir, "ca");
-    TestCerts.Issued server = ca.issue(dir, "proxy");
-    JsonObject base = new JsonObject().put("forward_address", "http://127.0.0.1:9");
-    String[][] cases = {
-        {"http_tls", null},
-        {"tls.cert_file", dir.resolve("missing.crt").toString()},
-        {"tls.key_file", ca.certFile.toString()},
-        {"tls.client_auth", "sometimes"},
-    };
-    for (String[] c : cases) {
-      JsonObject cfg = base.copy().put("http_tls", true);
-      if (!c[0].equals("http_tls")) {
-        JsonObject tls = new JsonObject().put("cert_file", server.certFile().toString())
-            .put("key_file", server.keyFile().toString());
-        tls.put(c[0].substring(4), c[1]);
-        cfg.put("tls", tls);
-      }
-      try {
-        ProxyConfig.from(cfg);
-        throw new AssertionError("accepted " + cfg.encode());
-      } catch (ConfigException e) {
-        assertTrue(e.getMessage().contains(c[0]), c[0] + ": " + e.getMessage());
-      }
     }
   }
 }
