@@ -23,7 +23,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * bytes on the wire (or their absence), and every body recorded before the misbehaviour.
  */
 @ExtendWith(VertxExtension.class)
-class FaultyGlobalTest {
+class FaultyGlobalIT {
   private static final byte[] BODY = Bodies.deflate(LoadSenders.json(7, 3));
 
   private static Socket post(FaultyGlobal g, String path) throws Exception {

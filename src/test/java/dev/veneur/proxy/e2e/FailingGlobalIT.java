@@ -19,7 +19,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /** A broken global costs only its own share; failures are counted, never mistaken for success. */
 @ExtendWith(VertxExtension.class)
-class FailingGlobalTest {
+class FailingGlobalIT {
 
   private static int expectedFor(HashRing ring, String url, JsonArray metrics) {
     int n = 0;
