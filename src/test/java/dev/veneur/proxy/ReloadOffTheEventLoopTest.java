@@ -3,13 +3,11 @@ package dev.veneur.proxy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import dev.veneur.proxy.config.ConfigLoader;
 import dev.veneur.proxy.config.ConfigWatchVerticle;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.LogCapture;
 import dev.veneur.proxy.support.SentryStandIn;
 import dev.veneur.proxy.support.StatsdSink;
 import dev.veneur.proxy.support.TestGlobal;
@@ -23,12 +21,10 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.slf4j.LoggerFactory;
 
 /**
  * A reload that replaces Sentry and the self-metrics reporter and changes config_scan_interval,
@@ -39,20 +35,9 @@ import org.slf4j.LoggerFactory;
 @ExtendWith(VertxExtension.class)
 class ReloadOffTheEventLoopTest {
   @TempDir Path dir;
-  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
-  private final List<String> loggers = List.of(OffLoop.class.getName(), ConfigWatchVerticle.class.getName(),
-      ProxyApp.class.getName(), SelfTelemetry.class.getName(), dev.veneur.proxy.telemetry.StatsdReporter.class.getName());
-
-  @BeforeEach
-  void capture() {
-    log.start();
-    for (String l : loggers) ((Logger) LoggerFactory.getLogger(l)).addAppender(log);
-  }
-
-  @AfterEach
-  void release() {
-    for (String l : loggers) ((Logger) LoggerFactory.getLogger(l)).detachAppender(log);
-  }
+  @RegisterExtension
+  final LogCapture log = LogCapture.of(OffLoop.class, ConfigWatchVerticle.class, ProxyApp.class,
+      SelfTelemetry.class, dev.veneur.proxy.telemetry.StatsdReporter.class);
 
   private Path write(String... lines) throws Exception {
     Path f = dir.resolve("proxy.yaml");
@@ -63,8 +48,7 @@ class ReloadOffTheEventLoopTest {
   }
 
   private boolean logged(String text) {
-    // Copied first: reload threads append to the appender's plain list while this reads it.
-    return new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getFormattedMessage().contains(text));
+    return log.contains(text);
   }
 
   @Test
@@ -109,7 +93,7 @@ class ReloadOffTheEventLoopTest {
     try (var files = Files.list(profiles)) {
       assertTrue(files.anyMatch(f -> f.getFileName().toString().contains("shutdown")), "dumped at stop");
     }
-    List<String> onLoop = log.list.stream().map(ILoggingEvent::getFormattedMessage)
+    List<String> onLoop = log.messages().stream()
         .filter(m -> m.contains("ran on an event loop")).toList();
     assertEquals(List.of(), onLoop, "blocking calls on an event loop");
     // The warning is throttled per call across the JVM (an earlier test may have used it up): the

@@ -1,13 +1,12 @@
 package dev.veneur.proxy.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.Level;
-import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.LogCapture;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.junit5.VertxExtension;
@@ -19,12 +18,11 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
-import org.slf4j.LoggerFactory;
 
 /**
  * The watcher alone, with Vert.x Config's retriever underneath and a stand-in applier: changes
@@ -35,21 +33,14 @@ import org.slf4j.LoggerFactory;
 class ConfigWatchTest {
   @TempDir Path dir;
   private Vertx vertx;
-  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
+  @RegisterExtension final LogCapture log = LogCapture.of(ConfigWatchVerticle.class);
   private final List<ProxyConfig> applied = new CopyOnWriteArrayList<>();
   private final AtomicInteger errors = new AtomicInteger();
   private String lastDeployment;
 
   @BeforeEach
-  void captureLog(Vertx vertx) {
+  void setUp(Vertx vertx) {
     this.vertx = vertx;
-    log.start();
-    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).addAppender(log);
-  }
-
-  @AfterEach
-  void release() {
-    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).detachAppender(log);
   }
 
   private Path write(String... lines) throws Exception {
@@ -76,7 +67,7 @@ class ConfigWatchTest {
   }
 
   private List<String> errorLines() {
-    return log.list.stream().filter(e -> e.getLevel() == Level.ERROR).map(ILoggingEvent::getFormattedMessage).toList();
+    return log.messages(Level.ERROR);
   }
 
   /** Waits until the watcher has read the files fine twice more: at least one scan saw them as they are now. */
@@ -93,8 +84,8 @@ class ConfigWatchTest {
     write("config_scan_interval: \"250ms\"", "batch_linger: \"10ms\"");
     Await.until("applied", () -> applied.size() == 1);
     Await.until("scanning at the new period", () -> w.scanPeriodMillis() == 250);
-    Await.until("the operator is told", () -> log.list.stream().anyMatch(e -> e.getFormattedMessage()
-        .contains("config_scan_interval applied: the config files are now read every 250ms (was 100ms)")));
+    Await.until("the operator is told",
+        () -> log.contains("config_scan_interval applied: the config files are now read every 250ms (was 100ms)"));
     // The new retriever watches: a later change arrives, once.
     write("config_scan_interval: \"250ms\"", "batch_linger: \"20ms\"");
     Await.until("the next change arrives", () -> applied.size() == 2);
@@ -172,8 +163,7 @@ class ConfigWatchTest {
     twoMoreReadableScans(probe);
     assertEquals(1, applies.get(), "no reload after undeploy");
     assertEquals(100, w.scanPeriodMillis(), "no new retriever after undeploy");
-    assertTrue(log.list.stream().noneMatch(e -> e.getFormattedMessage().contains("config_scan_interval applied")),
-        "no rescan after undeploy");
+    assertFalse(log.contains("config_scan_interval applied"), "no rescan after undeploy");
     assertEquals(0, errors.get(), "no error (the old code threw an NPE in rescan)");
   }
 

@@ -5,11 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
 import dev.veneur.proxy.ProxyApp;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.Bodies;
+import dev.veneur.proxy.support.LogCapture;
 import dev.veneur.proxy.support.TestGlobal;
 import dev.veneur.proxy.support.TestProxy;
 import io.vertx.core.Vertx;
@@ -26,6 +25,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.slf4j.LoggerFactory;
 
@@ -36,20 +36,17 @@ class HotReloadTest {
   private Vertx vertx;
   private ProxyApp app;
   private int port;
-  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
+  @RegisterExtension final LogCapture log = LogCapture.of(ConfigWatchVerticle.class);
   private final HttpClient http = HttpClient.newHttpClient();
   private int seq;
 
   @BeforeEach
-  void captureLog(Vertx vertx) {
+  void setUp(Vertx vertx) {
     this.vertx = vertx;
-    log.start();
-    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).addAppender(log);
   }
 
   @AfterEach
   void stop() {
-    ((Logger) LoggerFactory.getLogger(ConfigWatchVerticle.class)).detachAppender(log);
     if (app != null) app.stop().await();
   }
 
@@ -125,14 +122,13 @@ class HotReloadTest {
     assertEquals(atA, a.metrics.size());
     assertEquals(0, c.metrics.size());
     // The error is counted just before it is logged: wait for the line rather than race it.
-    Await.until("logged at ERROR", () -> new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getLevel() == Level.ERROR
-        && e.getFormattedMessage().contains("config reload rejected")));
+    Await.until("logged at ERROR", () -> log.contains(Level.ERROR, "config reload rejected"));
 
     // Valid YAML, invalid value: the message names the key; the running config stays.
     write("proxy.yaml", base(port), "forward_address: \"" + c.url() + "\"", "forward_timeout: \"ten seconds\"");
     Await.until("bad value counted", () -> reloadErrors() == 2);
     Await.until("the rejection names forward_timeout",
-        () -> new java.util.ArrayList<>(log.list).stream().anyMatch(e -> e.getFormattedMessage().contains("forward_timeout")));
+        () -> log.contains("forward_timeout"));
     assertEquals(List.of(b.url()), app.context().config().forwardAddresses);
 
     // Fixed, plus a second file beside it that overrides one key: both apply.

@@ -46,8 +46,8 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>The globals answer after a delay chosen per run (far below every timeout, so they stay
  * healthy) so that at each change batches are queued and in flight for the destination that
- * leaves. One run of {@link #run} is one test; {@link ReloadUnderLoadTest} and
- * {@link ReloadAtQueueCapTest} choose the options.
+ * leaves. One run of {@link #run} is one test; {@link ReloadUnderLoadIT} and
+ * {@link ReloadAtQueueCapIT} choose the options.
  */
 final class ReloadRun {
   static final int REWRITES = 20;

@@ -190,7 +190,7 @@ final class FaultScenario {
     FaultyGlobal h2 = FaultyGlobal.start(vertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(l2), null);
     // F on event loops of its own: an endless or trickling answer is written by a timer on F's
     // loop, which on a shared Vert.x may be a healthy global's too, and would make that one slow
-    // enough to be ejected (BrokenGlobalTest failed so once on a loaded machine).
+    // enough to be ejected (BrokenGlobalIT failed so once on a loaded machine).
     Vertx faultVertx = Vertx.vertx();
     FaultyGlobal f = FaultyGlobal.start(faultVertx, FaultyGlobal.Mode.HEALTHY, unlessPrimer(lf), unlessPrimer(lfConfirmed));
     tune.accept(f);

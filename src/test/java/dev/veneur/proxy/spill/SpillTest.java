@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.support.LogCapture;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -17,26 +18,15 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The spill files on their own: what a crash leaves is exactly what was accepted and not settled. */
 class SpillTest {
-  private final ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> log =
-      new ch.qos.logback.core.read.ListAppender<>();
-
-  @org.junit.jupiter.api.BeforeEach
-  void captureLog() {
-    log.start();
-    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).addAppender(log);
-  }
-
-  @org.junit.jupiter.api.AfterEach
-  void releaseLog() {
-    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(Spill.class)).detachAppender(log);
-  }
+  @RegisterExtension final LogCapture log = LogCapture.of(Spill.class);
 
   private long logged(ch.qos.logback.classic.Level level, String fragment) {
-    return log.list.stream().filter(e -> e.getLevel() == level && e.getFormattedMessage().contains(fragment)).count();
+    return log.count(level, fragment);
   }
 
   private static MetricChunk chunk(int i) {

@@ -151,10 +151,10 @@ public final class TestProxy {
    *
    * <p>Below the range only another explicit choice can take the port in between, and that choice
    * is another test JVM's on the same machine (a second suite beside this one). It happened (issue
-   * 22): one suite's SpillDiskFullTest picked port P and started its proxy process; while that JVM
-   * started, a ResilienceTest of another suite picked the same P and bound it first. The process
+   * 22): one suite's SpillDiskFullIT picked port P and started its proxy process; while that JVM
+   * started, a ResilienceIT of another suite picked the same P and bound it first. The process
    * failed with "Address already in use", but the test's readiness check was answered by the other
-   * suite's proxy on P, so its load went there: that ResilienceTest saw 268,106 metrics queued for
+   * suite's proxy on P, so its load went there: that ResilienceIT saw 268,106 metrics queued for
    * the 2,000 it had sent. So every port handed out is reserved machine-wide for the life of this
    * JVM by a file lock (released by the kernel when the JVM ends, however it ends), and a port
    * another JVM holds is never chosen; this JVM never hands out the same port twice either.

@@ -4,19 +4,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
+import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.LogCapture;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.slf4j.LoggerFactory;
 
 /** One line per episode and period, the count of what was left out, and an episode's tail. */
 class LogThrottleTest {
   private final Logger logger = (Logger) LoggerFactory.getLogger("test.LogThrottle");
-  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
+  @RegisterExtension final LogCapture log = LogCapture.of("test.LogThrottle");
   /** A hand-driven clock and timer: nothing here depends on real time. */
   private long now = 1_000_000_000L;
   private final List<Runnable> due = new ArrayList<>();
@@ -25,21 +26,14 @@ class LogThrottleTest {
 
   @BeforeEach
   void setUp() {
-    log.start();
-    logger.addAppender(log);
     throttle = new LogThrottle(logger, 10_000, () -> now, (task, delay) -> {
       due.add(task);
       delays.add(delay);
     });
   }
 
-  @AfterEach
-  void tearDown() {
-    logger.detachAppender(log);
-  }
-
   private List<String> lines() {
-    return log.list.stream().map(ILoggingEvent::getFormattedMessage).toList();
+    return log.messages();
   }
 
   private void advanceMillis(long ms) {
@@ -117,7 +111,7 @@ class LogThrottleTest {
   }
 
   private Level levelOf(String message) {
-    return log.list.stream().filter(e -> e.getFormattedMessage().equals(message)).findFirst().orElseThrow().getLevel();
+    return log.events().stream().filter(e -> e.getFormattedMessage().equals(message)).findFirst().orElseThrow().getLevel();
   }
 
   @Test
@@ -125,9 +119,8 @@ class LogThrottleTest {
     LogThrottle real = new LogThrottle(logger, 50);
     real.warn("x", "first");
     real.warn("x", "second");
-    long deadline = System.nanoTime() + 10_000_000_000L;
-    while (log.list.size() < 2 && System.nanoTime() < deadline) Thread.sleep(10);
+    Await.until("the tail reported", Duration.ofSeconds(10), () -> log.events().size() >= 2);
     assertEquals(List.of("first", "second"), lines());
-    assertEquals("veneur-log-throttle", log.list.get(1).getThreadName());
+    assertEquals("veneur-log-throttle", log.events().get(1).getThreadName());
   }
 }
