@@ -28,7 +28,7 @@ final class GrpcCall extends HttpServerRequestWrapper {
    * What a received byte may cost on the heap until its message is whole: Vert.x's deframer
    * appends frames to one buffer that grows by doubling, so a message in progress can occupy
    * twice its bytes. Counted at one, 2,000 stalled streams of 256 KiB each filled the 102 MiB
-   * budget with ~200 MiB of heap and a -Xmx256m process died (GrpcAttackTest, on a loaded
+   * budget with ~200 MiB of heap and a -Xmx256m process died (GrpcAttackIT, on a loaded
    * machine); counted at two, the budget bounds the heap they take.
    */
   static final long GROWTH = 2;
