@@ -176,6 +176,22 @@ class ImportRequestTest {
     assertBudgetEmpty();
   }
 
+  /** max_body_bytes is the largest body taken, declared or read: exactly that much is received. */
+  @Test
+  void aBodyOfExactlyMaxBodyBytesIsReceived() throws Exception {
+    start(new JsonObject().put("max_body_bytes", 10_000));
+    byte[] body = random(10_000, 13);
+    Socket s = connect();
+    s.getOutputStream().write(head("/exact", body.length));
+    s.getOutputStream().write(body);
+    Outcome o = next();
+    assertTrue(o.received(), "received: " + o);
+    assertArrayEquals(body, o.body);
+    assertEquals(202, status(s));
+    release(o);
+    assertBudgetEmpty();
+  }
+
   @Test
   void aChunkedBodyReadPastMaxBodyBytesIsRefused413AndLetGo() throws Exception {
     start(new JsonObject().put("max_body_bytes", 10_000));
