@@ -44,7 +44,8 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
   private ConsulHealthClient client;
   /** Skipped and oddly registered instances: once a minute per cause, not once per answer. */
   private final LogThrottle memberLogs = new LogThrottle(LOG, 60_000);
-  private boolean troubled;
+  private final TroubleEpisode trouble =
+      new TroubleEpisode(LOG, this::discovererErrors, "Consul recovers");
   /** Instances of the answer being applied that were left out as unusable. */
   private int skippedInAnswer;
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
@@ -88,7 +89,7 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
           @Override
           public void failed(Throwable cause, long nanos) {
             skippedInAnswer = 0;
-            trouble("Consul query for service '" + service + "' at " + endpoint + " failed: "
+            trouble.failed("Consul query for service '" + service + "' at " + endpoint + " failed: "
                 + LogText.escape(String.valueOf(cause.getMessage())));
           }
 
@@ -118,28 +119,19 @@ public final class ConsulDiscoveryVerticle extends VerticleBase {
           for (Record r : records) members.add(r.getMetadata().getString("member"));
           members.sort(null);
           if (members.isEmpty()) {
-            trouble("Consul lists no " + (skipped > 0 ? "usable " : "") + "healthy instance of service '"
+            trouble.failed("Consul lists no " + (skipped > 0 ? "usable " : "") + "healthy instance of service '"
                 + service + "'" + (skipped > 0 ? " (" + skipped + " left out as unusable: discoverer.invalid_members)" : "")
                 + "; keeping the last good ring");
             return;
           }
-          if (troubled) {
-            LOG.info("Consul service '{}' is healthy again: {} instance(s)", service, members.size());
-            troubled = false;
-          }
+          if (trouble.recovered()) LOG.info("Consul service '{}' is healthy again: {} instance(s)", service, members.size());
           vertx.eventBus().request(Addresses.RING_MEMBERS, new Membership("consul:" + service, members, grpcRing));
         })
-        .onFailure(e -> trouble("could not read imported records: " + e.getMessage()));
+        .onFailure(e -> trouble.failed("could not read imported records: " + e.getMessage()));
   }
 
-  private void trouble(String message) {
-    ctx.metrics().counter("discoverer.errors", "service", service).inc();
-    if (!troubled) {
-      troubled = true;
-      LOG.error("{} (logged once until Consul recovers; discoverer.errors counts each failure)", message);
-    } else {
-      LOG.debug(message);
-    }
+  private com.codahale.metrics.Counter discovererErrors() {
+    return ctx.metrics().counter("discoverer.errors", "service", service);
   }
 
   @Override

@@ -56,7 +56,8 @@ public final class DnsDiscoveryVerticle extends VerticleBase {
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
   private long timer = -1;
   private boolean stopped;
-  private boolean troubled;
+  private final TroubleEpisode trouble =
+      new TroubleEpisode(LOG, this::discovererErrors, "DNS recovers");
   /** Consecutive answers that said the name has no globals (NXDOMAIN, or no usable record). */
   private int goneAnswers;
   private List<String> published = List.of();
@@ -109,7 +110,7 @@ public final class DnsDiscoveryVerticle extends VerticleBase {
           .update(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
       long next = refresh.toMillis();
       if (ar.failed()) {
-        trouble("DNS query for '" + name + "' failed: " + describe(ar.cause()) + "; keeping the last good ring");
+        trouble.failed("DNS query for '" + name + "' failed: " + describe(ar.cause()) + "; keeping the last good ring");
       } else {
         Answer a = ar.result();
         if (a.ttlSeconds() > 0) next = Math.max(MIN_DELAY_MS, Math.min(next, TimeUnit.SECONDS.toMillis(a.ttlSeconds())));
@@ -125,9 +126,9 @@ public final class DnsDiscoveryVerticle extends VerticleBase {
       String why = a.nxdomain() ? "NXDOMAIN" : a.skipped() > 0 ? "no usable record (" + a.skipped()
           + " left out: discoverer.invalid_members)" : "no record";
       if (goneAnswers == 1) {
-        trouble("DNS name '" + name + "' answered " + why + "; keeping the last good ring for one more interval");
+        trouble.failed("DNS name '" + name + "' answered " + why + "; keeping the last good ring for one more interval");
       } else {
-        trouble("DNS name '" + name + "' answered " + why + " again; its globals are gone and the ring empties");
+        trouble.failed("DNS name '" + name + "' answered " + why + " again; its globals are gone and the ring empties");
         if (!published.isEmpty()) {
           published = List.of();
           destinationNumber.set(0);
@@ -137,10 +138,7 @@ public final class DnsDiscoveryVerticle extends VerticleBase {
       return;
     }
     goneAnswers = 0;
-    if (troubled) {
-      LOG.info("DNS name '{}' answers again: {} global(s)", name, a.members().size());
-      troubled = false;
-    }
+    if (trouble.recovered()) LOG.info("DNS name '{}' answers again: {} global(s)", name, a.members().size());
     destinationNumber.set(a.members().size());
     if (a.members().equals(published)) return;
     published = a.members();
@@ -242,14 +240,8 @@ public final class DnsDiscoveryVerticle extends VerticleBase {
     return LogText.escape(String.valueOf(e.getMessage() != null ? e.getMessage() : e));
   }
 
-  private void trouble(String message) {
-    ctx.metrics().counter("discoverer.errors", "service", name).inc();
-    if (!troubled) {
-      troubled = true;
-      LOG.error("{} (logged once until DNS recovers; discoverer.errors counts each failure)", message);
-    } else {
-      LOG.debug(message);
-    }
+  private com.codahale.metrics.Counter discovererErrors() {
+    return ctx.metrics().counter("discoverer.errors", "service", name);
   }
 
   @Override

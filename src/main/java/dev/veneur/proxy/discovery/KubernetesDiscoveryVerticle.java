@@ -57,7 +57,8 @@ public final class KubernetesDiscoveryVerticle extends VerticleBase {
   private String tokenFile;
   private ServiceDiscovery discovery;
   private final String importerId = java.util.UUID.randomUUID().toString();
-  private boolean troubled;
+  private final TroubleEpisode trouble =
+      new TroubleEpisode(LOG, this::discovererErrors, "it recovers");
   private List<String> published = List.of();
   private dev.veneur.proxy.telemetry.EventGauge destinationNumber;
 
@@ -121,7 +122,7 @@ public final class KubernetesDiscoveryVerticle extends VerticleBase {
 
             @Override
             public void failed(String message) {
-              KubernetesDiscoveryVerticle.this.failed(message);
+              trouble.failed(message);
             }
 
             @Override
@@ -143,29 +144,22 @@ public final class KubernetesDiscoveryVerticle extends VerticleBase {
           members.sort(null);
           destinationNumber.set(members.size());
           if (members.isEmpty()) {
-            failed("Service " + namespace + "/" + service + " has no ready endpoint; keeping the last good ring");
+            trouble.failed("Service " + namespace + "/" + service + " has no ready endpoint; keeping the last good ring");
             return;
           }
-          if (troubled) {
+          if (trouble.recovered()) {
             LOG.info("Service {}/{} has ready endpoints again: {}", namespace, service, members.size());
-            troubled = false;
           }
           if (members.equals(published)) return;
           published = members;
           vertx.eventBus().request(Addresses.RING_MEMBERS,
               new Membership("kubernetes:" + namespace + "/" + service, members, grpcRing));
         })
-        .onFailure(e -> failed("could not read imported records: " + e.getMessage()));
+        .onFailure(e -> trouble.failed("could not read imported records: " + e.getMessage()));
   }
 
-  private void failed(String message) {
-    ctx.metrics().counter("discoverer.errors", "service", service).inc();
-    if (!troubled) {
-      troubled = true;
-      LOG.error("{} (logged once until it recovers; discoverer.errors counts each failure)", message);
-    } else {
-      LOG.debug(message);
-    }
+  private com.codahale.metrics.Counter discovererErrors() {
+    return ctx.metrics().counter("discoverer.errors", "service", service);
   }
 
   @Override
