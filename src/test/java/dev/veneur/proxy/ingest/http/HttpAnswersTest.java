@@ -9,6 +9,7 @@ import dev.veneur.proxy.ingest.ImportRefusal;
 import dev.veneur.proxy.ingest.Refusals;
 import dev.veneur.proxy.support.Await;
 import dev.veneur.proxy.support.ManualTimers;
+import dev.veneur.proxy.support.RawResponse;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Context;
@@ -18,9 +19,7 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.junit5.VertxExtension;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.net.SocketException;
@@ -28,8 +27,6 @@ import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -140,39 +137,6 @@ class HttpAnswersTest {
     s.getOutputStream().flush();
   }
 
-  /** A response as read off the wire: its status line, headers (names lower-cased) and body. */
-  private record Response(String status, Map<String, List<String>> headers, String body) {
-    String header(String name) {
-      List<String> v = headers.get(name);
-      return v == null ? null : String.join(", ", v);
-    }
-  }
-
-  private static String line(InputStream in) throws IOException {
-    ByteArrayOutputStream b = new ByteArrayOutputStream();
-    int c;
-    while ((c = in.read()) != '\n') {
-      if (c < 0) throw new IOException("connection closed in the middle of a response");
-      if (c != '\r') b.write(c);
-    }
-    return b.toString(StandardCharsets.ISO_8859_1);
-  }
-
-  /** Reads one response (framed by Content-Length, as every answer here is). */
-  private static Response read(Socket s) throws IOException {
-    InputStream in = s.getInputStream();
-    String status = line(in);
-    Map<String, List<String>> headers = new TreeMap<>();
-    for (String h = line(in); !h.isEmpty(); h = line(in)) {
-      int colon = h.indexOf(':');
-      headers.computeIfAbsent(h.substring(0, colon).trim().toLowerCase(java.util.Locale.ROOT),
-          k -> new java.util.ArrayList<>()).add(h.substring(colon + 1).trim());
-    }
-    int length = Integer.parseInt(headers.get("content-length").get(0));
-    byte[] body = in.readNBytes(length);
-    return new Response(status, headers, new String(body, StandardCharsets.UTF_8));
-  }
-
   /**
    * True once the server has closed the connection: a read ends (or is reset, if the close raced
    * bytes still on their way). False if nothing comes within the socket's timeout.
@@ -204,8 +168,8 @@ class HttpAnswersTest {
   // ------------------------------------------------------------------ refusals
 
   /** The answer a sender gets to a body it may not finish: one line, and "this connection ends". */
-  private static void assertTooLargeAnswer(Response r) {
-    assertEquals("HTTP/1.1 413 Request Entity Too Large", r.status());
+  private static void assertTooLargeAnswer(RawResponse r) {
+    assertEquals("HTTP/1.1 413 Request Entity Too Large", r.statusLine());
     assertEquals("close", r.header("connection"), "the rest of the body will not be read");
     assertEquals("text/plain; charset=utf-8", r.header("content-type"));
     assertNull(r.header("retry-after"), "Retry-After is for a 503 only");
@@ -218,7 +182,7 @@ class HttpAnswersTest {
     write(s, "POST /too-large HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n");
     writeBytes(s, 1000);
 
-    assertTooLargeAnswer(read(s));
+    assertTooLargeAnswer(RawResponse.read(s));
     awaitLingering();
     assertEquals(List.of(HttpAnswers.LINGER_MS), onLoop(timers::delays));
     assertEquals(0, onLoop(closed::get), "not closed under a sender still writing: it would get a reset");
@@ -236,7 +200,7 @@ class HttpAnswersTest {
     Socket s = connect();
     write(s, "POST /too-large HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n");
     writeBytes(s, 1000);
-    assertTooLargeAnswer(read(s));
+    assertTooLargeAnswer(RawResponse.read(s));
     awaitLingering();
 
     advance(HttpAnswers.LINGER_MS - 1);
@@ -252,8 +216,8 @@ class HttpAnswersTest {
   void aRequestReadWholeIsClosedAtOnceWithoutLingering() throws Exception {
     Socket s = connect();
     write(s, "POST /bad-after-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
-    Response r = read(s);
-    assertEquals("HTTP/1.1 400 Bad Request", r.status());
+    RawResponse r = RawResponse.read(s);
+    assertEquals("HTTP/1.1 400 Bad Request", r.statusLine());
     assertEquals("close", r.header("connection"));
     assertEquals("no metric a global would accept\n", r.body());
     assertTrue(closedByServer(s), "nothing left to read: closed after the answer");
@@ -266,8 +230,8 @@ class HttpAnswersTest {
     Socket s = connect();
     for (int i = 1; i <= 2; i++) {
       write(s, "POST /overloaded HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
-      Response r = read(s);
-      assertEquals("HTTP/1.1 503 Service Unavailable", r.status());
+      RawResponse r = RawResponse.read(s);
+      assertEquals("HTTP/1.1 503 Service Unavailable", r.statusLine());
       assertEquals("1", r.header("retry-after"));
       assertFalse("close".equals(r.header("connection")), "the body was read: the connection may go on");
       assertEquals(OVERLOADED + "\n", r.body());
@@ -284,8 +248,8 @@ class HttpAnswersTest {
   private List<String> framing(String headers, String body) throws Exception {
     Socket s = connect();
     write(s, "POST /framing HTTP/1.1\r\nHost: t\r\n" + headers + "\r\n" + body);
-    Response r = read(s);
-    assertEquals("HTTP/1.1 200 OK", r.status(), r.body());
+    RawResponse r = RawResponse.read(s);
+    assertEquals("HTTP/1.1 200 OK", r.statusLine(), r.body());
     return List.of(r.body().split("\n", -1));
   }
 

@@ -8,6 +8,7 @@ import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.ingest.Refusals;
 import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.RawResponse;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
@@ -242,27 +243,9 @@ class HttpConnectionsTest {
   /** One GET on the connection; the status of its answer. */
   private static int get(Socket s) throws IOException {
     s.getOutputStream().write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
-    InputStream in = s.getInputStream();
-    StringBuilder line = new StringBuilder();
-    int c;
-    while ((c = in.read()) != -1 && c != '\n') line.append((char) c);
-    long length = 0;
-    StringBuilder h = new StringBuilder();
-    while ((c = in.read()) != -1) {
-      if (c == '\n') {
-        String hl = h.toString().trim();
-        if (hl.isEmpty()) break;
-        if (hl.toLowerCase().startsWith("content-length:")) length = Long.parseLong(hl.substring(15).trim());
-        h.setLength(0);
-      } else {
-        h.append((char) c);
-      }
-    }
-    for (long i = 0; i < length; i++) in.read();
-    String l = line.toString();
-    assertTrue(l.startsWith("HTTP/1.1 "), "a status line: '" + l + "'");
-    return Integer.parseInt(l.substring(9, 12));
+    return RawResponse.read(s).status();
   }
+
 
   /** Everything the server sends until it closes; fails if it stays open past the socket timeout. */
   private static String readAll(Socket s) throws IOException {

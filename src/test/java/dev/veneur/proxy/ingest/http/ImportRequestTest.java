@@ -8,6 +8,7 @@ import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.ingest.ImportRefusal;
 import dev.veneur.proxy.support.Await;
+import dev.veneur.proxy.support.RawResponse;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
@@ -249,20 +250,13 @@ class ImportRequestTest {
   void theLeadReadsOnAndTheWaiterCompletesOnceTheLeadIsReleased() throws Exception {
     start(new JsonObject().put("memory_wait_timeout", "10s"));
     long limit = ctx.budget().limit();
-    Sender a = new Sender("/a", random(900_000, 4), null);
-    Sender b = new Sender("/b", random(900_000, 5), null);
-    a.send(0, 300_000);
-    Await.until("A's first 300,000 bytes are in", WAIT, () -> ctx.budget().receiving() == 300_000);
-
-    b.send(0, b.body.length);
-    Outcome ob = next();
-    assertEquals("/b", ob.path, "B leads: read whole through the full budget");
-    assertTrue(ob.received(), "B received: " + ob);
+    HeldBack h = aHeldBackBehindB(4, 5);
+    Sender a = h.a();
+    Sender b = h.b();
+    Outcome ob = h.ob();
+    CompletableFuture<Void> rest = h.rest();
     assertTrue(ob.usedAtReceipt >= limit, "B read on past the limit: " + ob.usedAtReceipt);
     assertArrayEquals(b.body, ob.body);
-
-    CompletableFuture<Void> rest = a.sendAsync(300_000, a.body.length);
-    Await.until("A waits for memory", WAIT, () -> ctx.budget().waiting() == 1);
     assertTrue(outcomes.isEmpty(), "A has no outcome while it waits: " + outcomes);
     assertTrue(ctx.budget().receiving() < a.body.length, "A is not read whole");
 
@@ -282,17 +276,11 @@ class ImportRequestTest {
   @Test
   void aWaiterNobodyMakesRoomForIsRefused503AfterMemoryWaitTimeout() throws Exception {
     start(new JsonObject().put("memory_wait_timeout", "200ms"));
-    Sender a = new Sender("/a", random(900_000, 6), null);
-    Sender b = new Sender("/b", random(900_000, 7), null);
-    a.send(0, 300_000);
-    Await.until("A's first 300,000 bytes are in", WAIT, () -> ctx.budget().receiving() == 300_000);
-    b.send(0, b.body.length);
-    Outcome ob = next();
-    assertEquals("/b", ob.path);
-    assertTrue(ob.received());
-
-    CompletableFuture<Void> rest = a.sendAsync(300_000, a.body.length);
-    Await.until("A waits for memory", WAIT, () -> ctx.budget().waiting() == 1);
+    HeldBack h = aHeldBackBehindB(6, 7);
+    Sender a = h.a();
+    Sender b = h.b();
+    Outcome ob = h.ob();
+    CompletableFuture<Void> rest = h.rest();
     long t0 = System.nanoTime();
     Outcome oa = next();
     long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -367,16 +355,11 @@ class ImportRequestTest {
   @Test
   void aSenderGoneWhileHeldBackLeavesTheQueueAndTheBudget() throws Exception {
     start(new JsonObject().put("memory_wait_timeout", "300ms"));
-    Sender a = new Sender("/a", random(900_000, 11), null);
-    Sender b = new Sender("/b", random(900_000, 12), null);
-    a.send(0, 300_000);
-    Await.until("A's first 300,000 bytes are in", WAIT, () -> ctx.budget().receiving() == 300_000);
-    b.send(0, b.body.length);
-    Outcome ob = next();
-    assertEquals("/b", ob.path);
-    assertTrue(ob.received());
-    CompletableFuture<Void> rest = a.sendAsync(300_000, a.body.length);
-    Await.until("A waits for memory", WAIT, () -> ctx.budget().waiting() == 1);
+    HeldBack h = aHeldBackBehindB(11, 12);
+    Sender a = h.a();
+    Sender b = h.b();
+    Outcome ob = h.ob();
+    CompletableFuture<Void> rest = h.rest();
     a.socket.setSoLinger(true, 0); // a reset: the writer blocked in write() fails at once
     a.socket.close();
     Await.until("A leaves the queue and lets its bytes go", WAIT,
@@ -433,6 +416,28 @@ class ImportRequestTest {
     }
   }
 
+  /** A's first 300,000 bytes in, B whole after them (B leads), A's rest sent and waiting for memory. */
+  private record HeldBack(Sender a, Sender b, Outcome ob, CompletableFuture<Void> rest) {}
+
+  /**
+   * Two 900,000-byte bodies on the 1 MiB budget: A sends its first 300,000 bytes, then B all of its
+   * body, which it reads whole through the full budget (it leads); then A's rest is sent and A
+   * waits for memory.
+   */
+  private HeldBack aHeldBackBehindB(long seedA, long seedB) throws Exception {
+    Sender a = new Sender("/a", random(900_000, seedA), null);
+    Sender b = new Sender("/b", random(900_000, seedB), null);
+    a.send(0, 300_000);
+    Await.until("A's first 300,000 bytes are in", WAIT, () -> ctx.budget().receiving() == 300_000);
+    b.send(0, b.body.length);
+    Outcome ob = next();
+    assertEquals("/b", ob.path, "B leads: read whole through the full budget");
+    assertTrue(ob.received(), "B received: " + ob);
+    CompletableFuture<Void> rest = a.sendAsync(300_000, a.body.length);
+    Await.until("A waits for memory", WAIT, () -> ctx.budget().waiting() == 1);
+    return new HeldBack(a, b, ob, rest);
+  }
+
   private Socket connect() throws IOException {
     Socket s = new Socket("127.0.0.1", port);
     s.setSoTimeout(5_000);
@@ -485,27 +490,7 @@ class ImportRequestTest {
 
   /** The status of the response the socket reads next. */
   private static int status(Socket s) throws IOException {
-    InputStream in = s.getInputStream();
-    StringBuilder line = new StringBuilder();
-    int c;
-    while ((c = in.read()) != -1 && c != '\n') line.append((char) c);
-    String l = line.toString();
-    assertTrue(l.startsWith("HTTP/1.1 "), "a status line: '" + l + "'");
-    // Skip the rest of the response head and its body (Content-Length).
-    long length = 0;
-    StringBuilder h = new StringBuilder();
-    while ((c = in.read()) != -1) {
-      if (c == '\n') {
-        String hl = h.toString().trim();
-        if (hl.isEmpty()) break;
-        if (hl.toLowerCase().startsWith("content-length:")) length = Long.parseLong(hl.substring(15).trim());
-        h.setLength(0);
-      } else {
-        h.append((char) c);
-      }
-    }
-    for (long i = 0; i < length; i++) in.read();
-    return Integer.parseInt(l.substring(9, 12));
+    return RawResponse.read(s).status();
   }
 
   /** The server closed the connection: reads end (or reset), within the socket timeout. */
