@@ -55,8 +55,4 @@ public final class Refusals {
   public void error(String key, String line) {
     log.error(key, line);
   }
-
-  public LogThrottle log() {
-    return log;
-  }
 }

@@ -4,16 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
-import ch.qos.logback.classic.spi.ILoggingEvent;
-import ch.qos.logback.core.read.ListAppender;
+import dev.veneur.proxy.support.LogCapture;
 import dev.veneur.proxy.telemetry.LogThrottle;
 import dev.veneur.proxy.telemetry.ProxyMetrics;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.slf4j.LoggerFactory;
 
 /**
@@ -26,27 +25,23 @@ class RefusalsTest {
   private static final long PERIOD_MS = 600_000;
 
   private final Logger logger = (Logger) LoggerFactory.getLogger("test.RefusalsTest");
-  private final ListAppender<ILoggingEvent> log = new ListAppender<>();
+  @RegisterExtension
+  final LogCapture log = LogCapture.of("test.RefusalsTest");
+  private LogThrottle importsLog;
   private final ProxyMetrics metrics = new ProxyMetrics();
   private Refusals imports;
   private Refusals grpc;
 
   @BeforeEach
   void setUp() {
-    log.start();
-    logger.addAppender(log);
     // A throttle per test: its per-cause state must not carry over between tests.
-    imports = new Refusals(metrics, null, new LogThrottle(logger, PERIOD_MS));
+    importsLog = new LogThrottle(logger, PERIOD_MS);
+    imports = new Refusals(metrics, null, importsLog);
     grpc = new Refusals(metrics, "grpc", new LogThrottle(logger, PERIOD_MS));
   }
 
-  @AfterEach
-  void tearDown() {
-    logger.detachAppender(log);
-  }
-
   private List<String> lines() {
-    return log.list.stream().map(ILoggingEvent::getFormattedMessage).toList();
+    return log.messages();
   }
 
   /** Every import.request_error_total series with a count, by registry name. */
@@ -75,8 +70,8 @@ class RefusalsTest {
         "import.request_error_total#cause:slow_body", 1L), errorCounters(), "each refusal counted, by cause");
     assertEquals(List.of("refused /import from a: 413 too large (too_large)",
         "refused /import from d: 408 slow (slow_body)"), lines(), "the first of each cause at once, no more");
-    assertEquals(2, imports.log().suppressed("too_large"), "the two left out are kept for the period's line");
-    log.list.forEach(e -> assertEquals(Level.WARN, e.getLevel(), "a refusal is the sender's fault: WARN"));
+    assertEquals(2, importsLog.suppressed("too_large"), "the two left out are kept for the period's line");
+    log.events().forEach(e -> assertEquals(Level.WARN, e.getLevel(), "a refusal is the sender's fault: WARN"));
   }
 
   @Test
@@ -88,7 +83,7 @@ class RefusalsTest {
     assertEquals(Map.of("import.request_error_total#cause:not_found", 2L,
         "import.request_error_total#cause:not_found,protocol:grpc", 1L), errorCounters());
     assertEquals(List.of(), lines(), "count() is for what is logged elsewhere or not worth a line");
-    assertEquals(0, imports.log().suppressed("not_found"), "and is not even a left-out line");
+    assertEquals(0, importsLog.suppressed("not_found"), "and is not even a left-out line");
   }
 
   @Test
@@ -144,7 +139,7 @@ class RefusalsTest {
 
     assertEquals(Map.of(), errorCounters(), "neither is a refusal of a request");
     assertEquals(List.of("dropped a metric", "a route failed"), lines());
-    assertEquals(Level.WARN, log.list.get(0).getLevel());
-    assertEquals(Level.ERROR, log.list.get(1).getLevel());
+    assertEquals(Level.WARN, log.events().get(0).getLevel());
+    assertEquals(Level.ERROR, log.events().get(1).getLevel());
   }
 }
