@@ -149,11 +149,6 @@ public final class Admission {
     return finished;
   }
 
-  /** Reserved and still receiving. */
-  public long held() {
-    return held;
-  }
-
   private void end() {
     if (finished) return;
     finished = true;

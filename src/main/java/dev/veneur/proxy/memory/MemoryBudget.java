@@ -1,6 +1,5 @@
 package dev.veneur.proxy.memory;
 
-import io.vertx.core.Context;
 import java.util.ArrayDeque;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
@@ -31,18 +30,18 @@ public final class MemoryBudget {
   private volatile int queuedWaiters;
   private volatile boolean warnedNegative;
 
-  /** A paused reader: resumed on its own context when memory is available again. */
+  /** A paused reader: resumed on its own event loop when memory is available again. */
   public static final class Waiter {
     /** Where the reader runs: its event loop, so it is resumed on its own thread. */
-    final java.util.concurrent.Executor context;
+    final java.util.concurrent.Executor loop;
     final Runnable resume;
     /** It holds part of a body: the kind of waiter that can lead (see {@link #tryLead}). */
     final boolean holdsBytes;
     boolean cancelled;
     boolean done;
 
-    Waiter(java.util.concurrent.Executor context, Runnable resume, boolean holdsBytes) {
-      this.context = context;
+    Waiter(java.util.concurrent.Executor loop, Runnable resume, boolean holdsBytes) {
+      this.loop = loop;
       this.resume = resume;
       this.holdsBytes = holdsBytes;
     }
@@ -154,7 +153,7 @@ public final class MemoryBudget {
     }
     if (next != null) {
       Waiter w = next;
-      w.context.execute(() -> {
+      w.loop.execute(() -> {
         if (!w.cancelled) w.resume.run();
         else if (!over()) wake();
       });
@@ -169,20 +168,12 @@ public final class MemoryBudget {
   }
 
   /**
-   * Runs {@code resume} on {@code context} once memory is under the limit (at once if it is now).
-   * Waiters are resumed in arrival order, so a flood of new connections cannot starve one that
-   * has waited longer.
+   * Runs {@code resume} through {@code loop} (the reader's event loop) once memory is under the
+   * limit (at once if it is now). Waiters are resumed in arrival order, so a flood of new
+   * connections cannot starve one that has waited longer.
+   *
+   * @param holdsBytes the waiter has read part of its body already
    */
-  public Waiter await(Context context, Runnable resume) {
-    return await(context, resume, false);
-  }
-
-  /** @param holdsBytes the waiter has read part of its body already */
-  public Waiter await(Context context, Runnable resume, boolean holdsBytes) {
-    return await(r -> context.runOnContext(v -> r.run()), resume, holdsBytes);
-  }
-
-  /** As {@link #await(Context, Runnable, boolean)}, resuming through {@code loop}. */
   public Waiter await(java.util.concurrent.Executor loop, Runnable resume, boolean holdsBytes) {
     Waiter w = new Waiter(loop, resume, holdsBytes);
     synchronized (this) {
@@ -218,7 +209,7 @@ public final class MemoryBudget {
       }
     }
     for (Waiter w : go) {
-      w.context.execute(() -> {
+      w.loop.execute(() -> {
         if (!w.cancelled) w.resume.run();
         else if (!over()) wake(); // pass the wake-up on rather than lose it
       });

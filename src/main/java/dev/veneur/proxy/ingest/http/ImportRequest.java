@@ -38,7 +38,6 @@ final class ImportRequest implements Admission.Listener {
   private final List<Buffer> parts = new ArrayList<>();
   /** The body's bytes in the budget: received, then kept until decoded. */
   private long bytes;
-  private boolean finished;
   /** Time left of http_request_timeout when the request handler got the request. */
   private final long deadlineLeftNanos;
   private final ConnectionGuard guard;
@@ -114,7 +113,7 @@ final class ImportRequest implements Admission.Listener {
   }
 
   private void onData(Buffer buf) {
-    if (finished) return;
+    if (admission.finished()) return;
     int n = buf.length();
     admission.arrived(n);
     if (guard != null) guard.delivered(n);
@@ -128,8 +127,7 @@ final class ImportRequest implements Admission.Listener {
   }
 
   private void onEnd() {
-    if (finished) return;
-    finished = true;
+    if (admission.finished()) return;
     admission.complete(); // complete: it frees itself once decoded
     sink.received(this);
   }
@@ -153,19 +151,18 @@ final class ImportRequest implements Admission.Listener {
 
   /** Refuses before the body was read whole: the connection closes and the bytes are let go. */
   private void refuse(ImportRefusal r) {
-    if (finished) return;
+    if (admission.finished()) return;
     letGo();
     sink.refused(req, r, true);
   }
 
   /** The connection went away mid-body. */
   private void abandon() {
-    if (finished) return;
+    if (admission.finished()) return;
     letGo();
   }
 
   private void letGo() {
-    finished = true;
     admission.finish();
     bytes = 0;
     parts.clear();
