@@ -57,6 +57,9 @@ public final class Bench {
 
   private Bench() {}
 
+  /** CPU-s per M metrics of inflate + level-1 deflate of the JSON bodies ({@link ZlibFloor}); NaN if not measured. */
+  private static double floor = Double.NaN;
+
   /** Parsed command line. */
   static final class Options {
     List<Integer> senders = List.of(8);
@@ -72,6 +75,8 @@ public final class Bench {
     int rounds = 4;
     int burstWarmupSenders = 8;
     int perBody = 1000;
+    long rate; // metrics a second over all senders; 0: closed loop
+    boolean floor = true;
     int distinctBodies = 32;
     String jar = "target/veneur-proxy.jar";
     List<String> proxyJars; // null: jar alone (the globals and the load run from the test classes, never a jar)
@@ -118,9 +123,15 @@ public final class Bench {
   }
 
   /** The load's bodies: deflated JSON for /import, serialized MetricLists for SendMetrics (empty if unused). */
-  record Bodies(List<Buffer> json, long jsonRawBytes, long jsonDeflatedBytes, List<Buffer> grpc, long grpcBytes) {
-    List<Buffer> of(Cell c) {
-      return c.grpcIn() ? grpc : json;
+  record Bodies(List<Buffer> json, long jsonRawBytes, long jsonDeflatedBytes, List<Buffer> grpc, long grpcBytes,
+      List<Probes.JsonBody> jsonOpen, List<byte[]> grpcRaw) {
+    /** Body {@code i} of cell {@code c} carrying probe {@code id} (see {@link Probes}). */
+    Buffer withProbe(Cell c, int i, long id) {
+      return c.grpcIn() ? Probes.grpcPost(grpcRaw.get(i), id) : Probes.jsonPost(jsonOpen.get(i), id);
+    }
+
+    int count(Cell c) {
+      return c.grpcIn() ? grpc.size() : json.size();
     }
   }
 
@@ -129,7 +140,7 @@ public final class Bench {
       double cpuPerMWhole, double p50, double p99,
       long requests, long refused, long otherErrors, double peakRssMiB, boolean peakSinceReset, long sentMetrics,
       long acceptedMetrics, long deliveredMetrics, double proxyCores, double globalsCores, double benchCores,
-      double deliverMs, String notes) {
+      double deliverMs, String notes, double deliveryP50, double deliveryP99, long probesLost) {
     boolean ok() {
       return error == null;
     }
@@ -149,6 +160,10 @@ public final class Bench {
     boolean failed = false;
     try {
       Bodies bodies = bodies(o, cells);
+      if (o.floor && !bodies.json().isEmpty()) {
+        System.out.println("measuring the zlib floor of the JSON bodies (8 s)...");
+        floor = ZlibFloor.cpuPerM(bodies.json(), o.perBody, 3, 5);
+      }
       String header = header(o, cells, bodies, dir);
       System.out.print(header);
       System.out.flush();
@@ -168,6 +183,7 @@ public final class Bench {
       System.out.print(header);
       System.out.println();
       System.out.print(table(cells, results, o));
+      System.out.print(ratios(cells, results, o));
       System.out.printf(Locale.ROOT, "%nload average at the end: %s; bench took %s%n", loadAvg(),
           duration((System.nanoTime() - started) / 1e9));
     } finally {
@@ -180,6 +196,8 @@ public final class Bench {
   /** The bodies the cells post: JSON ones if any cell takes /import, MetricLists if any calls gRPC. */
   static Bodies bodies(Options o, List<Cell> cells) throws IOException {
     List<Buffer> json = new ArrayList<>();
+    List<Probes.JsonBody> jsonOpen = new ArrayList<>();
+    List<byte[]> grpcRaw = new ArrayList<>();
     long rawBytes = 0;
     long deflatedBytes = 0;
     if (cells.stream().anyMatch(c -> !c.grpcIn())) {
@@ -188,6 +206,7 @@ public final class Bench {
         rawBytes += r.length;
         deflatedBytes += d.length;
         json.add(Buffer.buffer(d));
+        jsonOpen.add(Probes.prepare(r));
       }
     }
     List<Buffer> grpc = new ArrayList<>();
@@ -196,10 +215,11 @@ public final class Bench {
       for (byte[] b : SyntheticMetrics.grpcBodies(o.grpcSample, o.perBody, o.distinctBodies)) {
         grpcBytes += b.length;
         grpc.add(Buffer.buffer(b));
+        grpcRaw.add(b);
       }
     }
     return new Bodies(json, json.isEmpty() ? 0 : rawBytes / json.size(), json.isEmpty() ? 0 : deflatedBytes / json.size(),
-        grpc, grpc.isEmpty() ? 0 : grpcBytes / grpc.size());
+        grpc, grpc.isEmpty() ? 0 : grpcBytes / grpc.size(), jsonOpen, grpcRaw);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -222,6 +242,8 @@ public final class Bench {
           case "--rounds": o.rounds = Integer.parseInt(args[++i]); break;
           case "--burst-warmup-senders": o.burstWarmupSenders = Integer.parseInt(args[++i]); break;
           case "--metrics-per-body": o.perBody = Integer.parseInt(args[++i]); break;
+          case "--rate": o.rate = Long.parseLong(args[++i]); break;
+          case "--no-floor": o.floor = false; break;
           case "--distinct-bodies": o.distinctBodies = Integer.parseInt(args[++i]); break;
           case "--jar": o.jar = args[++i]; break;
           case "--proxy-jar": o.proxyJars = strings(args[++i]); break;
@@ -370,12 +392,12 @@ public final class Bench {
       Globals globals = o.globalsInBench
           ? Globals.inProcess(vertx, cell.globals(), o.light, cell.grpcOut(), Runtime.getRuntime().availableProcessors())
           : Globals.ownProcess(cell.globals(), o.light, cell.grpcOut(), o.globalsJavaOpts, dir, name);
-      rig = ProxyRig.launch(globals, cell.grpcIn(), cell.proxy(), o.javaOpts, o.extraYaml, dir, name);
+      rig = ProxyRig.launch(vertx, globals, cell.grpcIn(), cell.proxy(), o.javaOpts, o.extraYaml, dir, name);
       System.out.printf(Locale.ROOT, "-- %s: %s, %s, run %d of %d, proxy pid %d, globals %s, load average %s%n",
           name, proxyLabel(o, cell.proxy()), cell.flow(), run, o.runs, rig.proxy.pid(),
           globals.pid() < 0 ? "in the bench JVM" : "pid " + globals.pid(), loadAvg());
       Result r = cell.burst() ? burst(vertx, o, cell, run, bodies.json(), rig)
-          : steady(vertx, o, cell, run, bodies.of(cell), rig);
+          : steady(vertx, o, cell, run, bodies, rig);
       String state = proxyState(rig);
       if (!state.isEmpty()) System.out.println("   proxy /debug/state: " + state);
       return r;
@@ -384,7 +406,7 @@ public final class Bench {
       System.out.println("   run failed: " + why);
       return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0,
           Double.NaN, false,
-          0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "");
+          0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "", Double.NaN, Double.NaN, 0);
     } finally {
       if (rig != null) {
         try {
@@ -397,12 +419,14 @@ public final class Bench {
   }
 
   /** Closed-loop senders: warm-up, then a measured window, then the proxy drains. */
-  private static Result steady(Vertx vertx, Options o, Cell cell, int run, List<Buffer> bodies, ProxyRig rig)
+  private static Result steady(Vertx vertx, Options o, Cell cell, int run, Bodies bodies, ProxyRig rig)
       throws Exception {
-    Poster poster = cell.grpcIn() ? new GrpcPoster(vertx, rig.grpcPort, cell.senders(), bodies)
-        : new HttpPoster(vertx, rig.port, cell.senders(), bodies);
+    Poster poster = cell.grpcIn() ? new GrpcPoster(vertx, rig.grpcPort, cell.senders())
+        : new HttpPoster(vertx, rig.port, cell.senders());
     try {
-      Load load = new Load(poster, bodies.size(), o.perBody);
+      // Every post carries a delivery probe (Probes): one metric more than --metrics-per-body.
+      Load load = new Load(vertx, poster, bodies.count(cell), o.perBody + 1, (i, id) -> bodies.withProbe(cell, i, id),
+          o.rate, cell.senders());
       // The proxy's CPU over the whole run too (warm-up, window, drain) against every metric
       // delivered: a proxy that accepts faster than it delivers queues (or drops) the difference,
       // and the window's figure then charges the ingest of more metrics than it counts.
@@ -430,6 +454,9 @@ public final class Bench {
       double elapsed = (System.nanoTime() - t0) / 1e9;
       load.stop().await();
       long delivered = settle(rig, load.acceptedMetrics.get());
+      java.util.Map<Long, Long> arrived = new java.util.HashMap<>();
+      rig.globals.drainProbes(arrived);
+      Probes.Latencies delivery = o.light ? Probes.Latencies.none() : Probes.Latencies.of(load.probesAccepted(), arrived);
       double cpuWhole = (rig.cpuTicks() - cpuStart) / (double) ProxyRig.TICKS_PER_SECOND;
       long posts = rig.globals.posts();
       double hwm = rig.memoryKib("VmHWM") / 1024.0;
@@ -441,15 +468,19 @@ public final class Bench {
           cpuWhole / (delivered / 1e6),
           pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
           load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
-          c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig));
+          c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig), pct(delivery.sortedNanos(), 0.50),
+          pct(delivery.sortedNanos(), 0.99), delivery.lost());
       System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s (accepted %.0f/s); proxy %.2f CPU-s per M (whole run %.2f) (%.2f cores busy; globals %s,"
               + " bench %.2f); %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
-              + " other %d; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics in %d %s (%.0f"
+              + " other %d; delivery (202 to the global) p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d probes, %d"
+              + " probes lost; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics in %d %s (%.0f"
               + " each)%s%n",
           r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(),
           cell.grpcIn() ? "SendMetrics" : "/import", r.p50(), r.p99(),
           lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused,
-          cell.grpcIn() ? "UNAVAILABLE or RESOURCE_EXHAUSTED" : "503", errors, hwm, r.sentMetrics(),
+          cell.grpcIn() ? "UNAVAILABLE or RESOURCE_EXHAUSTED" : "503", errors, r.deliveryP50(), r.deliveryP99(),
+          delivery.sortedNanos().length == 0 ? Double.NaN : delivery.sortedNanos()[delivery.sortedNanos().length - 1] / 1e6,
+          delivery.sortedNanos().length, delivery.lost(), hwm, r.sentMetrics(),
           r.acceptedMetrics(), r.deliveredMetrics(), posts, cell.grpcOut() ? "calls" : "posts",
           posts == 0 ? 0.0 : r.deliveredMetrics() / (double) posts, r.notes().isEmpty() ? "" : "; " + r.notes());
       return r;
@@ -549,8 +580,8 @@ public final class Bench {
       if (o.warmup > 0) {
         // Warm the proxy's JIT with closed-loop senders first, as a proxy that has been running
         // would be, then let it drain completely before the first burst.
-        Poster warm = new HttpPoster(vertx, rig.port, o.burstWarmupSenders, bodies);
-        Load load = new Load(warm, bodies.size(), o.perBody);
+        Poster warm = new HttpPoster(vertx, rig.port, o.burstWarmupSenders);
+        Load load = new Load(vertx, warm, bodies.size(), o.perBody, (i, id) -> bodies.get(i), 0, 0);
         load.run(o.burstWarmupSenders, System.nanoTime() + o.warmup * 1_000_000_000L);
         waitFor(System.nanoTime() + o.warmup * 1_000_000_000L, rig);
         load.stop().await();
@@ -635,7 +666,8 @@ public final class Bench {
       Result res = new Result(cell, run, null, delivered / windowSec, accepted / windowSec, cpuProxy / (delivered / 1e6),
           cpuProxy / (delivered / 1e6),
           pct(lat, 0.5), pct(lat, 0.99), requests, refused, other, hwm, reset, sent, accepted, delivered,
-          cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig));
+          cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig),
+          Double.NaN, Double.NaN, 0);
       System.out.printf(Locale.ROOT, "   burst overall: %d locals x %d rounds every %s: %d requests, accepted %d,"
               + " refused %d (503), other %d; metrics sent %d, accepted %d, delivered %d, lost %d;"
               + " slowest round delivered in %s; proxy peak RSS %.0f MiB (%s); %.2f CPU-s per M%s%n",
@@ -718,7 +750,7 @@ public final class Bench {
 
   /** One request of a closed-loop sender, by /import or by gRPC; never fails (a failure is {@link Answer#OTHER}). */
   interface Poster {
-    Future<Answer> post(int sender, int body);
+    Future<Answer> post(int sender, Buffer body);
 
     Future<Void> close();
   }
@@ -727,20 +759,18 @@ public final class Bench {
   private static final class HttpPoster implements Poster {
     final HttpClient client;
     final int port;
-    final List<Buffer> bodies;
 
-    HttpPoster(Vertx vertx, int port, int senders, List<Buffer> bodies) {
+    HttpPoster(Vertx vertx, int port, int senders) {
       this.client = vertx.createHttpClient(new HttpClientOptions().setKeepAlive(true),
           new PoolOptions().setHttp1MaxSize(senders));
       this.port = port;
-      this.bodies = bodies;
     }
 
-    @Override public Future<Answer> post(int sender, int body) {
+    @Override public Future<Answer> post(int sender, Buffer body) {
       return client.request(new RequestOptions().setMethod(HttpMethod.POST).setHost("127.0.0.1").setPort(port)
               .setURI("/import").putHeader("Content-Encoding", "deflate")
               .putHeader("Content-Type", "application/json").setIdleTimeout(120_000))
-          .compose(req -> req.send(bodies.get(body)))
+          .compose(req -> req.send(body))
           .compose(resp -> resp.body().map(b -> resp.statusCode()))
           .transform(ar -> Future.succeededFuture(!ar.succeeded() ? Answer.OTHER
               : ar.result() == 202 ? Answer.ACCEPTED : ar.result() == 503 ? Answer.REFUSED : Answer.OTHER));
@@ -759,22 +789,20 @@ public final class Bench {
   private static final class GrpcPoster implements Poster {
     final List<GrpcClient> clients = new ArrayList<>();
     final SocketAddress address;
-    final List<Buffer> bodies;
 
-    GrpcPoster(Vertx vertx, int port, int senders, List<Buffer> bodies) {
+    GrpcPoster(Vertx vertx, int port, int senders) {
       for (int i = 0; i < senders; i++) {
         clients.add(GrpcClient.client(vertx, new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
             .setHttp2ClearTextUpgrade(false)));
       }
       this.address = SocketAddress.inetSocketAddress(port, "127.0.0.1");
-      this.bodies = bodies;
     }
 
-    @Override public Future<Answer> post(int sender, int body) {
+    @Override public Future<Answer> post(int sender, Buffer body) {
       return clients.get(sender).request(address).compose(req -> {
         req.fullMethodName("forwardrpc.Forward/SendMetrics");
         req.idleTimeout(120_000);
-        return req.send(bodies.get(body));
+        return req.send(body);
       }).compose(resp -> {
         resp.handler(b -> { }); // google.protobuf.Empty
         // An error status ends the response with a failure: the status is what tells.
@@ -795,11 +823,29 @@ public final class Bench {
     }
   }
 
-  /** Closed-loop senders: each posts, waits for the answer, posts again, until the deadline. */
+  /** Body {@code i} of the distinct ones, carrying delivery probe {@code id} (or ignoring it). */
+  interface BodyMaker {
+    Buffer make(int i, long id);
+  }
+
+  /**
+   * Closed-loop senders: each posts, waits for the answer, posts again, until the deadline. With a
+   * rate, each sender also waits for its next slot, so together they post {@code rate} metrics a
+   * second (fewer if the proxy answers too slowly to keep up: the senders never overlap their own
+   * requests, as a local's flushes do not).
+   */
   private static final class Load {
+    final Vertx vertx;
     final Poster poster;
     final int distinctBodies;
     final int perBody;
+    final BodyMaker maker;
+    /** Nanoseconds between one sender's posts at the asked rate; 0: closed loop. */
+    final long slotNanos;
+    final AtomicLong probeIds = new AtomicLong();
+    /** Probes answered 202 in the measured window: id to when, by {@link System#nanoTime()}. */
+    final java.util.concurrent.ConcurrentHashMap<Long, Long> probes = new java.util.concurrent.ConcurrentHashMap<>();
+    volatile boolean probing;
     final AtomicLong requests = new AtomicLong();
     final AtomicLong sentMetrics = new AtomicLong();
     final AtomicLong acceptedMetrics = new AtomicLong();
@@ -811,10 +857,18 @@ public final class Bench {
     int latN;
     final List<Future<Void>> running = new ArrayList<>();
 
-    Load(Poster poster, int distinctBodies, int perBody) {
+    /** @param rate metrics a second over all {@code senders}; 0 for a closed loop */
+    Load(Vertx vertx, Poster poster, int distinctBodies, int perBody, BodyMaker maker, long rate, int senders) {
+      this.vertx = vertx;
       this.poster = poster;
       this.distinctBodies = distinctBodies;
       this.perBody = perBody;
+      this.maker = maker;
+      this.slotNanos = rate <= 0 ? 0 : (long) (1e9 * senders * perBody / rate);
+    }
+
+    java.util.Map<Long, Long> probesAccepted() {
+      return probes;
     }
 
     void run(int senders, long until) {
@@ -832,6 +886,7 @@ public final class Bench {
      */
     synchronized long[] window(boolean open) {
       if (open) latN = 0;
+      probing = open;
       return new long[] {requests.get(), refused.get(), errors.get(), acceptedMetrics.get()};
     }
 
@@ -858,16 +913,32 @@ public final class Bench {
     }
 
     private void loop(int sender, Promise<Void> done) {
-      if (System.nanoTime() >= deadline) {
+      loop(sender, done, System.nanoTime());
+    }
+
+    /** @param slot when this sender's post is due (at the asked rate; now in a closed loop) */
+    private void loop(int sender, Promise<Void> done, long slot) {
+      long now = System.nanoTime();
+      if (now >= deadline) {
         done.complete();
         return;
       }
+      if (slot - now > 1_000_000) {
+        vertx.setTimer((slot - now) / 1_000_000, t -> loop(sender, done, slot));
+        return;
+      }
       int body = Math.floorMod(next.getAndIncrement(), distinctBodies);
+      long id = probeIds.incrementAndGet();
+      Buffer b = maker.make(body, id);
       long start = System.nanoTime();
       sentMetrics.addAndGet(perBody);
-      poster.post(sender, body).onComplete(ar -> {
-        record(System.nanoTime() - start, ar.succeeded() ? ar.result() : Answer.OTHER);
-        loop(sender, done);
+      poster.post(sender, b).onComplete(ar -> {
+        long end = System.nanoTime();
+        Answer answer = ar.succeeded() ? ar.result() : Answer.OTHER;
+        if (answer == Answer.ACCEPTED && probing) probes.put(id, end);
+        record(end - start, answer);
+        // Behind the rate (a slow answer), the next post goes at once: slots are not saved up.
+        loop(sender, done, slotNanos == 0 ? end : Math.max(end, slot + slotNanos));
       });
     }
   }
@@ -1014,7 +1085,9 @@ public final class Bench {
     for (String proxy : o.proxies()) {
       if (!proxy.endsWith(".jar")) {
         sb.append(String.format(Locale.ROOT, "proxy:    %s: %s -f yaml (a Go veneur-proxy binary), a fresh process per run;"
-                + " JSON → JSON: forward_address; gRPC → gRPC: grpc_address, grpc_forward_address, forward_timeout 10s%s%n",
+                + " JSON → JSON: forward_address; gRPC → gRPC: grpc_address, grpc_forward_address, forward_timeout 10s;"
+                + " several globals: from a Consul double (consul_forward_service_name or"
+                + " consul_forward_grpc_service_name, consul_refresh_interval 1s)%s%n",
             proxyLabel(o, proxy), proxy, yaml));
         continue;
       }
@@ -1071,6 +1144,18 @@ public final class Bench {
           o.warmup > 0 ? String.format(Locale.ROOT, ", after %d s of warm-up with %d closed-loop senders",
               o.warmup, o.burstWarmupSenders) : ", proxy cold (no warm-up)"));
     }
+    if (!Double.isNaN(floor)) {
+      sb.append(String.format(Locale.ROOT, "floor:    %.2f CPU-s per M metrics to inflate these JSON bodies and deflate"
+          + " their JSON again at level 1 (java.util.zip, sync-flushed), nothing else: one thread of this JVM, measured"
+          + " before the runs (the zlib floor of JSON in and out)%n", floor));
+    }
+    if (o.rate > 0) {
+      sb.append(String.format(Locale.ROOT, "rate:     %,d metrics/s over all senders (each waits for its slot; a slow"
+          + " answer delays its sender's next post)%n", o.rate));
+    }
+    sb.append(String.format(Locale.ROOT, "delivery: every post carries one probe metric more (%s, tagged probe:<id>);"
+        + " its delivery time is its global's arrival minus the sender's 202 (CLOCK_MONOTONIC in both JVMs)%n",
+        Probes.NAME));
     sb.append(String.format(Locale.ROOT, "runs:     %d per cell, interleaved; %s; about %s in all; logs in %s%n",
         o.runs, o.runs > 1 ? "the table shows the median [min-max]" : "one run per cell, so no spread shown",
         duration(estimateSeconds(o, cells)), dir));
@@ -1092,9 +1177,9 @@ public final class Bench {
     for (Result r : results) byCell.get(r.cell()).add(r);
     StringBuilder sb = new StringBuilder();
     sb.append("| proxy | in → out | mode | globals | senders | delivered/s | accepted/s | proxy CPU-s per M | CPU-s per M, whole run | p50 ms | p99 ms | refused"
-        + " | other errors | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in"
+        + " | other errors | delivery p50 / p99 ms | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in"
         + " | cores: proxy / globals / bench | runs |\n");
-    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (Map.Entry<Cell, List<Result>> e : byCell.entrySet()) {
       Cell c = e.getKey();
       List<Result> ok = e.getValue().stream().filter(Result::ok).collect(Collectors.toList());
@@ -1103,7 +1188,7 @@ public final class Bench {
           ? String.format(Locale.ROOT, "%d locals x %d every %s", c.senders(), o.rounds, duration(o.intervalMs / 1000.0))
           : String.valueOf(c.senders());
       if (ok.isEmpty()) {
-        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | all %d runs failed: %s |||||||||||||%n",
+        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | all %d runs failed: %s ||||||||||||||%n",
             proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders, failedRuns,
             e.getValue().isEmpty() ? "" : e.getValue().get(0).error()));
         continue;
@@ -1126,7 +1211,10 @@ public final class Bench {
       String cores = String.format(Locale.ROOT, "%s / %s / %s", median(ok, Result::proxyCores, "%.2f"),
           median(ok, Result::globalsCores, "%.2f"), median(ok, Result::benchCores, "%.2f"));
       String notes = ok.stream().map(Result::notes).filter(s -> !s.isEmpty()).distinct().collect(Collectors.joining("; "));
-      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
+      long probesLost = ok.stream().mapToLong(Result::probesLost).sum();
+      String delivery = c.burst() ? "" : stat(ok, Result::deliveryP50, "%.0f") + " / " + stat(ok, Result::deliveryP99, "%.0f")
+          + (probesLost == 0 ? "" : " (" + probesLost + " probes lost)");
+      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
           proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders,
           stat(ok, Result::deliveredPerSec, "%,.0f"),
           stat(ok, Result::acceptedPerSec, "%,.0f"),
@@ -1136,6 +1224,7 @@ public final class Bench {
           stat(ok, Result::p99, "%.0f"),
           refused,
           stat(ok, r -> r.otherErrors(), "%.0f"),
+          delivery,
           stat(ok, Result::peakRssMiB, "%.0f"),
           String.format(Locale.ROOT, "%.2fM / %.2fM / %.2fM", sent / 1e6, accepted / 1e6, delivered / 1e6),
           lost,
@@ -1159,6 +1248,39 @@ public final class Bench {
           + " since the first round (cleared via /proc/PID/clear_refs after the warm-up where allowed).\n");
     }
     return sb.toString();
+  }
+
+  /**
+   * For every cell a Go proxy ran, its CPU per metric against each jar's in the same cell (same
+   * globals, senders and flow), medians over the runs: "how many times less CPU per metric".
+   */
+  static String ratios(List<Cell> cells, List<Result> results, Options o) {
+    StringBuilder sb = new StringBuilder();
+    for (Cell go : cells) {
+      if (!go.go()) continue;
+      double goCpu = medianOf(results, go, Result::cpuPerM);
+      double goRate = medianOf(results, go, Result::deliveredPerSec);
+      for (Cell c : cells) {
+        if (c.go() || c.burst() != go.burst() || c.globals() != go.globals() || c.senders() != go.senders()
+            || c.grpcIn() != go.grpcIn() || c.grpcOut() != go.grpcOut()) continue;
+        double cpu = medianOf(results, c, Result::cpuPerM);
+        double rate = medianOf(results, c, Result::deliveredPerSec);
+        if (sb.length() == 0) sb.append("\nratios (medians of the runs, same cells):\n");
+        sb.append(String.format(Locale.ROOT, "  %s, %s, %d globals, %d %s: CPU per metric %s / %s = %.2f / %.2f = %.1fx less;"
+                + " delivered/s %.1fx%s%n",
+            c.flow(), c.mode(), c.globals(), c.senders(), c.burst() ? "locals" : "senders", proxyLabel(o, go.proxy()),
+            proxyLabel(o, c.proxy()), goCpu, cpu, goCpu / cpu, rate / goRate,
+            Double.isNaN(floor) || c.grpcIn() || c.grpcOut() ? ""
+                : String.format(Locale.ROOT, "; zlib floor %.2f, %s at %.1fx it", floor, proxyLabel(o, c.proxy()), cpu / floor)));
+      }
+    }
+    return sb.toString();
+  }
+
+  private static double medianOf(List<Result> results, Cell c, ToDoubleFunction<Result> f) {
+    double[] v = results.stream().filter(r -> r.ok() && r.cell().equals(c)).mapToDouble(f)
+        .filter(d -> !Double.isNaN(d)).sorted().toArray();
+    return v.length == 0 ? Double.NaN : median(v);
   }
 
   private static String deliverStat(List<Result> ok) {
@@ -1193,15 +1315,15 @@ public final class Bench {
   private static void writeCsv(Path file, List<Result> results) throws IOException {
     StringBuilder sb = new StringBuilder("proxy,in,out,mode,globals,senders,run,error,delivered_per_s,accepted_per_s,cpu_s_per_m,cpu_s_per_m_whole_run,p50_ms,p99_ms,"
         + "requests,refused_503,other_errors,peak_rss_mib,sent,accepted,delivered,lost,proxy_cores,globals_cores,"
-        + "bench_cores,burst_deliver_ms\n");
+        + "bench_cores,burst_deliver_ms,delivery_p50_ms,delivery_p99_ms,probes_lost\n");
     for (Result r : results) {
-      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f%n",
+      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f,%.1f,%.1f,%d%n",
           r.cell().proxy(), r.cell().grpcIn() ? "grpc" : "json", r.cell().grpcOut() ? "grpc" : "http",
           r.cell().mode(), r.cell().globals(), r.cell().senders(), r.run(),
           r.error() == null ? "" : '"' + r.error().replace('"', '\'').replace('\n', ' ') + '"',
           r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
           r.peakRssMiB(), r.sentMetrics(), r.acceptedMetrics(), r.deliveredMetrics(), r.lost(), r.proxyCores(),
-          r.globalsCores(), r.benchCores(), r.deliverMs()));
+          r.globalsCores(), r.benchCores(), r.deliverMs(), r.deliveryP50(), r.deliveryP99(), r.probesLost()));
     }
     if (file.getParent() != null) Files.createDirectories(file.getParent());
     Files.writeString(file, sb);

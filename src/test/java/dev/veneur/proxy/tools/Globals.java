@@ -32,6 +32,12 @@ abstract class Globals implements AutoCloseable {
   /** Wall-clock time (epoch microseconds) of the latest post any global counted; 0 if none. */
   abstract long lastPostMicros() throws IOException;
 
+  /**
+   * The delivery probes ({@link Probes}) the globals received since the last call, by id, with
+   * the {@link System#nanoTime()} each arrived at; added to {@code into}.
+   */
+  abstract void drainProbes(java.util.Map<Long, Long> into) throws IOException;
+
   /** The globals' own process id, or -1 when they run in this JVM. */
   abstract long pid();
 
@@ -79,6 +85,10 @@ abstract class Globals implements AutoCloseable {
         long t = 0;
         for (StandInGlobal g : gs) t = Math.max(t, g.lastPostMicros());
         return t;
+      }
+
+      @Override void drainProbes(java.util.Map<Long, Long> into) {
+        for (StandInGlobal g : gs) Probes.Arrivals.parse(g.drainProbes(), into);
       }
 
       @Override long pid() {
@@ -181,6 +191,19 @@ abstract class Globals implements AutoCloseable {
 
       @Override long lastPostMicros() throws IOException {
         return Arrays.stream(stats()).mapToLong(s -> s.getLong("last_post_micros")).max().orElse(0);
+      }
+
+      @Override void drainProbes(java.util.Map<Long, Long> into) throws IOException {
+        for (int port : fixed) {
+          HttpRequest r = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/probes"))
+              .timeout(Duration.ofSeconds(30)).build();
+          try {
+            Probes.Arrivals.parse(http.send(r, HttpResponse.BodyHandlers.ofString()).body(), into);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+          }
+        }
       }
 
       @Override long pid() {

@@ -1,5 +1,6 @@
 package dev.veneur.proxy.tools;
 
+import dev.veneur.proxy.support.ConsulDouble;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.net.HttpURLConnection;
@@ -29,6 +30,8 @@ final class ProxyRig implements AutoCloseable {
   final Process proxy;
   final Path log;
   final List<String> command;
+  /** The Consul a Go proxy finds several globals in; null otherwise. */
+  private ConsulDouble consul;
 
   private ProxyRig(Globals globals, int port, int grpcPort, Process proxy, Path log, List<String> command) {
     this.globals = globals;
@@ -64,7 +67,17 @@ final class ProxyRig implements AutoCloseable {
    */
   static ProxyRig launch(Globals globals, boolean grpcIn, String jar, String javaOpts, String extraYaml, Path dir,
       String name) throws Exception {
+    return launch(null, globals, grpcIn, jar, javaOpts, extraYaml, dir, name);
+  }
+
+  /**
+   * As the previous, and a Go proxy given several globals finds them in a Consul double served by
+   * {@code vertx} (it takes one static destination only).
+   */
+  static ProxyRig launch(Vertx vertx, Globals globals, boolean grpcIn, String jar, String javaOpts, String extraYaml,
+      Path dir, String name) throws Exception {
     ProxyRig rig = null;
+    ConsulDouble consul = null;
     try {
       int proxyPort = freePort();
       int grpcPort = grpcIn ? freePort() : -1;
@@ -74,7 +87,17 @@ final class ProxyRig implements AutoCloseable {
       if (grpcIn) config.append("grpc_address: \"127.0.0.1:").append(grpcPort).append("\"\n");
       List<String> cmd = new ArrayList<>();
       if (!jar.endsWith(".jar")) {
-        config.append(goDestination(globals, grpcIn));
+        if (globals.ports().size() > 1 && vertx != null) {
+          consul = ConsulDouble.start(vertx, GO_SERVICE);
+          List<ConsulDouble.Instance> instances = new ArrayList<>();
+          for (int i = 0; i < globals.ports().size(); i++) {
+            instances.add(ConsulDouble.Instance.passing("global-" + i, "127.0.0.1", globals.ports().get(i)));
+          }
+          consul.setInstances(instances);
+          config.append(goConsulDestination(globals, grpcIn));
+        } else {
+          config.append(goDestination(globals, grpcIn));
+        }
         cmd.addAll(List.of(Path.of(jar).toAbsolutePath().toString(), "-f", yaml.toString()));
       } else {
         StringBuilder dests = new StringBuilder();
@@ -88,16 +111,40 @@ final class ProxyRig implements AutoCloseable {
         cmd.addAll(List.of("-jar", jar, "-f", yaml.toString()));
       }
       Files.writeString(yaml, config + extraYaml.replace("\\n", "\n") + "\n");
-      Process proxy = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+      if (consul != null) pb.environment().put("CONSUL_HTTP_ADDR", consul.address());
+      Process proxy = pb.start();
       rig = new ProxyRig(globals, proxyPort, grpcPort, proxy, log, cmd);
+      rig.consul = consul;
       rig.awaitHealthy();
       if (grpcIn) rig.awaitGrpcListening();
       return rig;
     } catch (Exception e) {
-      if (rig != null) rig.close();
-      else globals.close();
+      if (rig != null) {
+        rig.close();
+      } else {
+        globals.close();
+        if (consul != null) consul.close();
+      }
       throw e;
     }
+  }
+
+  /** The Consul service a Go proxy's several globals are registered under. */
+  static final String GO_SERVICE = "veneur-global";
+
+  /**
+   * The destination lines of a Go veneur-proxy's YAML for several globals: it has no static list,
+   * so it finds them in Consul ({@code CONSUL_HTTP_ADDR}), as a fleet runs it, refreshing every
+   * second: {@code consul_forward_service_name} for /import (v2 and v14),
+   * {@code consul_forward_grpc_service_name} for gRPC (v14).
+   */
+  static String goConsulDestination(Globals globals, boolean grpcIn) {
+    if (grpcIn != globals.grpc()) {
+      throw new IllegalArgumentException("the Go proxy forwards /import to HTTP globals and gRPC to gRPC globals only");
+    }
+    return (grpcIn ? "consul_forward_grpc_service_name: \"" + GO_SERVICE + "\"\nforward_timeout: \"10s\"\n"
+        : "consul_forward_service_name: \"" + GO_SERVICE + "\"\n") + "consul_refresh_interval: \"1s\"\n";
   }
 
   /**
@@ -109,7 +156,7 @@ final class ProxyRig implements AutoCloseable {
    */
   static String goDestination(Globals globals, boolean grpcIn) {
     if (globals.ports().size() != 1) {
-      throw new IllegalArgumentException("the Go proxy forwards to one static destination: use --globals 1");
+      throw new IllegalArgumentException("the Go proxy forwards to one static destination; several need Consul");
     }
     if (grpcIn != globals.grpc()) {
       throw new IllegalArgumentException("the Go proxy forwards /import to HTTP globals and gRPC to gRPC globals only");
@@ -224,6 +271,7 @@ final class ProxyRig implements AutoCloseable {
       }
     } finally {
       globals.close();
+      if (consul != null) consul.close();
     }
   }
 

@@ -85,6 +85,7 @@ public final class StandInGlobal {
   private final AtomicLong bytes = new AtomicLong();
   private final AtomicLong valueBytes = new AtomicLong();
   private final AtomicLong rejected = new AtomicLong();
+  private final Probes.Arrivals probes = new Probes.Arrivals();
   private volatile long lastPostMicros;
   private final boolean print;
   private final boolean light;
@@ -160,6 +161,14 @@ public final class StandInGlobal {
     return Future.join(all).mapEmpty();
   }
 
+  /**
+   * The bench's delivery probes (see {@link Probes}) this global received and when; {@code GET
+   * /probes} takes them. Light globals do not decode names, so they see none.
+   */
+  public String drainProbes() {
+    return probes.drain();
+  }
+
   public long metrics() {
     return metrics.get();
   }
@@ -216,6 +225,7 @@ public final class StandInGlobal {
     long seen = 0;
     for (metricpb.MetricOuterClass.Metric m : list.getMetricsList()) {
       seen += m.getName().length() + m.getTypeValue() + m.getScopeValue();
+      if (Probes.NAME.equals(m.getName()) && m.getTagsCount() > 0) probes.arrived(Probes.idOf(m.getTags(0)));
       for (int i = 0; i < m.getTagsCount(); i++) seen += m.getTags(i).length();
       switch (m.getValueCase()) {
         case COUNTER: seen += 8; break;
@@ -255,6 +265,10 @@ public final class StandInGlobal {
   private void handle(HttpServerRequest req) {
     if ("/stats".equals(req.path())) {
       req.response().putHeader("Content-Type", "application/json").end(stats().encode());
+      return;
+    }
+    if ("/probes".equals(req.path())) {
+      req.response().putHeader("Content-Type", "text/plain").end(probes.drain());
       return;
     }
     if ("/healthcheck".equals(req.path())) {
@@ -343,6 +357,7 @@ public final class StandInGlobal {
               p.skipChildren();
           }
         }
+        if (Probes.NAME.equals(name)) probes.arrived(Probes.idOf(tagstring));
         out.add(new Metric(name, type, tagstring, tags, value));
       }
       if (t != JsonToken.END_ARRAY) throw new IOException("expected a metric object, got " + t);
