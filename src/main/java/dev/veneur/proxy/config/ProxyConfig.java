@@ -30,7 +30,7 @@ public final class ProxyConfig {
       "consul_refresh_interval", "consul_forward_service_name", "consul_address", "consul_token",
       "consul_startup_timeout", "stats_address", "stats_interval", "sentry_dsn",
       "forward_address", "forward_addresses", "forward_timeout", "idle_connection_timeout",
-      "max_idle_conns_per_host", "forward_compression_level", "batch_max_metrics",
+      "max_idle_conns_per_host", "forward_compression_level", "forward_compressor", "batch_max_metrics",
       "batch_max_bytes", "batch_linger", "max_body_bytes", "max_inflated_bytes",
       "max_queued_bytes", "max_queued_bytes_per_destination", "shutdown_timeout",
       "config_scan_interval", "forward_retry_budget", "forward_retry_backoff",
@@ -110,6 +110,8 @@ public final class ProxyConfig {
   public final Duration idleConnectionTimeout;
   public final int maxIdleConnsPerHost;
   public final int forwardCompressionLevel;
+  /** {@code forward_compressor: fast} (the default): chunks deflated by the proxy's own deflater, not zlib. */
+  public final boolean forwardCompressorFast;
   public final int batchMaxMetrics;
   public final long batchMaxBytes;
   public final Duration batchLinger;
@@ -307,6 +309,11 @@ public final class ProxyConfig {
     idleConnectionTimeout = r.positiveDuration("idle_connection_timeout", "90s");
     maxIdleConnsPerHost = r.intIn("max_idle_conns_per_host", 8, 1, 1024);
     forwardCompressionLevel = r.intIn("forward_compression_level", 1, 0, 9);
+    String compressor = r.string("forward_compressor", "fast").trim().toLowerCase(Locale.ROOT);
+    if (!compressor.equals("fast") && !compressor.equals("zlib")) {
+      throw new ConfigException("forward_compressor", compressor, "fast or zlib");
+    }
+    forwardCompressorFast = compressor.equals("fast");
     batchMaxMetrics = r.intIn("batch_max_metrics", 2000, 1, 1_000_000);
     batchMaxBytes = r.bytes("batch_max_bytes", "1MiB", 1024);
     batchLinger = r.positiveDuration("batch_linger", "50ms");

@@ -115,6 +115,8 @@ public final class Ingester {
   private final BodySource source = new BodySource();
   private final ArrayDeque<Task> queue = new ArrayDeque<>();
   private final List<ChunkWriter> writers = new ArrayList<>();
+  /** Shared by this ingester's writers (one thread; each of its calls stands alone). */
+  private final dev.veneur.proxy.wire.FastDeflater fast = new dev.veneur.proxy.wire.FastDeflater();
   private GoJsonScanner scanner;
   private GoJsonScanner senderScanner;
   private int scannerMaxString;
@@ -138,7 +140,15 @@ public final class Ingester {
 
     int compressionLevel();
 
-    /** The proxy's: max_string_length, max_metric_bytes, forward_compression_level, as now configured. */
+    /** Chunks are deflated by the proxy's own {@code FastDeflater}, not zlib ({@code forward_compressor: fast}). */
+    default boolean fastCompressor() {
+      return false;
+    }
+
+    /**
+     * The proxy's: max_string_length, max_metric_bytes, forward_compression_level,
+     * forward_compressor, as now configured.
+     */
     static Limits of(java.util.function.Supplier<dev.veneur.proxy.config.ProxyConfig> config) {
       return new Limits() {
         @Override
@@ -154,6 +164,11 @@ public final class Ingester {
         @Override
         public int compressionLevel() {
           return config.get().forwardCompressionLevel;
+        }
+
+        @Override
+        public boolean fastCompressor() {
+          return config.get().forwardCompressorFast;
         }
       };
     }
@@ -268,8 +283,9 @@ public final class Ingester {
     result = new Result(router.ways());
     if (group.isEmpty()) {
       int level = limits.compressionLevel();
-      while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level));
-      for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level);
+      boolean useFast = limits.fastCompressor();
+      while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level, fast));
+      for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level, useFast);
     } else {
       // Joining the group (same ring, so the same slots): what is staged now can be taken back.
       for (int d = 0; d < router.ways(); d++) writers.get(d).mark();

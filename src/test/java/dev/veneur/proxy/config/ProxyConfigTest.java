@@ -87,6 +87,10 @@ class ProxyConfigTest {
     assertRejected("max_idle_conns_per_host", "lots");
     assertRejected("max_body_bytes", "big");
     assertRejected("forward_compression_level", 12);
+    assertRejected("forward_compressor", "lz4");
+    assertTrue(ProxyConfig.from(base()).forwardCompressorFast, "the fast deflater is the default");
+    assertTrue(ProxyConfig.from(base().put("forward_compressor", "FAST")).forwardCompressorFast);
+    org.junit.jupiter.api.Assertions.assertFalse(ProxyConfig.from(base().put("forward_compressor", "zlib")).forwardCompressorFast);
     assertRejected("debug", "yes please");
     assertRejected("stats_address", "nohostport");
     assertRejected("sentry_dsn", "not a url");

@@ -103,8 +103,8 @@ class ChunkServiceTest {
 
   /** A JSON chunk as the ingest side builds it, its bytes reserved, its metrics accepted (queued). */
   private MetricChunk accepted(List<JsonObject> metrics, RequestTrace trace) {
-    ChunkWriter w = new ChunkWriter(ctx.budget(), 1);
-    w.begin(1);
+    ChunkWriter w = new ChunkWriter(ctx.budget(), 1, new dev.veneur.proxy.wire.FastDeflater());
+    w.begin(1, true);
     for (JsonObject m : metrics) {
       byte[] b = m.encode().getBytes(StandardCharsets.UTF_8);
       w.add(b, 0, b.length);

@@ -12,17 +12,25 @@ import java.util.List;
 import java.util.Random;
 import java.util.zip.Adler32;
 import java.util.zip.Inflater;
-import org.junit.jupiter.api.Test;
+import dev.veneur.proxy.wire.FastDeflater;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class ChunkWriterTest {
 
-  @Test
-  void aChunkInflatesToItsMetricsCommaJoinedAndItsBytesAreReserved() throws Exception {
+  /**
+   * Every level, with zlib and with the fast deflater, and switching between them from chunk to
+   * chunk on one writer (a reload does that): each chunk inflates to its metrics, comma-joined.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"zlib", "fast", "alternating"})
+  void aChunkInflatesToItsMetricsCommaJoinedAndItsBytesAreReserved(String compressor) throws Exception {
     MemoryBudget budget = new MemoryBudget(() -> 1L << 30);
-    ChunkWriter w = new ChunkWriter(budget, 1);
+    ChunkWriter w = new ChunkWriter(budget, 1, new FastDeflater());
     Random r = new Random(3);
     for (int round = 0; round < 20; round++) {
-      w.begin(round % 10);
+      boolean fast = compressor.equals("fast") || (compressor.equals("alternating") && round % 2 == 0);
+      w.begin(round % 10, fast);
       List<String> metrics = new ArrayList<>();
       StringBuilder src = new StringBuilder();
       int n = 1 + r.nextInt(round == 5 ? 3000 : 200);
@@ -51,7 +59,7 @@ class ChunkWriterTest {
       w.trim();
       assertEquals(0, budget.used(), "scratch grown for a big chunk is given back");
     }
-    w.begin(1);
+    w.begin(1, compressor.equals("fast"));
     assertNull(w.finish(null), "no metric, no chunk");
     w.close();
   }
