@@ -1,6 +1,7 @@
 package dev.veneur.proxy.bench;
 
 import dev.veneur.proxy.tools.SyntheticMetrics;
+import dev.veneur.proxy.wire.FastDeflater;
 import io.vertx.core.json.JsonArray;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +32,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code bytes} counter what goes on the wire and waits in the memory budget. The zlib shipped
  * with the JDK ({@code java.util.zip}) is the only deflate on the classpath: levels 1 (what the
  * proxy uses, {@code forward_compression_level}) and 6 (Go's default), Huffman-only (no string
- * matching) and stored (no compression). {@code scripts/jmh CompressorBench}.
+ * matching) and stored (no compression); and {@code fast}, the pure-Java {@link FastDeflater}
+ * (one {@code deflateSync} per body, inflated by the same JDK inflater). {@code scripts/jmh
+ * CompressorBench}.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -40,7 +43,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 2)
 @Fork(1)
 public class CompressorBench {
-  @Param({"level1", "level6", "huffman", "stored"})
+  @Param({"level1", "level6", "huffman", "stored", "fast"})
   public String compressor;
 
   private byte[] json;
@@ -48,6 +51,7 @@ public class CompressorBench {
   private int outLen;
   private byte[] back;
   private Deflater deflater;
+  private FastDeflater fast;
   private final Inflater inflater = new Inflater(true);
 
   /** The compressed size of one body, reported beside the time (bytes per 1000 metrics). */
@@ -62,7 +66,7 @@ public class CompressorBench {
   public void setup() throws Exception {
     JsonArray sample = new JsonArray(Files.readString(Path.of("src/test/resources/fixtures/captured/large.json")));
     json = SyntheticMetrics.fromSample(sample, 1000, 1);
-    out = new byte[json.length + json.length / 10 + 1024];
+    out = new byte[Math.max(json.length + json.length / 10 + 1024, FastDeflater.maxCompressedLength(json.length))];
     back = new byte[json.length];
     deflater = switch (compressor) {
       case "level1" -> new Deflater(1, true);
@@ -73,19 +77,23 @@ public class CompressorBench {
         yield d;
       }
       case "stored" -> new Deflater(0, true);
+      case "fast" -> null;
       default -> throw new IllegalArgumentException(compressor);
     };
+    if (deflater == null) fast = new FastDeflater();
     outLen = compress();
     if (decompress() != json.length) throw new IllegalStateException(compressor + " does not round-trip");
   }
 
   @TearDown(Level.Trial)
   public void teardown() {
-    deflater.end();
+    if (deflater != null) deflater.end();
     inflater.end();
   }
 
   private int compress() {
+    // Ends in a sync flush too: one call, self-contained, byte-aligned, not final.
+    if (fast != null) return fast.deflateSync(json, 0, json.length, out, 0);
     deflater.reset();
     deflater.setInput(json);
     int n = 0;
