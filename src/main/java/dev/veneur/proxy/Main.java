@@ -24,6 +24,8 @@ import sun.misc.Signal;
 public final class Main {
   private static final Logger LOG = LoggerFactory.getLogger(Main.class);
   private static final AtomicBoolean STOPPING = new AtomicBoolean();
+  /** Why this JVM runs the proxy, when {@link Launch} decided it; null when started as this class. */
+  static volatile HeapChoice.Decision heapChoice;
 
   private Main() {}
 
@@ -79,8 +81,21 @@ public final class Main {
     // before the listener opens: a SIGTERM right after the port answers must still stop gracefully.
     Signals signals = new Signals();
     for (String sig : new String[] {"TERM", "INT"}) Signal.handle(new Signal(sig), s -> signals.on("SIG" + sig));
+    String launcher = System.getProperty(HeapChoice.LAUNCHER);
+    if (launcher != null) {
+      // The launcher is the process the operator knows: if it dies (SIGKILL), stop as on SIGTERM
+      // rather than live on unseen, holding the ports.
+      try {
+        ProcessHandle.of(Long.parseLong(launcher)).ifPresentOrElse(
+            h -> h.onExit().thenRun(() -> signals.on("the launcher (pid " + launcher + ") ended")),
+            () -> signals.on("the launcher (pid " + launcher + ") ended"));
+      } catch (NumberFormatException e) {
+        LOG.warn("-D{}={} is not a pid: not watching a launcher", HeapChoice.LAUNCHER, launcher);
+      }
+    }
     try {
       LOG.info("veneur-proxy {} starting with {}", Version.get(), file.toAbsolutePath());
+      logHeap(launcher);
       app = ProxyApp.start(vertx, config).await();
       app.watch(file, raw).await();
     } catch (Exception e) {
@@ -92,6 +107,18 @@ public final class Main {
     }
     ProxyApp started = app;
     signals.started(why -> stopThenExit(started, vertx, config, why));
+  }
+
+  /** One line on the heap this JVM runs with and who chose it. */
+  private static void logHeap(String launcher) {
+    long max = Runtime.getRuntime().maxMemory() >> 20;
+    if (launcher != null) {
+      LOG.info("heap: at most {} MiB, given by the launcher (pid {}): it was started with no heap size"
+          + " (a plain java -jar), which lets the JVM grow to a quarter of the host's RAM; any heap flag"
+          + " (-Xmx256m, -XX:MaxRAMPercentage=60) runs the proxy in one JVM with the operator's heap", max, launcher);
+    } else if (heapChoice != null) {
+      LOG.info("heap: at most {} MiB; one JVM: {}", max, heapChoice.why());
+    }
   }
 
   /** SIGTERM and SIGINT, from before start-up until the process ends. */

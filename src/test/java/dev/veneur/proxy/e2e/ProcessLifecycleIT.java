@@ -135,4 +135,85 @@ class ProcessLifecycleIT {
       p.kill();
     }
   }
+
+  /** The JVMs a launcher started (its descendants), with their command lines. */
+  private static java.util.List<ProcessHandle> launched(ProxyProcess p) {
+    return p.process.toHandle().descendants().toList();
+  }
+
+  private static String yamlFor(Path dir, int port) throws java.io.IOException {
+    Path yaml = dir.resolve("proxy.yaml");
+    Files.writeString(yaml, String.join("\n",
+        "http_address: \"127.0.0.1:" + port + "\"",
+        "forward_address: \"http://127.0.0.1:9\"", ""));
+    return yaml.toString();
+  }
+
+  @Test
+  void aPlainJavaJarRunsTheProxyInAJvmWithABoundedHeapAndSigtermStopsBoth(@TempDir Path dir) throws Exception {
+    int port = TestProxy.freePort();
+    ProxyProcess p = ProxyProcess.launch(Path.of(yamlFor(dir, port)));
+    try {
+      Await.until("healthcheck answers", Duration.ofSeconds(60), () -> {
+        var r = get(port, "/healthcheck");
+        return r != null && r.statusCode() == 200;
+      });
+      var children = launched(p);
+      assertEquals(1, children.size(), "one launched JVM: " + children + "\n" + p.log());
+      // From /proc: ProcessHandle.Info leaves out the arguments of a command line this long.
+      String cmd = Files.readString(Path.of("/proc/" + children.get(0).pid() + "/cmdline")).replace('\0', ' ');
+      assertTrue(cmd.contains("-Xmx224m") && cmd.contains("-Dveneur.proxy.launcher=" + p.process.pid())
+          && cmd.contains("dev.veneur.proxy.Main"), cmd);
+      assertTrue(p.logged("heap: at most 224 MiB, given by the launcher (pid " + p.process.pid() + ")"), p.log());
+      // 40% of the launched JVM's heap; logged just after the listener answers.
+      Await.until("the listening line", Duration.ofSeconds(10), () -> p.logged("memory budget 89 MiB"));
+      // SIGTERM to the launcher: the proxy stops gracefully, and its exit code is the launcher's.
+      assertEquals(0, p.terminate(), p.log());
+      assertTrue(p.logged("SIGTERM: refusing new imports"), p.log());
+      assertTrue(p.logged("stopped: received 0"), p.log());
+      assertTrue(children.get(0).onExit().get(10, java.util.concurrent.TimeUnit.SECONDS) != null);
+    } finally {
+      p.kill();
+      launched(p).forEach(ProcessHandle::destroyForcibly);
+    }
+  }
+
+  @Test
+  void theLaunchedProxyStopsWhenItsLauncherIsKilled(@TempDir Path dir) throws Exception {
+    int port = TestProxy.freePort();
+    ProxyProcess p = ProxyProcess.launch(Path.of(yamlFor(dir, port)));
+    java.util.List<ProcessHandle> children = java.util.List.of();
+    try {
+      Await.until("healthcheck answers", Duration.ofSeconds(60), () -> {
+        var r = get(port, "/healthcheck");
+        return r != null && r.statusCode() == 200;
+      });
+      children = launched(p);
+      assertEquals(1, children.size(), p.log());
+      p.process.destroyForcibly().waitFor(); // SIGKILL: no chance to pass anything on
+      // Not left running unseen with the port: it stops as on SIGTERM.
+      assertTrue(children.get(0).onExit().get(60, java.util.concurrent.TimeUnit.SECONDS) != null);
+      Await.until("the port is free again", Duration.ofSeconds(10), () -> get(port, "/healthcheck") == null);
+    } finally {
+      children.forEach(ProcessHandle::destroyForcibly);
+    }
+  }
+
+  @Test
+  void aHeapFlagKeepsTheProxyInTheOperatorsJvm(@TempDir Path dir) throws Exception {
+    int port = TestProxy.freePort();
+    ProxyProcess p = ProxyProcess.launch(Path.of(yamlFor(dir, port)), "-Xmx192m");
+    try {
+      Await.until("healthcheck answers", Duration.ofSeconds(60), () -> {
+        var r = get(port, "/healthcheck");
+        return r != null && r.statusCode() == 200;
+      });
+      assertEquals(0, launched(p).size(), p.log());
+      assertTrue(p.logged("heap: at most 192 MiB; one JVM: the heap is the operator's (MaxHeapSize from vm_creation)"),
+          p.log());
+      assertEquals(0, p.terminate(), p.log());
+    } finally {
+      p.kill();
+    }
+  }
 }

@@ -47,7 +47,15 @@ public final class ProxyProcess {
   }
 
   public static ProxyProcess start(Path yaml, Map<String, String> env, String... jvmArgs) throws IOException {
-    return start(List.of(), yaml, env, jvmArgs);
+    return start(List.of(), "dev.veneur.proxy.Main", yaml, env, jvmArgs);
+  }
+
+  /**
+   * As the jar starts it ({@code java -jar}: its entry point {@code Launch}), which with no JVM
+   * option but system properties runs the proxy in a second JVM with a bounded heap.
+   */
+  public static ProxyProcess launch(Path yaml, String... jvmArgs) throws IOException {
+    return start(List.of(), "dev.veneur.proxy.Launch", yaml, Map.of(), jvmArgs);
   }
 
   /**
@@ -57,18 +65,19 @@ public final class ProxyProcess {
    */
   public static ProxyProcess startWithNofile(int nofile, Path yaml, Map<String, String> env, String... jvmArgs)
       throws IOException {
-    return start(List.of("bash", "-c", "ulimit -n " + nofile + " && exec \"$@\"", "bash"), yaml, env, jvmArgs);
+    return start(List.of("bash", "-c", "ulimit -n " + nofile + " && exec \"$@\"", "bash"), "dev.veneur.proxy.Main", yaml,
+        env, jvmArgs);
   }
 
-  private static ProxyProcess start(List<String> wrapper, Path yaml, Map<String, String> env, String... jvmArgs)
-      throws IOException {
+  private static ProxyProcess start(List<String> wrapper, String main, Path yaml, Map<String, String> env,
+      String... jvmArgs) throws IOException {
     List<String> cmd = new java.util.ArrayList<>(wrapper);
     cmd.add(System.getProperty("java.home") + File.separator + "bin" + File.separator + "java");
     // Tests run many proxies at once: the admin listener's default is moved to a free port.
     String admin = System.getProperty("veneur.proxy.adminAddressDefault");
     if (admin != null) cmd.add("-Dveneur.proxy.adminAddressDefault=" + admin);
     cmd.addAll(List.of(jvmArgs));
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.veneur.proxy.Main", "-f", yaml.toString()));
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), main, "-f", yaml.toString()));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     pb.environment().putAll(env);
     return new ProxyProcess(pb.start());

@@ -179,14 +179,46 @@ final class ProxyRig implements AutoCloseable {
     return globals.delivered();
   }
 
-  /** The proxy's user + system CPU time, in clock ticks ({@link #TICKS_PER_SECOND}). */
-  long cpuTicks() throws IOException {
-    return cpuTicks(proxy.pid());
+  /**
+   * The proxy's processes: the one started and what it started. A plain {@code java -jar} of this
+   * proxy (no JVM flags) runs it in a second JVM with a bounded heap, the first staying as its
+   * launcher (issue 19), so both count.
+   */
+  private List<Long> pids() {
+    List<Long> pids = new ArrayList<>();
+    pids.add(proxy.pid());
+    proxy.toHandle().descendants().forEach(h -> pids.add(h.pid()));
+    return pids;
   }
 
-  /** A line of the proxy's /proc/PID/status in KiB: VmRSS (now) or VmHWM (peak). */
+  /** The proxy's user + system CPU time, in clock ticks ({@link #TICKS_PER_SECOND}), its launched JVM's included. */
+  long cpuTicks() throws IOException {
+    long sum = 0;
+    for (long pid : pids()) {
+      try {
+        sum += cpuTicks(pid);
+      } catch (IOException e) {
+        if (pid == proxy.pid()) throw e; // a launched JVM that just ended
+      }
+    }
+    return sum;
+  }
+
+  /**
+   * A line of the proxy's /proc/PID/status in KiB: VmRSS (now) or VmHWM (peak), summed over its
+   * processes (the launcher's is flat, so the sum of peaks is the peak of the sum within a few MiB).
+   */
   long memoryKib(String field) throws IOException {
-    return memoryKib(proxy.pid(), field);
+    long sum = 0;
+    for (long pid : pids()) {
+      try {
+        long k = memoryKib(pid, field);
+        if (k > 0) sum += k;
+      } catch (IOException e) {
+        if (pid == proxy.pid()) throw e;
+      }
+    }
+    return sum;
   }
 
   /**
@@ -195,7 +227,7 @@ final class ProxyRig implements AutoCloseable {
    */
   boolean resetPeakRss() {
     try {
-      Files.writeString(Path.of("/proc/" + proxy.pid() + "/clear_refs"), "5");
+      for (long pid : pids()) Files.writeString(Path.of("/proc/" + pid + "/clear_refs"), "5");
       return true;
     } catch (IOException | RuntimeException e) {
       return false;
@@ -265,10 +297,12 @@ final class ProxyRig implements AutoCloseable {
   @Override
   public void close() throws InterruptedException {
     try {
-      proxy.destroy();
+      List<ProcessHandle> launched = proxy.toHandle().descendants().toList();
+      proxy.destroy(); // a launcher passes SIGTERM on to the JVM it started and waits for it
       if (!proxy.waitFor(60, TimeUnit.SECONDS)) {
         proxy.destroyForcibly().waitFor();
       }
+      for (ProcessHandle h : launched) h.destroyForcibly();
     } finally {
       globals.close();
       if (consul != null) consul.close();
