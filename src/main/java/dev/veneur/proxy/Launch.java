@@ -52,7 +52,17 @@ public final class Launch {
     ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
     pb.environment().remove("JAVA_TOOL_OPTIONS");
     pb.environment().remove("JDK_JAVA_OPTIONS");
-    Process child = pb.start();
+    Process child;
+    try {
+      child = pb.start();
+    } catch (java.io.IOException | RuntimeException e) {
+      // No second JVM to be had (no java binary where java.home says): run here, as before.
+      System.err.println("veneur-proxy: could not start a JVM with " + d.xmx() + " (" + e + "); running in this one,"
+          + " with the JVM's own heap");
+      Main.heapChoice = new HeapChoice.Decision(false, "no second JVM could be started (" + e + ")");
+      Main.main(args);
+      return;
+    }
     // SIGTERM and SIGINT are the proxy's to handle (a graceful stop): passed on, and this JVM waits.
     for (String sig : new String[] {"TERM", "INT"}) {
       sun.misc.Signal.handle(new sun.misc.Signal(sig), s -> child.destroy());
