@@ -21,12 +21,13 @@ import java.util.function.Function;
  */
 final class HeapChoice {
   /**
-   * The heap a launched JVM gets. With {@code -Xmx224m} the proxy peaked at 331–341 MiB RSS at 32
-   * senders, plus the launcher's ~45 MiB (about half of it libjvm and the class-data archive,
-   * shared with the child); {@code -Xmx256m} gave 366–414 MiB together. The memory budget defaults
-   * to 40% of it (89 MiB).
+   * The heap a launched JVM gets. At 32 senders (2026-12-06, this 2-core host) a JVM of the proxy
+   * peaked at its heap plus ~125-135 MiB (metaspace ~19, code ~15, G1's tables ~20, malloc ~25,
+   * libjvm and the class-data archive ~33, stacks), and the launcher adds ~42 MiB: with
+   * {@code -Xmx224m} the two together peaked at 347-414 MiB, with {@code -Xmx192m} the proxy alone
+   * at 319-327 MiB. The memory budget defaults to 40% of it (76 MiB).
    */
-  static final long HEAP = 224L << 20;
+  static final long HEAP = 192L << 20;
 
   /** The JVM flags that size the heap: one set by the operator and the JVM's own choice stands. */
   static final List<String> HEAP_FLAGS = List.of("MaxHeapSize", "InitialHeapSize", "MinHeapSize", "MaxRAM",

@@ -26,7 +26,7 @@ class HeapChoiceTest {
   void aPlainJavaJarIsRelaunchedWithABoundedHeap() {
     HeapChoice.Decision d = decide(List.of(), Map.of());
     assertTrue(d.relaunch(), d.why());
-    assertEquals("-Xmx224m", d.xmx());
+    assertEquals("-Xmx192m", d.xmx());
     assertTrue(d.why().contains("6028 MiB"), d.why());
     // System properties are not JVM tuning: still plain.
     assertTrue(decide(List.of("-Dveneur.proxy.adminAddressDefault=127.0.0.1:0", "-Dfile.encoding=UTF-8"), Map.of()).relaunch());

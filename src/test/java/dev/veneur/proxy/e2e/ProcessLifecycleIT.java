@@ -162,11 +162,11 @@ class ProcessLifecycleIT {
       assertEquals(1, children.size(), "one launched JVM: " + children + "\n" + p.log());
       // From /proc: ProcessHandle.Info leaves out the arguments of a command line this long.
       String cmd = Files.readString(Path.of("/proc/" + children.get(0).pid() + "/cmdline")).replace('\0', ' ');
-      assertTrue(cmd.contains("-Xmx224m") && cmd.contains("-Dveneur.proxy.launcher=" + p.process.pid())
+      assertTrue(cmd.contains("-Xmx192m") && cmd.contains("-Dveneur.proxy.launcher=" + p.process.pid())
           && cmd.contains("dev.veneur.proxy.Main"), cmd);
-      assertTrue(p.logged("heap: at most 224 MiB, given by the launcher (pid " + p.process.pid() + ")"), p.log());
-      // 40% of the launched JVM's heap; logged just after the listener answers.
-      Await.until("the listening line", Duration.ofSeconds(10), () -> p.logged("memory budget 89 MiB"));
+      assertTrue(p.logged("heap: at most 192 MiB, given by the launcher (pid " + p.process.pid() + ")"), p.log());
+      // 40% of the launched JVM's heap (HeapChoice.HEAP); logged just after the listener answers.
+      Await.until("the listening line", Duration.ofSeconds(10), () -> p.logged("memory budget 76 MiB"));
       // SIGTERM to the launcher: the proxy stops gracefully, and its exit code is the launcher's.
       assertEquals(0, p.terminate(), p.log());
       assertTrue(p.logged("SIGTERM: refusing new imports"), p.log());
