@@ -197,6 +197,23 @@ public final class FastDeflater {
   private final int[] depth = new int[L_CODES];
   private final int[] perLength = new int[MAX_BITS + 1];
 
+  /**
+   * Building dynamic codes (two package-merge length limits, the code-length header, the
+   * encodings) cost about a tenth of what parsing a 64 KiB block does, and was paid for every
+   * block although the counts of JSON from the same fleet barely move (issue 19). So codes, once
+   * built, serve the blocks of the next {@link #REUSE_BYTES} input bytes, whichever call they come
+   * in, before they are built again from the newest counts (sooner when those cover much more
+   * input than the ones they were built on). Every symbol has a code in them, so
+   * whatever a later block holds can be written.
+   */
+  static final int REUSE_BYTES = 256 * 1024;
+  /** Input bytes the built codes may still serve; 0: none are built (or they were spoiled). */
+  private int reuseLeft;
+  /** What the built codes were chosen on: header bits, (dynamic - fixed) bits over the counts, and how many bytes those covered. */
+  private long reuseHeader;
+  private long reuseGain;
+  private int reuseStatBytes;
+
   // The bit writer: bits go out least significant first, as deflate packs them.
   private byte[] out;
   private int pos;
@@ -211,6 +228,7 @@ public final class FastDeflater {
    */
   public void reset() {
     statBytes = 0;
+    reuseLeft = 0;
   }
 
   /**
@@ -329,6 +347,16 @@ public final class FastDeflater {
    */
   private boolean prepareDynamic(int n, long storedBits) {
     if (statBytes == 0 || n < MIN_DYNAMIC) return false;
+    // Codes built on a few counts (a first short block) give way as soon as counts over more than
+    // twice as much input are in.
+    if (reuseLeft >= n && statBytes <= 2 * reuseStatBytes) {
+      // The same test as below, on the numbers the codes were built with.
+      if (reuseHeader >= storedBits || (reuseHeader - 3) * reuseStatBytes + reuseGain * n >= 0) return false;
+      reuseLeft -= n;
+      return true;
+    }
+    // From here the tables are rebuilt: until that succeeds, nothing built may be reused.
+    reuseLeft = 0;
     int[] litFreq = litWeights;
     int[] distFreq = distWeights;
     for (int i = 0; i < L_CODES; i++) litFreq[i] = litStats[i] + 1;
@@ -362,6 +390,10 @@ public final class FastDeflater {
     codes(distLen, D_CODES, distCodes, perLength);
     codes(clLen, CL_CODES, clCodes, perLength);
     encodings(litCodes, distCodes, lenEnc, distEnc);
+    reuseHeader = header;
+    reuseGain = dynamic - fixed;
+    reuseStatBytes = statBytes;
+    reuseLeft = REUSE_BYTES - n;
     return true;
   }
 

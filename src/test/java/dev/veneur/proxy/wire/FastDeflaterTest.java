@@ -340,6 +340,55 @@ class FastDeflaterTest {
   }
 
   @Test
+  void reusedCodesStillWriteBytesTheirCountsNeverSaw() throws Exception {
+    // Codes built on JSON (ASCII only) serve the next blocks whatever they hold: bytes of every
+    // value, which the counts never saw, must still be written (every symbol has a code), and a
+    // block those codes make bigger than stored comes out stored. Both inflate exactly.
+    byte[] json = Files.readAllBytes(CAPTURED.resolve("small.json"));
+    roundTrip(json);
+    assertEquals(2, firstBlockType(roundTrip(json)), "dynamic codes built on JSON");
+    Random r = new Random(19);
+    byte[] binary = new byte[20_000];
+    r.nextBytes(binary);
+    byte[] stored = roundTrip(binary);
+    assertTrue(stored.length <= FastDeflater.maxCompressedLength(binary.length));
+    byte[] allValues = new byte[20_000];
+    for (int i = 0; i < allValues.length; i++) allValues[i] = (byte) (i % 7 == 0 ? i * 31 : json[i % json.length]);
+    roundTrip(allValues);
+    roundTrip(json);
+  }
+
+  @Test
+  void reusedCodesAreRebuiltFromTheNewestCountsWithinTheReuseSpan() throws Exception {
+    // Deflater a learned on JSON, then sees digits; deflater b only ever saw the digits. Once a
+    // has compressed REUSE_BYTES of digits, its codes are rebuilt from the digits' counts and it
+    // writes exactly what b writes (no data is shared between calls, only codes).
+    byte[] json = Files.readAllBytes(CAPTURED.resolve("large.json"));
+    StringBuilder sb = new StringBuilder();
+    Random r = new Random(7);
+    while (sb.length() < 40_000) sb.append(r.nextInt(1000)).append(' ');
+    byte[] digits = sb.toString().getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    FastDeflater a = new FastDeflater();
+    FastDeflater b = new FastDeflater();
+    for (int i = 0; i < 3; i++) deflate(a, json);
+    byte[] warmB = null;
+    for (int i = 0; i < 3; i++) warmB = deflate(b, digits);
+    byte[] firstA = deflate(a, digits);
+    assertFalse(Arrays.equals(firstA, warmB), "a still codes digits with codes built on JSON");
+    int calls = FastDeflater.REUSE_BYTES / digits.length + 2;
+    byte[] lastA = null;
+    byte[] lastB = null;
+    for (int i = 0; i < calls; i++) {
+      lastA = deflate(a, digits);
+      lastB = deflate(b, digits);
+    }
+    // b built its first codes on the 8 KiB block it learned from, a on JSON: by now both have
+    // rebuilt them from a whole block of digits, the same counts.
+    assertArrayEquals(lastB, lastA, "a's codes were rebuilt from the digits");
+    assertArrayEquals(digits, inflate(lastA, digits.length));
+  }
+
+  @Test
   void positionsWrapAroundSafely() throws Exception {
     byte[] json = Files.readAllBytes(CAPTURED.resolve("small.json"));
     byte[] fresh = deflate(new FastDeflater(), json);
