@@ -1,6 +1,7 @@
 package dev.veneur.proxy.forward;
 
 import dev.veneur.proxy.bus.MetricChunk;
+import dev.veneur.proxy.wire.Adler;
 import io.vertx.core.buffer.Buffer;
 import java.util.List;
 
@@ -23,7 +24,6 @@ final class BatchBody {
   private static final byte[] OPEN = {0x00, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, '['};
   private static final byte[] COMMA = {0x00, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, ','};
   private static final byte[] CLOSE = {0x01, 0x01, 0x00, (byte) 0xFE, (byte) 0xFF, ']'};
-  private static final int BASE = 65521;
 
   private BatchBody() {}
 
@@ -60,19 +60,19 @@ final class BatchBody {
     int k = 0;
     parts[k++] = HEADER;
     parts[k++] = OPEN;
-    int adler = adlerOfByte('[');
+    int adler = Adler.ofByte('[');
     boolean first = true;
     for (MetricChunk c : chunks) {
       if (!first) {
         parts[k++] = COMMA;
-        adler = combine(adler, adlerOfByte(','), 1);
+        adler = Adler.combine(adler, Adler.ofByte(','), 1);
       }
       first = false;
       parts[k++] = c.payload;
-      adler = combine(adler, c.adler, c.rawLength);
+      adler = Adler.combine(adler, c.adler, c.rawLength);
     }
     parts[k++] = CLOSE;
-    adler = combine(adler, adlerOfByte(']'), 1);
+    adler = Adler.combine(adler, Adler.ofByte(']'), 1);
     parts[k++] = new byte[] {(byte) (adler >>> 24), (byte) (adler >>> 16), (byte) (adler >>> 8), (byte) adler};
     long total = 0;
     for (int p = 0; p < k; p++) total += parts[p].length;
@@ -118,25 +118,5 @@ final class BatchBody {
     } finally {
       d.end();
     }
-  }
-
-  private static int adlerOfByte(int b) {
-    int a = 1 + b;
-    return (a << 16) | a;
-  }
-
-  /**
-   * Adler-32 of the concatenation X‖Y from adler(X), adler(Y) and |Y|: A(XY) = A(X) + A(Y) - 1 and
-   * B(XY) = B(X) + B(Y) + |Y|·(A(X) - 1), modulo 65521.
-   */
-  static int combine(int adler1, int adler2, long len2) {
-    long a1 = adler1 & 0xffff;
-    long b1 = (adler1 >>> 16) & 0xffff;
-    long a2 = adler2 & 0xffff;
-    long b2 = (adler2 >>> 16) & 0xffff;
-    long rem = len2 % BASE;
-    long a = (a1 + a2 + BASE - 1) % BASE;
-    long b = (b1 + b2 + rem * ((a1 + BASE - 1) % BASE)) % BASE;
-    return (int) ((b << 16) | a);
   }
 }

@@ -101,7 +101,7 @@ class BatchBodyTest {
       Adler32 whole = new Adler32();
       whole.update(x);
       whole.update(y);
-      assertEquals((int) whole.getValue(), BatchBody.combine((int) ax.getValue(), (int) ay.getValue(), y.length));
+      assertEquals((int) whole.getValue(), dev.veneur.proxy.wire.Adler.combine((int) ax.getValue(), (int) ay.getValue(), y.length));
     }
   }
 

@@ -30,7 +30,6 @@ final class Probes {
   static final String TAG = "probe:";
   /** A v2 counter's value as Veneur encodes it (the captured fixture's counters look like this). */
   private static final String COUNTER_ONE = "AQAAAAAAAAA=";
-  private static final int BASE = 65521;
 
   private Probes() {}
 
@@ -77,7 +76,7 @@ final class Probes {
     tail[tail.length - 1] = ']';
     Adler32 a = new Adler32();
     a.update(tail);
-    int adler = combine(body.adler(), (int) a.getValue(), tail.length);
+    int adler = dev.veneur.proxy.wire.Adler.combine(body.adler(), (int) a.getValue(), tail.length);
     Buffer b = Buffer.buffer(body.open().length + 5 + tail.length + 4);
     b.appendBytes(body.open());
     // A stored block, the last: BFINAL=1, BTYPE=00, then LEN and NLEN little-endian.
@@ -117,17 +116,6 @@ final class Probes {
     }
   }
 
-  /** Adler-32 of X‖Y from adler(X), adler(Y) and |Y| (as zlib's adler32_combine). */
-  static int combine(int adler1, int adler2, long len2) {
-    long a1 = adler1 & 0xffff;
-    long b1 = (adler1 >>> 16) & 0xffff;
-    long a2 = adler2 & 0xffff;
-    long b2 = (adler2 >>> 16) & 0xffff;
-    long rem = len2 % BASE;
-    long a = (a1 + a2 + BASE - 1) % BASE;
-    long b = (b1 + b2 + rem * ((a1 + BASE - 1) % BASE)) % BASE;
-    return (int) ((b << 16) | a);
-  }
 
   /** What a global saw: probe ids and the {@link System#nanoTime()} each arrived at. */
   static final class Arrivals {
