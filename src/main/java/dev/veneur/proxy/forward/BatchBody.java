@@ -39,6 +39,15 @@ final class BatchBody {
    * {@code scopeLost} is told how many global-scope histograms that made mixed.
    */
   static Buffer of(List<MetricChunk> chunks, java.util.function.IntConsumer scopeLost) {
+    if (chunks.size() == 1 && chunks.get(0).whole) {
+      // The body as the local sent it (BatchBuilder sends whole chunks alone).
+      return Buffer.buffer(chunks.get(0).payload);
+    }
+    if (anyWhole(chunks)) {
+      List<MetricChunk> json = new java.util.ArrayList<>(chunks.size());
+      for (MetricChunk c : chunks) json.add(c.asJson());
+      chunks = json;
+    }
     if (anyProto(chunks)) {
       List<MetricChunk> json = new java.util.ArrayList<>(chunks.size());
       int lost = 0;
@@ -83,11 +92,17 @@ final class BatchBody {
     return body;
   }
 
-  /** Bytes {@link #of} produces for {@code chunks}. */
+  /** Bytes {@link #of} produces for {@code chunks} (a lone whole chunk: its own; else, JSON ones). */
   static long length(List<MetricChunk> chunks) {
+    if (chunks.size() == 1 && chunks.get(0).whole) return chunks.get(0).payload.length;
     long n = HEADER.length + OPEN.length + CLOSE.length + 4;
     for (MetricChunk c : chunks) n += c.payload.length;
     return n + (long) Math.max(0, chunks.size() - 1) * COMMA.length;
+  }
+
+  private static boolean anyWhole(List<MetricChunk> chunks) {
+    for (MetricChunk c : chunks) if (c.whole) return true;
+    return false;
   }
 
   private static boolean anyProto(List<MetricChunk> chunks) {

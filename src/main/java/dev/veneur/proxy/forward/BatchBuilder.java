@@ -9,7 +9,7 @@ import java.util.function.Consumer;
 /**
  * Batching: chunks gather until a batch is full, by metric count or by JSON bytes, or has lingered
  * long enough since its first chunk; then the batch is cut and handed on. Limits are read per chunk,
- * so a reload applies to the next one.
+ * so a reload applies to the next one. A whole chunk (a body as a local sent it) is a batch of its own.
  */
 final class BatchBuilder {
   /** How big a batch may grow and how long its first chunk may wait. */
@@ -28,6 +28,13 @@ final class BatchBuilder {
   }
 
   void add(MetricChunk chunk, Limits limits) {
+    if (chunk.whole) {
+      // A body as the local sent it: it goes as it is, alone (joined with others it would have to
+      // be inflated and deflated again, the cost it exists to save). What waits goes first.
+      cut();
+      onBatch.accept(Batch.of(List.of(chunk)));
+      return;
+    }
     pending.add(chunk);
     metrics += chunk.count;
     rawBytes += chunk.rawLength;

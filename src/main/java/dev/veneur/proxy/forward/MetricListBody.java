@@ -52,7 +52,8 @@ final class MetricListBody {
           out.appendBytes(c.payload);
           metrics += c.count;
         } else {
-          metrics += translate(c, inf, out, left, first);
+          // A whole chunk reaches a gRPC global only after a ring change: the JSON form, then on.
+          metrics += translate(c.asJson(), inf, out, left, first);
         }
       }
     } finally {

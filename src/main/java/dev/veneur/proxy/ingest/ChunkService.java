@@ -162,7 +162,12 @@ public final class ChunkService {
 
     @Override
     public void open(BodySource source) {
-      source.openChunk(chunk.payload, chunk.payload.length);
+      if (chunk.whole) {
+        // A body as its local sent it: read as a request body is (it was one).
+        source.open("deflate", java.util.List.of(java.nio.ByteBuffer.wrap(chunk.payload)), Long.MAX_VALUE);
+      } else {
+        source.openChunk(chunk.payload, chunk.payload.length);
+      }
     }
 
     @Override

@@ -63,6 +63,21 @@ public final class Ingester {
     void done(Result result);
 
     void failed(ImportRefusal refusal);
+
+    /**
+     * Its body may be forwarded as it came (a {@link MetricChunk#whole} chunk) if every metric in
+     * it is valid and its router has one slot: a zlib {@code /import} body for the one HTTP global
+     * there is. Such a task is scanned without being deflated; if the scan finds it cannot go as
+     * it came (a metric dropped, bytes after the array), it is scanned again the usual way.
+     */
+    default boolean mayPassThrough() {
+      return false;
+    }
+
+    /** The body as it came, for its whole chunk: a copy, asked once, after its scan; null: none. */
+    default byte[] passThroughBody() {
+      return null;
+    }
   }
 
   /**
@@ -124,6 +139,10 @@ public final class Ingester {
   private byte[] window = new byte[WINDOW_BASE];
 
   private Task task;
+  /** The task is being scanned for a whole chunk: nothing is deflated (see {@link Task#mayPassThrough}). */
+  private boolean passing;
+  /** Bytes of the decoded body moved out of the window so far (so fill + this = bytes decoded). */
+  private long shifted;
   private Owners router;
   private Result result;
   private int pos;
@@ -281,7 +300,12 @@ public final class Ingester {
     router = task.router();
     scanner.ignore = router.keyIgnore();
     result = new Result(router.ways());
-    if (group.isEmpty()) {
+    // Tasks that may pass through never merge (mergeKey null), so no group is open here.
+    passing = task.mayPassThrough() && router.ways() == 1 && group.isEmpty();
+    shifted = 0;
+    if (passing) {
+      // Nothing to begin: the writers are begun only if the body has to be scanned again.
+    } else if (group.isEmpty()) {
       int level = limits.compressionLevel();
       boolean useFast = limits.fastCompressor();
       while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level, fast));
@@ -316,6 +340,7 @@ public final class Ingester {
         switch (scanner.verdict) {
           case GoJsonScanner.VALID:
             result.valid++;
+            if (passing) break;
             ChunkWriter w = writers.get(router.slot(index, scanner.keyHash));
             // Bodies of the group before this one must stay separable from it: before this one
             // would reach a deflater, they get their chunks and this one starts the group anew.
@@ -355,6 +380,7 @@ public final class Ingester {
     if (keep > 0) {
       System.arraycopy(window, keep, window, 0, fill - keep);
       fill -= keep;
+      shifted += keep;
     }
     pos = 0;
     if (fill == window.length) {
@@ -395,6 +421,11 @@ public final class Ingester {
   private void finish() {
     Task t = task;
     Result r = result;
+    if (passing) {
+      passing = false;
+      if (!passedThrough(t, r)) again();
+      return;
+    }
     if (groups != null && t.mergeKey() != null) {
       int ways = router.ways();
       boolean first = group.isEmpty();
@@ -419,6 +450,48 @@ public final class Ingester {
     for (int d = 0; d < r.chunks.length; d++) r.chunks[d] = writers.get(d).finish(trace, spill);
     cleanup();
     t.done(r);
+  }
+
+  /**
+   * The scanned body goes as it came, if it may: every element a valid metric, nothing but
+   * whitespace after the array, and the whole of it decoded (so its length is known). Then its
+   * task is done with one whole chunk, reserved in the budget.
+   */
+  private boolean passedThrough(Task t, Result r) {
+    if (r.dropped() != 0 || r.valid == 0 || !eof) return false;
+    for (int i = scanner.resumeAt(); i < fill; i++) {
+      byte c = window[i];
+      if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return false;
+    }
+    long decoded = shifted + fill;
+    if (decoded > Integer.MAX_VALUE) return false;
+    byte[] body = t.passThroughBody();
+    if (body == null) return false;
+    budget.reserve(body.length);
+    MetricChunk whole = MetricChunk.whole(body, (int) decoded, r.valid, t.trace());
+    whole.spill = t.spill();
+    r.chunks[0] = whole;
+    cleanup();
+    t.done(r);
+    return true;
+  }
+
+  /** Scans the task's body again from its start, the usual way (it could not pass through). */
+  private void again() {
+    source.close();
+    scanner.reset();
+    result = new Result(router.ways());
+    int level = limits.compressionLevel();
+    boolean useFast = limits.fastCompressor();
+    while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level, fast));
+    for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level, useFast);
+    pos = 0;
+    fill = 0;
+    eof = false;
+    deferred = null;
+    shifted = 0;
+    // May throw ImportRefusal, which work() answers as for any other.
+    task.open(source);
   }
 
   /** Slots of the open group. */
@@ -476,6 +549,7 @@ public final class Ingester {
 
   private void cleanup(boolean trimWriters) {
     task = null;
+    passing = false;
     router = null;
     result = null;
     source.close();

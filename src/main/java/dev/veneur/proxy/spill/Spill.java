@@ -36,6 +36,8 @@ public final class Spill {
   static final int RECORD_MAGIC = 0x56505243; // "VPRC": a JSON chunk
   /** A protobuf chunk (framed {@code metricpb.Metric}s); the header's raw length and Adler-32 are unused. */
   static final int RECORD_MAGIC_PROTO = 0x56505250; // "VPRP"
+  /** A whole chunk: a body kept as its local sent it (MetricChunk.whole). */
+  static final int RECORD_MAGIC_WHOLE = 0x56505257; // "VPRW"
   static final int RECORD_HEADER = 28;
   /** A segment stops taking chunks past this size or age, so settled data can be deleted. */
   static final long SEGMENT_BYTES = 64L << 20;
@@ -242,7 +244,7 @@ public final class Spill {
         if (!readFully(ch, head)) break;
         head.flip();
         int kind = head.getInt();
-        if (kind != RECORD_MAGIC && kind != RECORD_MAGIC_PROTO) {
+        if (kind != RECORD_MAGIC && kind != RECORD_MAGIC_PROTO && kind != RECORD_MAGIC_WHOLE) {
           LOG.warn("{}: a damaged record ends what can be read of it", file);
           break;
         }
@@ -283,6 +285,7 @@ public final class Spill {
         seg.opened();
         found++;
         MetricChunk chunk = kind == RECORD_MAGIC_PROTO ? MetricChunk.protobuf(payload.array(), count, null)
+            : kind == RECORD_MAGIC_WHOLE ? MetricChunk.whole(payload.array(), rawLength, count, null)
             : new MetricChunk(payload.array(), rawLength, adler, count, null);
         each.accept(new Found(chunk,
             new SpillRecord(seg, index)));

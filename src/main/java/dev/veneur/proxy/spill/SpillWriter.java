@@ -61,7 +61,7 @@ public final class SpillWriter {
       crc.reset();
       crc.update(c.payload, 0, c.payload.length);
       head.clear();
-      head.putInt(c.proto ? Spill.RECORD_MAGIC_PROTO : Spill.RECORD_MAGIC).putInt(nextIndex).putInt(c.count).putInt(c.rawLength)
+      head.putInt(c.proto ? Spill.RECORD_MAGIC_PROTO : c.whole ? Spill.RECORD_MAGIC_WHOLE : Spill.RECORD_MAGIC).putInt(nextIndex).putInt(c.count).putInt(c.rawLength)
           .putInt(c.adler).putInt(c.payload.length).putInt((int) crc.getValue()).flip();
       ByteBuffer[] parts = {head, ByteBuffer.wrap(c.payload)};
       while (parts[1].hasRemaining()) {

@@ -86,6 +86,33 @@ class BatchBodyTest {
     }
   }
 
+  static MetricChunk whole(String json, int count) {
+    byte[] raw = json.getBytes(StandardCharsets.UTF_8);
+    Deflater d = new Deflater(6);
+    d.setInput(raw);
+    d.finish();
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    byte[] buf = new byte[8192];
+    while (!d.finished()) out.write(buf, 0, d.deflate(buf));
+    d.end();
+    return MetricChunk.whole(out.toByteArray(), raw.length, count, null);
+  }
+
+  @Test
+  void aWholeChunkAloneIsSentAsItCameAndAmongOthersAsItsJson() throws Exception {
+    String a = "{\"name\":\"a\",\"type\":\"counter\",\"value\":\"BQAAAAAAAAA=\"}";
+    String b = "{\"name\":\"b\",\"type\":\"gauge\",\"value\":\"AAAAAAAA8D8=\"}";
+    MetricChunk w = whole(" [" + a + ", " + b + "] ", 2);
+    Buffer alone = BatchBody.of(List.of(w));
+    assertTrue(Arrays.equals(w.payload, alone.getBytes()), "the body as the local sent it");
+    assertEquals(w.payload.length, BatchBody.length(List.of(w)));
+    // Joined with a JSON chunk (a whole chunk re-batched with others, as after a ring change).
+    Buffer joined = BatchBody.of(List.of(chunk(a, 1, 1), w, chunk(b, 1, 6)));
+    String json = inflateStrict(joined);
+    assertEquals("[" + a + "," + a + ", " + b + "," + b + "]", json);
+    assertEquals(4, new JsonArray(json).size());
+  }
+
   @Test
   void adlerCombineMatchesAdlerOverTheWhole() {
     Random r = new Random(7);

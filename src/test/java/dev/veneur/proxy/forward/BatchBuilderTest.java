@@ -36,6 +36,22 @@ class BatchBuilderTest {
   }
 
   @Test
+  void aWholeChunkGoesAloneAfterWhatWasPending() {
+    MetricChunk a = Chunks.of(3, 100);
+    builder.add(a, LIMITS);
+    MetricChunk w = MetricChunk.whole(new byte[] {0x78, 1}, 10, 1000, null);
+    builder.add(w, LIMITS);
+    assertEquals(2, cut.size(), "what waited, then the whole chunk alone");
+    assertEquals(List.of(a), cut.get(0).chunks);
+    assertEquals(List.of(w), cut.get(1).chunks);
+    assertEquals(1000, cut.get(1).metrics);
+    assertTrue(builder.isEmpty());
+    assertEquals(0, timers.pending(), "nothing lingers");
+    builder.add(w, LIMITS);
+    assertEquals(3, cut.size(), "alone with nothing pending too");
+  }
+
+  @Test
   void cutsWhatLingeredOnceItsFirstChunkWaitedTheLinger() {
     builder.add(Chunks.of(1, 10), LIMITS);
     timers.advance(30);

@@ -42,6 +42,18 @@ class MetricListBodyTest {
     assertEquals(Scope.Mixed, ms.get(2).getScope());
   }
 
+  /** A whole chunk (a body kept as its local sent it) reaching a gRPC global after a ring change. */
+  @Test
+  void aWholeChunkIsTranslatedFromItsJson() throws Exception {
+    String a = "{\"name\":\"c\",\"type\":\"counter\",\"tagstring\":\"\",\"tags\":[],\"value\":\"BQAAAAAAAAA=\"}";
+    String g = "{\"name\":\"g\",\"type\":\"gauge\",\"tagstring\":\"\",\"tags\":[],\"value\":\"AAAAAAAA+D8=\"}";
+    MetricListBody.Built b = MetricListBody.of(List.of(chunk(a, 1), BatchBodyTest.whole("[" + g + ",\n" + a + "]", 2)));
+    MetricList list = MetricList.parseFrom(b.body().getBytes());
+    assertEquals(3, b.metrics());
+    assertEquals(List.of("c", "g", "c"), list.getMetricsList().stream().map(Metric::getName).toList());
+    assertEquals(1.5, list.getMetrics(1).getGauge().getValue());
+  }
+
   /** Protobuf chunks are copied as they are, between translated JSON ones, in order. */
   @Test
   void protobufChunksAreCopiedAsTheyAre() throws Exception {

@@ -217,6 +217,40 @@ class ChunkServiceTest {
   }
 
   @Test
+  void aWholeChunkHandedBackIsReadAsItsBodyAndRoutedAgain() throws Exception {
+    // A body that went as it came to the one global there was; the global is ejected and two
+    // others take its keys: each gets exactly its metrics, as JSON chunks.
+    HashRing ring = HashRing.of(List.of(A, B));
+    List<JsonObject> sent = metrics("w", 200);
+    byte[] json = ("[" + joined(sent) + "]").getBytes(StandardCharsets.UTF_8);
+    java.util.zip.Deflater d = new java.util.zip.Deflater(6);
+    d.setInput(json);
+    d.finish();
+    ByteArrayOutputStream z = new ByteArrayOutputStream();
+    byte[] buf = new byte[8192];
+    while (!d.finished()) z.write(buf, 0, d.deflate(buf));
+    d.end();
+    MetricChunk whole = MetricChunk.whole(z.toByteArray(), json.length, 200, null);
+    ctx.budget().reserve(whole.bytes());
+    ctx.accounting().accepted(whole);
+
+    Dispatch.split(vertx.eventBus(), ctx, whole, 1, ring);
+    Await.until("all 200 metrics landed", WAIT, () -> landedMetrics() == 200);
+    for (String dest : List.of(A, B)) {
+      List<String> got = new ArrayList<>();
+      for (Handoff h : landed.get(dest)) {
+        assertFalse(h.chunk().whole, "re-routed as JSON chunks");
+        decode(h.chunk());
+        got.add(inflate(h.chunk()));
+      }
+      List<JsonObject> owned = sent.stream().filter(m -> owner(ring, m).equals(dest)).toList();
+      assertFalse(owned.isEmpty());
+      assertEquals(joined(owned), String.join(",", got), dest + " got exactly its metrics, in order");
+    }
+    deliverAllAndCheckTheBooksClose(200);
+  }
+
+  @Test
   void aHandoffThatNamesNoRingIsRoutedOnTheCurrentSnapshot() throws Exception {
     current = HashRing.of(List.of(C));
     List<JsonObject> sent = metrics("n", 40);

@@ -91,6 +91,21 @@ class SpillTest {
   }
 
   @Test
+  void wholeChunksComeBackWhole(@TempDir Path dir) throws IOException {
+    SpillWriter w = Spill.open(dir).writer();
+    byte[] body = {0x78, (byte) 0x9C, 1, 2, 3, 4};
+    w.append(chunk(0));
+    w.append(MetricChunk.whole(body, 300, 7, null));
+    List<Spill.Found> left = read(dir);
+    assertEquals(List.of(false, true), left.stream().map(f -> f.chunk().whole).toList());
+    MetricChunk c = left.get(1).chunk();
+    assertArrayEquals(body, c.payload, "kept as the local sent it");
+    assertEquals(7, c.count);
+    assertEquals(300, c.rawLength);
+    assertEquals(false, c.proto);
+  }
+
+  @Test
   void aRecordCutShortByTheCrashEndsTheFile(@TempDir Path dir) throws IOException {
     SpillWriter w = Spill.open(dir).writer();
     for (int i = 0; i < 3; i++) assertNotNull(w.append(chunk(i)));

@@ -114,6 +114,9 @@ final class ImportIntake {
     }
   };
 
+  /** The largest body that may go on as it came, compressed: a batch_max_bytes of the default. */
+  static final long MAX_WHOLE_BYTES = 1L << 20;
+
   /** A received body: decode it, then answer and hand its chunks on. */
   private final class ImportTask implements Ingester.Task {
     final ImportRequest request;
@@ -121,10 +124,37 @@ final class ImportIntake {
     /** Built when the task starts; counts its chunks once they exist. */
     final RequestTrace trace;
 
+    /** Whether its body may go on as it came (see {@link #mayPassThrough}); decided on arrival. */
+    final boolean passThrough;
+
     ImportTask(ImportRequest request, HashRing routing) {
       this.request = request;
       this.routing = routing;
       this.trace = new RequestTrace(proxyTimer);
+      this.passThrough = passesThrough(request, routing);
+    }
+
+    /**
+     * With one global, reached by HTTP, a zlib body whose metrics are all valid needs no
+     * re-batching: it goes on as it came, with no deflate (issue 19). Bodies of another encoding,
+     * or a body past MAX_WHOLE_BYTES (a batch of its own that large would be a large POST), are
+     * re-batched as usual.
+     */
+    private static boolean passesThrough(ImportRequest request, HashRing routing) {
+      if (routing.members().size() != 1 || dev.veneur.proxy.config.MemberAddress.isGrpc(routing.members().get(0))) return false;
+      String enc = request.req.getHeader("Content-Encoding");
+      if (enc == null || !enc.trim().equalsIgnoreCase("deflate")) return false;
+      return request.bodyBytes() <= MAX_WHOLE_BYTES && request.startsAsZlib();
+    }
+
+    @Override
+    public boolean mayPassThrough() {
+      return passThrough;
+    }
+
+    @Override
+    public byte[] passThroughBody() {
+      return request.bodyCopy();
     }
 
     @Override
@@ -147,7 +177,8 @@ final class ImportIntake {
 
     @Override
     public Object mergeKey() {
-      return routing;
+      // A body that may go as it came is not merged with others (if it cannot, it goes alone).
+      return passThrough ? null : routing;
     }
 
     @Override

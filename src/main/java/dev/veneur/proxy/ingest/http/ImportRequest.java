@@ -80,6 +80,38 @@ final class ImportRequest implements Admission.Listener {
     return out;
   }
 
+  /** The body in one array (a copy), for a whole chunk. */
+  byte[] bodyCopy() {
+    byte[] out = new byte[Math.toIntExact(bytes)];
+    int at = 0;
+    for (Buffer b : parts) {
+      b.getBytes(0, b.length(), out, at);
+      at += b.length();
+    }
+    if (at != out.length) throw new IllegalStateException("body of " + bytes + " bytes held " + at);
+    return out;
+  }
+
+  /**
+   * Whether the body starts with a zlib header (RFC 1950: deflate, a window of at most 32 KiB, no
+   * preset dictionary, its check bits right): what a whole chunk must be to go on as it came.
+   */
+  boolean startsAsZlib() {
+    int cmf = byteAt(0);
+    int flg = byteAt(1);
+    if (cmf < 0 || flg < 0) return false;
+    return (cmf & 0x0F) == 8 && (cmf >>> 4) <= 7 && (flg & 0x20) == 0 && ((cmf << 8) | flg) % 31 == 0;
+  }
+
+  /** Byte {@code k} of the body, or -1 past its end. */
+  private int byteAt(int k) {
+    for (Buffer b : parts) {
+      if (k < b.length()) return b.getUnsignedByte(k);
+      k -= b.length();
+    }
+    return -1;
+  }
+
   long bodyBytes() {
     return bytes;
   }
