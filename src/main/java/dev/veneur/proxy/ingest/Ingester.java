@@ -74,8 +74,12 @@ public final class Ingester {
       return false;
     }
 
-    /** The body as it came, for its whole chunk: a copy, asked once, after its scan; null: none. */
-    default byte[] passThroughBody() {
+    /**
+     * The body as it came, for its whole chunk: a copy, asked once, after its scan, with its
+     * metrics and the bytes it decodes to; null if it may not go as it came after all (a batch
+     * that large would be over the configured batch limits).
+     */
+    default byte[] passThroughBody(int metrics, long decodedBytes) {
       return null;
     }
   }
@@ -465,7 +469,7 @@ public final class Ingester {
     }
     long decoded = shifted + fill;
     if (decoded > Integer.MAX_VALUE) return false;
-    byte[] body = t.passThroughBody();
+    byte[] body = t.passThroughBody(r.valid, decoded);
     if (body == null) return false;
     budget.reserve(body.length);
     MetricChunk whole = MetricChunk.whole(body, (int) decoded, r.valid, t.trace());

@@ -73,7 +73,9 @@ class FailingGlobalIT {
       JsonArray a = Bodies.generate("sender.a", 700, 1);
       JsonArray b = Bodies.generate("sender.b", 700, 2);
       b.getJsonObject(333).put("name", "poison.metric");
-      // Two senders' metrics in one batch (the linger joins them), one poisoned metric in it.
+      // Two senders' bodies; with one global each valid zlib body goes as it came, a batch of its
+      // own, so the refused one is the poisoned body, split (read as the request it was) until
+      // only the poisoned metric is left.
       assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(a.encode())), "deflate").statusCode());
       assertEquals(202, proxy.post(Bodies.deflate(Bodies.utf8(b.encode())), "deflate").statusCode());
       proxy.awaitSettled();

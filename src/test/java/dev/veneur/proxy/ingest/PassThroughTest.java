@@ -33,6 +33,8 @@ class PassThroughTest {
   private ImportRefusal refusal;
   private int opened;
   private int copies;
+  private long[] seen;
+  private boolean refuseCopy;
 
   private static final String M1 = "{\"name\":\"a.b\",\"type\":\"counter\",\"tagstring\":\"x:y\",\"tags\":[\"x:y\"],\"value\":\"BQAAAAAAAAA=\"}";
   private static final String M2 = "{\"name\":\"c\",\"type\":\"gauge\",\"tagstring\":\"\",\"value\":\"AAAAAAAA8D8=\"}";
@@ -87,9 +89,10 @@ class PassThroughTest {
       }
 
       @Override
-      public byte[] passThroughBody() {
+      public byte[] passThroughBody(int metrics, long decodedBytes) {
         copies++;
-        return body.clone();
+        seen = new long[] {metrics, decodedBytes};
+        return refuseCopy ? null : body.clone();
       }
 
       @Override
@@ -139,6 +142,7 @@ class PassThroughTest {
     assertEquals(2, result.valid);
     assertEquals(1, opened, "scanned once");
     assertEquals(1, copies);
+    assertArrayEquals(new long[] {2, json.length()}, seen, "asked with its metrics and decoded bytes");
     assertEquals(body.length, budget.used(), "the chunk reserved, the rest given back");
     // Its JSON form, for the paths that need one: the elements between the brackets, as they were.
     MetricChunk j = c.asJson();
@@ -158,6 +162,20 @@ class PassThroughTest {
     assertEquals(0, copies, "no copy made for a body that cannot pass");
     assertEquals(2, result.valid);
     assertEquals(1, result.incomplete, "counted once, not twice");
+    assertEquals(M1 + "," + M2, inflateRaw(c));
+    budget.release(c.bytes());
+    assertEquals(0, budget.used());
+  }
+
+  @Test
+  void aTaskThatDeclinesTheCopyGoesTheUsualWay() throws Exception {
+    // ImportIntake declines a body over batch_max_metrics or batch_max_bytes.
+    refuseCopy = true;
+    byte[] body = zlib("[" + M1 + "," + M2 + "]");
+    run(body, 1, true);
+    MetricChunk c = result.chunks[0];
+    assertFalse(c.whole);
+    assertEquals(2, opened);
     assertEquals(M1 + "," + M2, inflateRaw(c));
     budget.release(c.bytes());
     assertEquals(0, budget.used());

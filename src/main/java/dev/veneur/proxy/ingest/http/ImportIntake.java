@@ -153,7 +153,10 @@ final class ImportIntake {
     }
 
     @Override
-    public byte[] passThroughBody() {
+    public byte[] passThroughBody(int metrics, long decodedBytes) {
+      // A body is a batch of its own: one over the operator's batch limits is re-batched instead.
+      dev.veneur.proxy.config.ProxyConfig cfg = ctx.config();
+      if (metrics > cfg.batchMaxMetrics || decodedBytes > cfg.batchMaxBytes) return null;
       return request.bodyCopy();
     }
 
