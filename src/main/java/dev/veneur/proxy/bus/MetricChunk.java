@@ -111,23 +111,30 @@ public final class MetricChunk {
     int close = json.length - 1;
     while (close > open && json[close] != ']') close--;
     if (close <= open) throw new IllegalStateException("a whole chunk is not a JSON array");
-    int from = open + 1;
-    int len = close - from;
+    MetricChunk c = deflated(json, open + 1, close - open - 1, count, trace);
+    c.spill = spill;
+    return c;
+  }
+
+  /**
+   * A JSON chunk of the comma-joined metrics {@code raw[off, off + len)}: deflated at zlib level 1
+   * ending in a sync flush, with their Adler-32. For chunks made off the hot path (the JSON form
+   * of a whole or a protobuf chunk); not reserved in the budget.
+   */
+  public static MetricChunk deflated(byte[] raw, int off, int len, int count, RequestTrace trace) {
     java.util.zip.Adler32 a = new java.util.zip.Adler32();
-    a.update(json, from, len);
+    a.update(raw, off, len);
     java.util.zip.Deflater d = new java.util.zip.Deflater(1, true);
     try {
-      d.setInput(json, from, len);
-      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(len / 4 + 64);
+      d.setInput(raw, off, len);
+      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(len / 2 + 64);
       byte[] buf = new byte[64 * 1024];
       while (true) {
         int k = d.deflate(buf, 0, buf.length, java.util.zip.Deflater.SYNC_FLUSH);
         out.write(buf, 0, k);
         if (k < buf.length && d.needsInput()) break;
       }
-      MetricChunk c = new MetricChunk(out.toByteArray(), len, (int) a.getValue(), count, trace);
-      c.spill = spill;
-      return c;
+      return new MetricChunk(out.toByteArray(), len, (int) a.getValue(), count, trace);
     } finally {
       d.end();
     }

@@ -60,7 +60,10 @@ final class BatchBody {
         dev.veneur.proxy.wire.Bridge.Translated t = dev.veneur.proxy.wire.Bridge.framedToJson(c.payload, 0, c.payload.length, raw);
         if (t.metrics() != c.count) throw new IllegalStateException("a protobuf chunk of " + c.count + " metrics held " + t.metrics());
         lost += t.scopeLost();
-        json.add(deflated(raw.toByteArray(), c));
+        // A protobuf chunk is only made for a gRPC global, so this runs only if one reaches an HTTP
+        // global some other way; it costs a translation and a deflate.
+        byte[] bytes = raw.toByteArray();
+        json.add(MetricChunk.deflated(bytes, 0, bytes.length, c.count, c.trace));
       }
       if (lost > 0) scopeLost.accept(lost);
       chunks = json;
@@ -108,30 +111,5 @@ final class BatchBody {
   private static boolean anyProto(List<MetricChunk> chunks) {
     for (MetricChunk c : chunks) if (c.proto) return true;
     return false;
-  }
-
-  /**
-   * A protobuf chunk's metrics, {@code raw} as JSON, as a JSON chunk. Protobuf chunks are made for
-   * gRPC globals only, so this runs only if one reaches an HTTP global some other way; it costs a
-   * translation and a deflate.
-   */
-  private static MetricChunk deflated(byte[] raw, MetricChunk c) {
-    int n = c.count;
-    java.util.zip.Adler32 adler = new java.util.zip.Adler32();
-    adler.update(raw);
-    java.util.zip.Deflater d = new java.util.zip.Deflater(1, true);
-    try {
-      d.setInput(raw);
-      dev.veneur.proxy.wire.FastBytes out = new dev.veneur.proxy.wire.FastBytes(raw.length / 2 + 64);
-      byte[] buf = new byte[64 * 1024];
-      while (true) {
-        int k = d.deflate(buf, 0, buf.length, java.util.zip.Deflater.SYNC_FLUSH);
-        out.write(buf, 0, k);
-        if (k < buf.length && d.needsInput()) break;
-      }
-      return new MetricChunk(out.toByteArray(), raw.length, (int) adler.getValue(), n, c.trace);
-    } finally {
-      d.end();
-    }
   }
 }

@@ -306,22 +306,15 @@ public final class Ingester {
     result = new Result(router.ways());
     // Tasks that may pass through never merge (mergeKey null), so no group is open here.
     passing = task.mayPassThrough() && router.ways() == 1 && group.isEmpty();
-    shifted = 0;
     if (passing) {
       // Nothing to begin: the writers are begun only if the body has to be scanned again.
     } else if (group.isEmpty()) {
-      int level = limits.compressionLevel();
-      boolean useFast = limits.fastCompressor();
-      while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level, fast));
-      for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level, useFast);
+      beginWriters();
     } else {
       // Joining the group (same ring, so the same slots): what is staged now can be taken back.
       for (int d = 0; d < router.ways(); d++) writers.get(d).mark();
     }
-    pos = 0;
-    fill = 0;
-    eof = false;
-    deferred = null;
+    rewind();
     try {
       task.open(source);
       return true;
@@ -485,17 +478,27 @@ public final class Ingester {
     source.close();
     scanner.reset();
     result = new Result(router.ways());
+    beginWriters();
+    rewind();
+    // May throw ImportRefusal, which work() answers as for any other.
+    task.open(source);
+  }
+
+  /** Fresh chunks, one writer per slot of the task's router, at the configured compression. */
+  private void beginWriters() {
     int level = limits.compressionLevel();
     boolean useFast = limits.fastCompressor();
     while (writers.size() < router.ways()) writers.add(new ChunkWriter(budget, level, fast));
     for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level, useFast);
+  }
+
+  /** The window empty and the body unread, before the task's body is opened. */
+  private void rewind() {
     pos = 0;
     fill = 0;
     eof = false;
     deferred = null;
     shifted = 0;
-    // May throw ImportRefusal, which work() answers as for any other.
-    task.open(source);
   }
 
   /** Slots of the open group. */

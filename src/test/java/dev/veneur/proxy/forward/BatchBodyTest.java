@@ -88,14 +88,7 @@ class BatchBodyTest {
 
   static MetricChunk whole(String json, int count) {
     byte[] raw = json.getBytes(StandardCharsets.UTF_8);
-    Deflater d = new Deflater(6);
-    d.setInput(raw);
-    d.finish();
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    byte[] buf = new byte[8192];
-    while (!d.finished()) out.write(buf, 0, d.deflate(buf));
-    d.end();
-    return MetricChunk.whole(out.toByteArray(), raw.length, count, null);
+    return MetricChunk.whole(dev.veneur.proxy.support.Bodies.deflate(raw), raw.length, count, null);
   }
 
   @Test

@@ -223,14 +223,7 @@ class ChunkServiceTest {
     HashRing ring = HashRing.of(List.of(A, B));
     List<JsonObject> sent = metrics("w", 200);
     byte[] json = ("[" + joined(sent) + "]").getBytes(StandardCharsets.UTF_8);
-    java.util.zip.Deflater d = new java.util.zip.Deflater(6);
-    d.setInput(json);
-    d.finish();
-    ByteArrayOutputStream z = new ByteArrayOutputStream();
-    byte[] buf = new byte[8192];
-    while (!d.finished()) z.write(buf, 0, d.deflate(buf));
-    d.end();
-    MetricChunk whole = MetricChunk.whole(z.toByteArray(), json.length, 200, null);
+    MetricChunk whole = MetricChunk.whole(dev.veneur.proxy.support.Bodies.deflate(json), json.length, 200, null);
     ctx.budget().reserve(whole.bytes());
     ctx.accounting().accepted(whole);
 

@@ -9,13 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.veneur.proxy.bus.MetricChunk;
 import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.routing.Owners;
-import java.io.ByteArrayOutputStream;
+import dev.veneur.proxy.support.Bodies;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.zip.Deflater;
 import java.util.zip.Inflater;
 import org.junit.jupiter.api.Test;
 
@@ -41,14 +40,7 @@ class PassThroughTest {
   private static final String BAD = "{\"name\":\"no.type\",\"value\":\"AQAAAAAAAAA=\"}";
 
   private static byte[] zlib(String json) {
-    Deflater d = new Deflater(6);
-    d.setInput(json.getBytes(StandardCharsets.UTF_8));
-    d.finish();
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    byte[] buf = new byte[8192];
-    while (!d.finished()) out.write(buf, 0, d.deflate(buf));
-    d.end();
-    return out.toByteArray();
+    return Bodies.deflate(Bodies.utf8(json));
   }
 
   private void run(byte[] body, int ways, boolean may) {
