@@ -154,6 +154,7 @@ public final class ProxyApp {
           LOG.info("veneur-proxy listening on {}://{}:{} with {} HTTP verticles, memory budget {} MiB{}",
               cfg.httpTls ? "https" : "http", cfg.httpHost, cfg.httpPort, cfg.effectiveHttpInstances(),
               cfg.memoryBudget >> 20, cfg.httpTls ? " (TLS: " + cfg.tls + ")" : "");
+          LOG.info("request bodies inflated by {}", dev.veneur.proxy.wire.WholeInflate.describe());
         })
         .mapEmpty();
   }

@@ -1,5 +1,7 @@
 package dev.veneur.proxy.ingest;
 
+import dev.veneur.proxy.memory.MemoryBudget;
+import dev.veneur.proxy.wire.WholeInflate;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Locale;
@@ -15,10 +17,51 @@ import java.util.zip.Inflater;
  *
  * <p>The body arrives as the network delivered it: a list of buffers, read in place (no copy into
  * one array). One instance per event loop, reused: its inflaters hold native memory.
+ *
+ * <p>A deflate body that decodes completely in one call is first given to libdeflate ({@link
+ * WholeInflate}, 2-3 times zlib's speed), into a scratch buffer the caller then reads from window
+ * by window. The scratch is bounded ({@link #WHOLE_MAX}, and {@code maxOut}) and its growth is
+ * reserved in the memory budget (when it does not fit, the body is streamed). Anything libdeflate
+ * does not decode to completion (corrupt, cut short, bigger than the room) is decoded again from
+ * its start by zlib's streaming inflate, as if libdeflate had not been tried: the answers, and
+ * how far a body is read before a fault counts, are zlib's.
  */
 public final class BodySource {
+  /** Scratch for a whole decoded body, kept between bodies (a Veneur body of 1000 metrics decodes to ~300 KB). */
+  static final int WHOLE_BASE = 512 * 1024;
+  /**
+   * The largest body decoded whole (compressed, and decoded): larger ones are streamed, a window
+   * at a time. Decoding one is a single call on the event loop: 4 MiB takes about 1.5 ms.
+   */
+  static final int WHOLE_MAX = 4 * 1024 * 1024;
+  /** Decoded bytes to try first per compressed byte, before trying {@link #WHOLE_MAX}: Veneur JSON deflates 10-13x. */
+  private static final int WHOLE_GUESS_RATIO = 24;
+
   private final Inflater raw = new Inflater(true);
   private final CRC32 crc = new CRC32();
+  private final MemoryBudget budget;
+  /** libdeflate, or null: streaming zlib only. */
+  private final WholeInflate whole;
+  /** The whole decoded body (mode WHOLE), {@link #wholeLen} bytes, read from {@link #wholePos}. */
+  private byte[] decoded;
+  private int wholeLen;
+  private int wholePos;
+  /** The compressed body in one array, when the network delivered it in several buffers. */
+  private byte[] packed;
+
+  /** Streaming zlib only, nothing reserved: for tools and tests. */
+  public BodySource() {
+    this(null, false);
+  }
+
+  /**
+   * @param budget where the whole-body scratch's growth is reserved
+   * @param nativeInflate try libdeflate first (when it loaded)
+   */
+  public BodySource(MemoryBudget budget, boolean nativeInflate) {
+    this.budget = budget;
+    this.whole = nativeInflate && budget != null ? WholeInflate.create() : null;
+  }
 
   private List<ByteBuffer> parts;
   private int part;
@@ -37,7 +80,7 @@ public final class BodySource {
   private int prefixPos;
   private int suffixPos;
 
-  private enum Mode { IDENTITY, INFLATE, GZIP }
+  private enum Mode { IDENTITY, INFLATE, GZIP, WHOLE }
 
   /**
    * Starts decoding a request body.
@@ -60,6 +103,7 @@ public final class BodySource {
         inflater = raw;
         inflater.reset();
         if (looksLikeZlib()) zlibHeader();
+        if (whole != null) tryWhole();
         break;
       case "gzip":
       case "x-gzip":
@@ -107,9 +151,85 @@ public final class BodySource {
     return produced;
   }
 
-  /** Drops references to the body. */
+  /** Drops references to the body, and scratch grown for an exceptional one. */
   public void close() {
     parts = null;
+    if (decoded != null && decoded.length > WHOLE_BASE) {
+      budget.release(decoded.length - WHOLE_BASE);
+      decoded = null;
+    }
+    if (packed != null && packed.length > WHOLE_BASE) {
+      budget.release(packed.length - WHOLE_BASE);
+      packed = null;
+    }
+  }
+
+  /** True when the body being read was decoded whole by libdeflate (for tests). */
+  boolean decodedWhole() {
+    return mode == Mode.WHOLE;
+  }
+
+  /**
+   * Decodes the rest of the body (past the zlib header) with libdeflate, if it fits. On success
+   * reads come from {@link #decoded}; otherwise nothing has changed and zlib streams it.
+   */
+  private void tryWhole() {
+    long compressed = 0;
+    ByteBuffer only = null;
+    int withBytes = 0;
+    for (int p = part; p < parts.size(); p++) {
+      ByteBuffer b = parts.get(p);
+      if (!b.hasRemaining()) continue;
+      compressed += b.remaining();
+      only = b;
+      withBytes++;
+    }
+    if (compressed == 0 || compressed > WHOLE_MAX) return;
+    // One more than the limit may come out, as with zlib: the reader then meets the 413.
+    int most = limit >= WHOLE_MAX ? WHOLE_MAX : (int) limit + 1;
+    byte[] in;
+    int inOff;
+    int inLen = (int) compressed;
+    if (withBytes == 1 && only.hasArray()) {
+      in = only.array();
+      inOff = only.arrayOffset() + only.position();
+    } else {
+      if (!scratch(true, inLen)) return;
+      in = packed;
+      inOff = 0;
+      int at = 0;
+      for (int p = part; p < parts.size(); p++) {
+        ByteBuffer b = parts.get(p);
+        int n = b.remaining();
+        b.get(b.position(), packed, at, n);
+        at += n;
+      }
+    }
+    int first = (int) Math.min(most, Math.max(WHOLE_BASE, compressed * WHOLE_GUESS_RATIO));
+    int n = inflateWhole(in, inOff, inLen, first);
+    if (n < 0 && first < most) n = inflateWhole(in, inOff, inLen, most);
+    if (n < 0) return;
+    mode = Mode.WHOLE;
+    wholeLen = n;
+    wholePos = 0;
+  }
+
+  private int inflateWhole(byte[] in, int off, int len, int room) {
+    if (!scratch(false, room)) return -1;
+    return whole.inflate(in, off, len, decoded, 0, room);
+  }
+
+  /** Makes {@link #packed} or {@link #decoded} hold {@code need} bytes, reserving growth; false when the budget is full. */
+  private boolean scratch(boolean input, int need) {
+    byte[] have = input ? packed : decoded;
+    int size = have == null ? 0 : have.length;
+    if (size >= need) return true;
+    int want = Math.max(WHOLE_BASE, Integer.highestOneBit(need - 1) << 1);
+    long beyondBase = Math.max(0, want - WHOLE_BASE) - Math.max(0, size - WHOLE_BASE);
+    if (beyondBase > 0 && !budget.tryReserve(beyondBase)) return false;
+    if (input) packed = new byte[want];
+    else decoded = new byte[want];
+    return true;
   }
 
   /**
@@ -125,7 +245,9 @@ public final class BodySource {
       prefixPos += n;
       return n;
     }
-    int n = ended ? -1 : (mode == Mode.IDENTITY ? copy(dst, off, len) : inflate(dst, off, len));
+    int n = ended ? -1
+        : mode == Mode.WHOLE ? fromWhole(dst, off, len)
+        : mode == Mode.IDENTITY ? copy(dst, off, len) : inflate(dst, off, len);
     if (n < 0) {
       ended = true;
       if (suffix != null && suffixPos < suffix.length) {
@@ -141,6 +263,15 @@ public final class BodySource {
       throw new ImportRefusal(413, "too_large",
           "decoded body exceeds max_inflated_bytes (" + limit + " bytes)");
     }
+    return n;
+  }
+
+  private int fromWhole(byte[] dst, int off, int len) {
+    // At most one byte past the limit was decoded (the room was the limit + 1), as zlib is asked.
+    int n = Math.min(len, wholeLen - wholePos);
+    if (n <= 0) return -1;
+    System.arraycopy(decoded, wholePos, dst, off, n);
+    wholePos += n;
     return n;
   }
 
@@ -185,7 +316,9 @@ public final class BodySource {
           throw new ImportRefusal(400, "deflate", "deflate stream needs a preset dictionary");
         }
         // Never ask for more than one past the limit: a bomb stops here, not after it expanded.
-        int room = (int) Math.min(len, Math.max(1, limit - produced + 1));
+        // (Long.MAX_VALUE means no limit: limit - produced + 1 must not wrap to a room of 1.)
+        long left = limit - produced;
+        int room = left >= len ? len : (int) Math.max(1, left + 1);
         int n = inflater.inflate(dst, off, room);
         if (n > 0) {
           if (mode == Mode.GZIP) {

@@ -131,7 +131,7 @@ public final class Ingester {
   /** Runs the next slice later on this event loop (the verticle's context). */
   private final Executor later;
   private final MemoryBudget budget;
-  private final BodySource source = new BodySource();
+  private final BodySource source;
   private final ArrayDeque<Task> queue = new ArrayDeque<>();
   private final List<ChunkWriter> writers = new ArrayList<>();
   /** Shared by this ingester's writers (one thread; each of its calls stands alone). */
@@ -224,6 +224,7 @@ public final class Ingester {
   public Ingester(Executor later, MemoryBudget budget, Limits limits, Groups groups) {
     this.later = later;
     this.budget = budget;
+    this.source = new BodySource(budget, true);
     this.limits = limits;
     this.groups = groups;
   }

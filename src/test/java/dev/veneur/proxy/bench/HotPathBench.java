@@ -61,9 +61,13 @@ public class HotPathBench {
   @Param({"4"})
   public int queued;
 
+  /** What deflates the chunks: the proxy's default {@code fast}, or {@code zlib}. */
+  @Param({"fast"})
+  public String compressor;
+
   private byte[] json;
   private byte[] deflated;
-  private final BodySource source = new BodySource();
+  private BodySource source;
   private final ArrayDeque<Runnable> later = new ArrayDeque<>();
   private MemoryBudget budget;
   private Ingester ingester;
@@ -81,8 +85,10 @@ public class HotPathBench {
     json = SyntheticMetrics.fromSample(sample, 1000, 1);
     deflated = SyntheticMetrics.deflate(json);
     budget = new MemoryBudget(() -> Long.MAX_VALUE);
-    ingester = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level));
-    merging = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level), new Ingester.Groups() {
+    // As an Ingester's: libdeflate for whole bodies, unless -Dveneur.proxy.inflater=zlib (-jvmArgsAppend).
+    source = new BodySource(budget, true);
+    ingester = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level, compressor.equals("fast")));
+    merging = new Ingester(later::add, budget, new FixedLimits(1 << 20, 4 << 20, level, compressor.equals("fast")), new Ingester.Groups() {
       @Override
       public void done(List<Ingester.Task> tasks, List<Ingester.Result> results, MetricChunk[] chunks) {
         lastGroup = chunks;
@@ -227,7 +233,10 @@ public class HotPathBench {
     return lastGroup;
   }
 
-  /** Inflate one 1000-metric body (zlib, as locals send it) through the window. */
+  /**
+   * Inflate one 1000-metric body (zlib, as locals send it) through the window: libdeflate, or
+   * zlib's streaming inflate with {@code -jvmArgsAppend -Dveneur.proxy.inflater=zlib}.
+   */
   @Benchmark
   public long inflate() {
     source.open("deflate", List.of(ByteBuffer.wrap(deflated)), 64 << 20);
