@@ -27,15 +27,18 @@ import java.util.zip.Inflater;
  * how far a body is read before a fault counts, are zlib's.
  */
 public final class BodySource {
-  /** Scratch for a whole decoded body, kept between bodies (a Veneur body of 1000 metrics decodes to ~300 KB). */
-  static final int WHOLE_BASE = 512 * 1024;
+  /**
+   * Scratch for a whole decoded body, allocated once and kept (a Veneur body of 1000 metrics
+   * decodes to ~300 KB); a larger body gets a scratch of its own, reserved, dropped after it.
+   */
+  static final int WHOLE_BASE = 1024 * 1024;
+  /** Scratch for a compressed body that came in several buffers, kept likewise. */
+  static final int PACKED_BASE = 128 * 1024;
   /**
    * The largest body decoded whole (compressed, and decoded): larger ones are streamed, a window
    * at a time. Decoding one is a single call on the event loop: 4 MiB takes about 1.5 ms.
    */
   static final int WHOLE_MAX = 4 * 1024 * 1024;
-  /** Decoded bytes to try first per compressed byte, before trying {@link #WHOLE_MAX}: Veneur JSON deflates 10-13x. */
-  private static final int WHOLE_GUESS_RATIO = 24;
 
   private final Inflater raw = new Inflater(true);
   private final CRC32 crc = new CRC32();
@@ -158,15 +161,35 @@ public final class BodySource {
       budget.release(decoded.length - WHOLE_BASE);
       decoded = null;
     }
-    if (packed != null && packed.length > WHOLE_BASE) {
-      budget.release(packed.length - WHOLE_BASE);
+    if (packed != null && packed.length > PACKED_BASE) {
+      budget.release(packed.length - PACKED_BASE);
       packed = null;
     }
   }
 
-  /** True when the body being read was decoded whole by libdeflate (for tests). */
+  /** True when the body being read was decoded whole by libdeflate. */
   boolean decodedWhole() {
     return mode == Mode.WHOLE;
+  }
+
+  /**
+   * The body decoded whole, handed over instead of copied out window by window, if it was and
+   * none of it has been read and it is at most {@code most} bytes: its array (this source's,
+   * valid until the next {@link #open} or {@link #close}), {@link #wholeLength()} bytes of it.
+   * The body then reads as ended. Null otherwise.
+   *
+   * @throws ImportRefusal 413 when it is longer than the limit, as reading it would
+   */
+  byte[] takeWhole(long most) {
+    if (mode != Mode.WHOLE || wholePos != 0 || wholeLen > most) return null;
+    wholePos = wholeLen;
+    produced = wholeLen;
+    if (produced > limit) throw tooLarge();
+    return decoded;
+  }
+
+  int wholeLength() {
+    return wholeLen;
   }
 
   /**
@@ -205,7 +228,9 @@ public final class BodySource {
         at += n;
       }
     }
-    int first = (int) Math.min(most, Math.max(WHOLE_BASE, compressed * WHOLE_GUESS_RATIO));
+    // The kept scratch first: a body that does not fit costs that much decoding twice, where a
+    // guess from the compressed size would allocate (and zero) a new array for every body.
+    int first = Math.min(most, WHOLE_BASE);
     int n = inflateWhole(in, inOff, inLen, first);
     if (n < 0 && first < most) n = inflateWhole(in, inOff, inLen, most);
     if (n < 0) return;
@@ -219,18 +244,23 @@ public final class BodySource {
     return whole.inflate(in, off, len, decoded, 0, room);
   }
 
-  /** Makes {@link #packed} or {@link #decoded} hold {@code need} bytes, reserving growth; false when the budget is full. */
+  /**
+   * Makes {@link #packed} or {@link #decoded} hold {@code need} bytes: the kept base size, or
+   * exactly {@code need} past it, that growth reserved in the budget (false when it is full).
+   */
   private boolean scratch(boolean input, int need) {
     byte[] have = input ? packed : decoded;
+    int base = input ? PACKED_BASE : WHOLE_BASE;
     int size = have == null ? 0 : have.length;
     if (size >= need) return true;
-    int want = Math.max(WHOLE_BASE, Integer.highestOneBit(need - 1) << 1);
-    long beyondBase = Math.max(0, want - WHOLE_BASE) - Math.max(0, size - WHOLE_BASE);
+    int want = Math.max(base, need);
+    long beyondBase = Math.max(0, want - base) - Math.max(0, size - base);
     if (beyondBase > 0 && !budget.tryReserve(beyondBase)) return false;
     if (input) packed = new byte[want];
     else decoded = new byte[want];
     return true;
   }
+
 
   /**
    * Decodes up to {@code len} bytes into {@code dst[off...]}.
@@ -259,11 +289,12 @@ public final class BodySource {
       return -1;
     }
     produced += n;
-    if (produced > limit) {
-      throw new ImportRefusal(413, "too_large",
-          "decoded body exceeds max_inflated_bytes (" + limit + " bytes)");
-    }
+    if (produced > limit) throw tooLarge();
     return n;
+  }
+
+  private ImportRefusal tooLarge() {
+    return new ImportRefusal(413, "too_large", "decoded body exceeds max_inflated_bytes (" + limit + " bytes)");
   }
 
   private int fromWhole(byte[] dst, int off, int len) {

@@ -141,6 +141,13 @@ public final class Ingester {
   private int scannerMaxString;
   private final GoJsonScanner trustedScanner = new GoJsonScanner(Integer.MAX_VALUE);
   private byte[] window = new byte[WINDOW_BASE];
+  /**
+   * The ingester's own window while {@link #window} is a body decoded whole by libdeflate,
+   * scanned where it lies ({@link BodySource#takeWhole}) instead of copied in; else null.
+   */
+  private byte[] own;
+  /** Bodies scanned where libdeflate decoded them (for tests). */
+  long scannedInPlace;
 
   private Task task;
   /** The task is being scanned for a whole chunk: nothing is deflated (see {@link Task#mayPassThrough}). */
@@ -222,9 +229,14 @@ public final class Ingester {
 
   /** @param groups where merged chunks go; null never merges */
   public Ingester(Executor later, MemoryBudget budget, Limits limits, Groups groups) {
+    this(later, budget, limits, groups, true);
+  }
+
+  /** @param nativeInflate libdeflate decodes whole bodies first (where it loaded); false: zlib alone */
+  Ingester(Executor later, MemoryBudget budget, Limits limits, Groups groups, boolean nativeInflate) {
     this.later = later;
     this.budget = budget;
-    this.source = new BodySource(budget, true);
+    this.source = new BodySource(budget, nativeInflate);
     this.limits = limits;
     this.groups = groups;
   }
@@ -374,6 +386,20 @@ public final class Ingester {
    * make a large element cost its size squared). Returns the bytes the next scan may cover.
    */
   private int refill() {
+    if (fill == 0 && shifted == 0 && !eof && own == null) {
+      // A body no larger than the window may grow to is scanned in place: the same bytes in one
+      // window, the same verdicts, one copy fewer.
+      byte[] whole = source.takeWhole(task.trusted() ? Integer.MAX_VALUE - 64 : limits.maxMetricBytes());
+      if (whole != null) {
+        scannedInPlace++;
+        own = window;
+        window = whole;
+        fill = source.wholeLength();
+        eof = true;
+        pos = 0;
+        return fill;
+      }
+    }
     int keep = scanner.resumeAt();
     if (keep > 0) {
       System.arraycopy(window, keep, window, 0, fill - keep);
@@ -493,8 +519,17 @@ public final class Ingester {
     for (int d = 0; d < router.ways(); d++) writers.get(d).begin(level, useFast);
   }
 
+  /** Back to the ingester's own window, after scanning a body where it was decoded. */
+  private void giveBackWindow() {
+    if (own != null) {
+      window = own;
+      own = null;
+    }
+  }
+
   /** The window empty and the body unread, before the task's body is opened. */
   private void rewind() {
+    giveBackWindow();
     pos = 0;
     fill = 0;
     eof = false;
@@ -560,6 +595,7 @@ public final class Ingester {
     passing = false;
     router = null;
     result = null;
+    giveBackWindow();
     source.close();
     if (window.length > WINDOW_BASE) {
       budget.release(window.length - WINDOW_BASE);
