@@ -44,6 +44,14 @@ final class Ejection {
   private boolean excluded;
   /** Reported for a full queue; asked again only once the queue fell below half the cap. */
   private boolean saturated;
+  /**
+   * The report out stands for a full queue, not failures: the global still answers, so its good
+   * answers say nothing about whether it drains, and do not ask it back in (its probe does, once
+   * the ring took it out). Without this, the answers to POSTs in flight while the ring was being
+   * asked re-admitted it at once, 13 ms after it left, with its backlog still being re-routed, and
+   * it filled up and was ejected again, over and over (15 times in one 90 s bench run).
+   */
+  private boolean downForSaturation;
 
   Ejection(String destination, Ring ring, Listener listener, IntSupplier ejectAfter, BooleanSupplier mayEject) {
     this.destination = destination;
@@ -65,7 +73,7 @@ final class Ejection {
   /** A good answer: the run of strikes ends; a global kept while down asks to be back in full. */
   void healthyAnswer() {
     strikes = 0;
-    if (reportedDown && !excluded) askBackIn();
+    if (reportedDown && !excluded && !downForSaturation) askBackIn();
   }
 
   /**
@@ -89,13 +97,18 @@ final class Ejection {
    */
   private void reportDown(String why, boolean saturation) {
     reportedDown = true;
+    downForSaturation = saturation;
     LOG.warn("{}: {}; asking the ring to eject it", destination, why);
     ring.report(false).onComplete(ar -> {
       boolean out = ar.succeeded() && ar.result();
-      if (!out && saturation && strikes < ejectAfter.getAsInt()) {
-        // Nowhere else to go: withdraw the report, so the ring does not keep it marked.
-        reportedDown = false;
-        ring.report(true);
+      if (!out && saturation) {
+        if (strikes < ejectAfter.getAsInt()) {
+          // Nowhere else to go: withdraw the report, so the ring does not keep it marked.
+          reportedDown = false;
+          ring.report(true);
+        }
+        // Kept, and failing as well if still reported: a failing global's rules from here on.
+        downForSaturation = false;
       }
       apply(out);
     });
@@ -109,6 +122,7 @@ final class Ejection {
         return;
       }
       reportedDown = false;
+      downForSaturation = false;
       strikes = 0;
       listener.readmissionAnswered();
       apply(ar.result());

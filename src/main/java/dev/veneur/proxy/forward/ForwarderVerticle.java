@@ -170,7 +170,8 @@ public final class ForwarderVerticle extends VerticleBase {
     batches.add(chunk, new BatchBuilder.Limits(cfg.batchMaxMetrics, cfg.batchMaxBytes, cfg.batchLinger.toMillis()));
     long queued = state.queuedBytes.get();
     ejection.queued(queued, cfg.maxQueuedBytesPerDestination,
-        () -> Peers.drainsWorse(queued, Peers.others(ctx.destinations(), destination, s -> s.queuedBytes.get(), false)));
+        () -> Peers.drainsWorse(queued, Peers.others(ctx.destinations(), destination, s -> s.queuedBytes.get(), false))
+            && Peers.noneOut(ctx.destinations(), destination));
   }
 
   private void hold(MetricChunk c) {

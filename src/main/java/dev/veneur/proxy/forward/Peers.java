@@ -24,6 +24,20 @@ final class Peers {
     return median != null && queuedBytes > 4 * median;
   }
 
+  /**
+   * Whether every other global is in the ring: a saturation ejection waits while another is out.
+   * The one out handed its backlog to the others, so their queues are long for a reason that is
+   * not theirs; ejecting them for it moved the backlog round and round (all three globals of a
+   * bench, in turn, each move a re-split of 50 MiB). Failures still eject at any time. As Envoy's
+   * max_ejection_percent keeps outlier detection from emptying a cluster.
+   */
+  static boolean noneOut(java.util.Map<String, dev.veneur.proxy.core.ProxyContext.DestinationState> all, String self) {
+    for (var e : all.entrySet()) {
+      if (!e.getKey().equals(self) && e.getValue().excluded) return false;
+    }
+    return true;
+  }
+
   private static Long median(List<Long> values) {
     if (values.isEmpty()) return null;
     List<Long> sorted = new ArrayList<>(values);

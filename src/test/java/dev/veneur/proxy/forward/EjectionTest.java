@@ -112,6 +112,42 @@ class EjectionTest {
   }
 
   @Test
+  void goodAnswersWhileTheRingIsAskedDoNotUndoASaturationEjection() {
+    ejection.queued(1_000, 1_000, () -> true);
+    assertEquals(List.of(false), reports);
+    // POSTs in flight answer 202 before the ring's word arrives: a full queue is not cured by that.
+    ejection.healthyAnswer();
+    ejection.healthyAnswer();
+    assertEquals(List.of(false), reports, "not asked back in by good answers");
+    lastAsk().complete(true);
+    assertEquals(List.of("out"), heard);
+    ejection.healthyAnswer();
+    assertEquals(List.of(false), reports, "out: its probe asks it back in, not its answers");
+    ejection.askBackIn();
+    lastAsk().complete(false);
+    assertEquals(List.of("out", "readmission answered", "in"), heard);
+
+    // A failing global the ring keeps is still asked back in by its first good answer.
+    ejectAfter = 1;
+    ejection.strike("down");
+    lastAsk().complete(false);
+    assertTrue(ejection.trialOnly());
+    ejection.healthyAnswer();
+    assertEquals(List.of(false, true, false, true), reports);
+  }
+
+  @Test
+  void aSaturationReportTheRingDeclinesWhileFailingLeavesItTrialOnlyUntilItAnswers() {
+    ejection.queued(1_000, 1_000, () -> true);
+    ejectAfter = 1;
+    ejection.strike("and failing");
+    lastAsk().complete(false);
+    assertTrue(ejection.trialOnly(), "kept by the ring, failing: one POST at a time");
+    ejection.healthyAnswer();
+    assertEquals(List.of(false, true), reports, "its first good answer asks it back in full");
+  }
+
+  @Test
   void nobodyIsEjectedWhileStoppingOrWithEjectionOff() {
     mayEject = false;
     for (int i = 0; i < 10; i++) ejection.strike("x");

@@ -29,6 +29,18 @@ class PeersTest {
   }
 
   @Test
+  void oneSaturationEjectionAtATime() {
+    Map<String, ProxyContext.DestinationState> all = new LinkedHashMap<>();
+    for (String d : List.of("a", "b", "c")) all.put(d, new ProxyContext.DestinationState());
+    assertTrue(Peers.noneOut(all, "b"));
+    all.get("b").excluded = true;
+    assertTrue(Peers.noneOut(all, "b"), "itself out does not count");
+    assertFalse(Peers.noneOut(all, "a"), "b is out: a's long queue may be b's backlog");
+    all.get("b").excluded = false;
+    assertTrue(Peers.noneOut(all, "a"));
+  }
+
+  @Test
   void peersAreTheOtherGlobalsStillInTheRing() {
     Map<String, ProxyContext.DestinationState> all = new LinkedHashMap<>();
     ProxyContext.DestinationState self = state(500, false);
