@@ -261,7 +261,6 @@ public final class BodySource {
     return true;
   }
 
-
   /**
    * Decodes up to {@code len} bytes into {@code dst[off...]}.
    *

@@ -34,10 +34,15 @@ class BodySourceTest {
   }
 
   byte[] readAll(int window) {
+    return readAll(source, window);
+  }
+
+  /** Everything {@code s} decodes, read {@code window} bytes at a time. */
+  static byte[] readAll(BodySource s, int window) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     byte[] w = new byte[window];
     int n;
-    while ((n = source.read(w, 0, w.length)) >= 0) out.write(w, 0, n);
+    while ((n = s.read(w, 0, w.length)) >= 0) out.write(w, 0, n);
     return out.toByteArray();
   }
 

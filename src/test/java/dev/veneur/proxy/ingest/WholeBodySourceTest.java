@@ -83,11 +83,7 @@ class WholeBodySourceTest extends BodySourceTest {
     byte[] plain = metrics(3 << 20);
     s.open("deflate", pieces(Bodies.deflate(plain), 16 * 1024), 64 << 20);
     assertFalse(s.decodedWhole());
-    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-    byte[] w = new byte[65536];
-    int n;
-    while ((n = s.read(w, 0, w.length)) >= 0) out.write(w, 0, n);
-    assertArrayEquals(plain, out.toByteArray());
+    assertArrayEquals(plain, readAll(s, 65536));
     s.close();
     assertEquals(0, full.used());
   }
