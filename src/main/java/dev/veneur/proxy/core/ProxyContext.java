@@ -44,6 +44,8 @@ public final class ProxyContext {
     public final AtomicLong queuedBytes = new AtomicLong();
     public final AtomicInteger inFlight = new AtomicInteger();
     public volatile boolean excluded;
+    /** Metrics this destination passed back to be routed again (ejected, failing while out, leaving). */
+    public final AtomicLong handedBackMetrics = new AtomicLong();
     /** Recent answer time of its POSTs (a moving average), 0 before the first answer. */
     public volatile long latencyEwmaNanos;
   }

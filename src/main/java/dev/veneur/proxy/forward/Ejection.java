@@ -52,6 +52,8 @@ final class Ejection {
    * it filled up and was ejected again, over and over (15 times in one 90 s bench run).
    */
   private boolean downForSaturation;
+  /** An ask to be taken back is on its way: the next dequeue need not ask again. */
+  private boolean asking;
 
   Ejection(String destination, Ring ring, Listener listener, IntSupplier ejectAfter, BooleanSupplier mayEject) {
     this.destination = destination;
@@ -65,6 +67,15 @@ final class Ejection {
   void strike(String why) {
     strikes++;
     int after = ejectAfter.getAsInt();
+    if (keepsBacklog() && after > 0 && strikes >= after) {
+      // Out for a full queue and now failing too: what it holds is no longer safer here than
+      // anywhere else. From here on a failing global's rules: the backlog goes to the others.
+      downForSaturation = false;
+      LOG.warn("{}: out for a full queue, now failing too ({} failed or slow forwards in a row, last: {});"
+          + " handing its backlog to the other globals", destination, strikes, why);
+      listener.exclusion(true);
+      return;
+    }
     if (!reportedDown && after > 0 && strikes >= after && mayEject.getAsBoolean()) {
       reportDown(strikes + " failed or slow forwards in a row (last: " + why + ")", false);
     }
@@ -88,6 +99,31 @@ final class Ejection {
       saturated = true;
       reportDown("its queue reached max_queued_bytes_per_destination (" + cap + " bytes): it does not drain", true);
     }
+  }
+
+  /**
+   * The queue's size after metrics left it (delivered, dropped or handed back). A global out for
+   * a full queue asks back in once it has drained below half the cap, as the saturation report
+   * itself is asked again only then: it takes new metrics when it has room for them.
+   */
+  void dequeued(long bytes, long cap) {
+    if (saturated && bytes < cap / 2) saturated = false;
+    if (keepsBacklog() && !asking && bytes < cap / 2) {
+      LOG.info("{}: drained its backlog below half of max_queued_bytes_per_destination ({} bytes); asking the"
+          + " ring to re-admit it", destination, bytes);
+      askBackIn();
+    }
+  }
+
+  /**
+   * Out of the ring for a full queue while it still answers: what it holds stays queued for it and
+   * it drains that (its own keys, delivered where they belong); only new metrics go to the others.
+   * Handing the backlog to the others (as for a failing global) cost a scan and a deflate of every
+   * queued metric, up to {@code max_queued_bytes_per_destination} (50 MiB) at a time, on a proxy and
+   * globals already at capacity, and the globals that took it then filled up in turn.
+   */
+  boolean keepsBacklog() {
+    return excluded && downForSaturation;
   }
 
   /**
@@ -116,7 +152,9 @@ final class Ejection {
 
   /** Asks the ring to take this destination back (it answers again, or fast again). */
   void askBackIn() {
+    asking = true;
     ring.report(true).onComplete(ar -> {
+      asking = false;
       if (ar.failed()) {
         listener.readmissionUnheard();
         return;

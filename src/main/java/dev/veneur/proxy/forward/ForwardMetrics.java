@@ -20,6 +20,8 @@ final class ForwardMetrics {
   final Counter errorsZero;
   final EventGauge byDestination;
   final Counter proxied;
+  /** Metrics passed back to be routed again: each costs a scan and a deflate more. */
+  final Counter handedBack;
   private final Counter v14Errors;
   private final ProxyMetrics metrics;
   /** protocol:http or protocol:grpc: how this global is reached, on the v14 series. */
@@ -37,6 +39,7 @@ final class ForwardMetrics {
     byDestination = metrics.eventGauge(v14Tags
         ? ProxyMetrics.withTags(ProxyMetrics.BY_DESTINATION, "destination:" + destination, protocol)
         : ProxyMetrics.tagged(ProxyMetrics.BY_DESTINATION, "destination", destination));
+    handedBack = metrics.counter("forward.handed_back", "destination", destination);
     proxied = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_PROXIED, protocol));
     v14Errors = metrics.registry().counter(ProxyMetrics.withTags(ProxyMetrics.V14_FORWARD_ERRORS, protocol));
   }

@@ -162,6 +162,7 @@ public final class ForwarderVerticle extends VerticleBase {
     if (!chunk.land()) return;
     if (ejection.excluded() || leaving) {
       // Routed on a snapshot from before this destination left the ring: on to its new owner.
+      handedBack(chunk.count);
       Dispatch.reroute(vertx.eventBus(), ctx, chunk, h.hops() + 1, destination);
       return;
     }
@@ -184,6 +185,7 @@ public final class ForwarderVerticle extends VerticleBase {
       state.queuedMetrics.addAndGet(-c.count);
       state.queuedBytes.addAndGet(-c.bytes());
     }
+    ejection.dequeued(state.queuedBytes.get(), ctx.config().maxQueuedBytesPerDestination);
   }
 
   /** How many POSTs may be in flight: one trial while failing and not ejectable. */
@@ -192,7 +194,7 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   private void pump() {
-    if (drain.closing() || ejection.excluded() || leaving) {
+    if (drain.closing() || (ejection.excluded() && !ejection.keepsBacklog()) || leaving) {
       // Nothing new goes out: at the shutdown deadline what waits is dropped; out of the ring,
       // it goes to the new owners (halves of a refused batch, say, that came back late).
       window.takeReady(b -> {
@@ -212,13 +214,20 @@ public final class ForwarderVerticle extends VerticleBase {
   }
 
   /**
-   * The ring's word on whether this destination routes. Out: hand everything back and probe.
+   * The ring's word on whether this destination routes. Out: hand everything back and probe;
+   * out for a full queue alone: keep draining what it holds ({@link Ejection#keepsBacklog}).
    * In while still failing (it is the last member): one trial POST at a time, and what waits past
    * the retry budget is dropped rather than held.
    */
   private void applyExclusion(boolean out) {
     state.excluded = out;
-    if (out) {
+    if (out && ejection.keepsBacklog()) {
+      // Out for a full queue: it drains what it holds and asks back in once below half the cap
+      // (Ejection#dequeued); no probe, its own answers say whether it is alive. It may have
+      // drained that far while the ring was being asked.
+      probe.stop();
+      ejection.dequeued(state.queuedBytes.get(), ctx.config().maxQueuedBytesPerDestination);
+    } else if (out) {
       handBackAllQueued();
       if (!leaving) probe.start(System.nanoTime());
     } else {
@@ -269,7 +278,15 @@ public final class ForwarderVerticle extends VerticleBase {
 
   private void handBack(List<MetricChunk> chunks) {
     letGo(chunks);
-    for (MetricChunk c : chunks) Dispatch.reroute(vertx.eventBus(), ctx, c, 0, destination);
+    for (MetricChunk c : chunks) {
+      handedBack(c.count);
+      Dispatch.reroute(vertx.eventBus(), ctx, c, 0, destination);
+    }
+  }
+
+  private void handedBack(int metrics) {
+    state.handedBackMetrics.addAndGet(metrics);
+    fm.handedBack.inc(metrics);
   }
 
   /** Everything queued here, in any state but in flight, back to the ring. */

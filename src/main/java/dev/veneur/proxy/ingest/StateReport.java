@@ -39,7 +39,8 @@ public final class StateReport {
           .put("queued_metrics", s.queuedMetrics.get())
           .put("queued_bytes", s.queuedBytes.get())
           .put("in_flight", s.inFlight.get())
-          .put("excluded", s.excluded)));
+          .put("excluded", s.excluded)
+          .put("handed_back_metrics", s.handedBackMetrics.get())));
       state.put("destinations", dests);
       state.put("memory", new JsonObject()
           .put("budget_bytes", ctx.budget().limit())

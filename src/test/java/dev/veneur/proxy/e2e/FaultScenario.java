@@ -148,6 +148,9 @@ final class FaultScenario {
     final StringBuilder figures = new StringBuilder();
     /** While F misbehaved. */
     double acceptedMetricsPerSecond;
+    /** /debug/state once the load ended and the queue drained (or its last reading). */
+    JsonObject finalState;
+    String faultUrl;
 
     Result(String label) {
       this.label = label;
@@ -155,6 +158,13 @@ final class FaultScenario {
 
     void check(boolean ok, String violation) {
       if (!ok) violations.add(violation);
+    }
+
+    /** Metrics F passed back to be routed again, from {@link #finalState}; -1 when unread. */
+    long faultHandedBack() {
+      if (finalState == null || finalState.getJsonObject("destinations") == null) return -1;
+      JsonObject d = finalState.getJsonObject("destinations").getJsonObject(faultUrl);
+      return d == null ? -1 : d.getLong("handed_back_metrics", -1L);
     }
 
     String report() {
@@ -256,6 +266,8 @@ final class FaultScenario {
       }
       mon.close();
       JsonObject state = settled[0] != null ? settled[0] : m.last;
+      r.finalState = state;
+      r.faultUrl = f.url();
       evaluate(r, load, dests, l1, l2, lf, lfConfirmed, h1, h2, f, state, primed, drainProblem);
 
       // Refusals and throughput while F misbehaves.

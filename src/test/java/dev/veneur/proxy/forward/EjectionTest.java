@@ -122,7 +122,7 @@ class EjectionTest {
     lastAsk().complete(true);
     assertEquals(List.of("out"), heard);
     ejection.healthyAnswer();
-    assertEquals(List.of(false), reports, "out: its probe asks it back in, not its answers");
+    assertEquals(List.of(false), reports, "out: its drained queue asks it back in, not its answers");
     ejection.askBackIn();
     lastAsk().complete(false);
     assertEquals(List.of("out", "readmission answered", "in"), heard);
@@ -134,6 +134,77 @@ class EjectionTest {
     assertTrue(ejection.trialOnly());
     ejection.healthyAnswer();
     assertEquals(List.of(false, true, false, true), reports);
+  }
+
+  @Test
+  void outForAFullQueueItKeepsItsBacklogAndAsksBackInOnceDrainedBelowHalf() {
+    ejection.queued(1_000, 1_000, () -> true);
+    assertFalse(ejection.keepsBacklog(), "not out until the ring says so");
+    lastAsk().complete(true);
+    assertEquals(List.of("out"), heard);
+    assertTrue(ejection.keepsBacklog(), "out for a full queue: it drains what it holds");
+    assertTrue(ejection.excluded());
+    assertFalse(ejection.trialOnly(), "its full window, to drain faster");
+    ejection.dequeued(900, 1_000);
+    ejection.dequeued(500, 1_000);
+    assertEquals(List.of(false), reports, "not asked back in at half the cap or above");
+    ejection.dequeued(499, 1_000);
+    assertEquals(List.of(false, true), reports);
+    ejection.dequeued(100, 1_000);
+    assertEquals(2, reports.size(), "one ask at a time");
+    lastAsk().complete(false);
+    assertEquals(List.of("out", "readmission answered", "in"), heard);
+    assertFalse(ejection.keepsBacklog());
+    ejection.dequeued(0, 1_000);
+    assertEquals(2, reports.size(), "in again: nothing to ask");
+
+    // Back in and full again: the saturation report is made again (its flag was reset below half).
+    ejection.queued(1_000, 1_000, () -> true);
+    assertEquals(List.of(false, true, false), reports);
+  }
+
+  @Test
+  void anUnheardAskLetsTheNextDequeueAskAgain() {
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    ejection.dequeued(10, 1_000);
+    lastAsk().fail("no ring");
+    assertEquals(List.of("out", "readmission unheard"), heard);
+    assertTrue(ejection.keepsBacklog());
+    ejection.dequeued(5, 1_000);
+    assertEquals(List.of(false, true, true), reports);
+  }
+
+  @Test
+  void outForAFullQueueThenFailingHandsItsBacklogOn() {
+    ejectAfter = 3;
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    ejection.strike("a");
+    ejection.strike("b");
+    assertEquals(List.of("out"), heard, "a strike or two while it drains: still its backlog");
+    assertTrue(ejection.keepsBacklog());
+    ejection.strike("c");
+    assertEquals(List.of("out", "out"), heard, "told again: out, and now as a failing global");
+    assertTrue(ejection.excluded());
+    assertFalse(ejection.keepsBacklog(), "its backlog goes to the others");
+    ejection.dequeued(0, 1_000);
+    ejection.healthyAnswer();
+    assertEquals(List.of(false), reports, "a failing global's probe asks it back in, not its queue or answers");
+    ejection.askBackIn();
+    lastAsk().complete(false);
+    assertFalse(ejection.excluded());
+  }
+
+  @Test
+  void aGoodAnswerBetweenStrikesKeepsTheBacklogWhereItIs() {
+    ejectAfter = 2;
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    ejection.strike("slow");
+    ejection.healthyAnswer();
+    ejection.strike("slow");
+    assertTrue(ejection.keepsBacklog(), "strikes in a row, as for ejecting a global that answers");
   }
 
   @Test

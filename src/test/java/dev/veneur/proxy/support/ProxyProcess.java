@@ -77,6 +77,9 @@ public final class ProxyProcess {
     String admin = System.getProperty("veneur.proxy.adminAddressDefault");
     if (admin != null) cmd.add("-Dveneur.proxy.adminAddressDefault=" + admin);
     cmd.addAll(List.of(jvmArgs));
+    // For measuring a test's proxy from outside (e.g. -XX:NativeMemoryTracking=summary, then jcmd).
+    String extra = System.getProperty("veneur.it.jvmArgs", "").trim();
+    if (!extra.isEmpty()) cmd.addAll(List.of(extra.split("\\s+")));
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), main, "-f", yaml.toString()));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     pb.environment().putAll(env);
