@@ -100,4 +100,36 @@ class SlowGlobalIT {
         + " out for a full queue alone, it should drain its own backlog");
     FaultScenario.assertHeld(r);
   }
+
+  /**
+   * The same saturated F, then hanging 3 s after it turned slow, while it is out for its full
+   * queue and draining its own backlog: its POSTs in flight time out (forward_timeout 10 s), three
+   * failures in a row make it a failing global, and what it still held goes to the others. Without
+   * that, each queued batch would wait its turn at F and its 10 s deadline, and the queue would
+   * not drain within the run.
+   */
+  @Test
+  @Order(5)
+  void aSaturatedGlobalThatThenHangsHandsItsBacklogOn(Vertx vertx) throws Exception {
+    FaultScenario.Result r = FaultScenario.run(vertx, dir, "F saturated, then hanging while out",
+        Mode.SLOW, g -> {
+          g.slowMs = 2500;
+          long[] slowSince = {0};
+          vertx.setPeriodic(100, t -> {
+            if (g.mode.get() != Mode.SLOW) return;
+            if (slowSince[0] == 0) slowSince[0] = System.nanoTime();
+            if (System.nanoTime() - slowSince[0] >= TimeUnit.SECONDS.toNanos(3)) {
+              g.mode.set(Mode.HANG);
+              vertx.cancelTimer(t);
+            }
+          });
+        },
+        java.util.Map.of("eject_slow_after", "0s", "max_queued_bytes_per_destination", "512KiB",
+            "forward_timeout", "10s"));
+    long handedBack = r.faultHandedBack();
+    r.figures.append("  F handed back ").append(handedBack).append(" metrics to be routed again\n");
+    r.check(handedBack > 2_000, "F handed back only " + handedBack + " metrics: hanging while out for a full"
+        + " queue, its backlog should have gone to the others");
+    FaultScenario.assertHeld(r);
+  }
 }
