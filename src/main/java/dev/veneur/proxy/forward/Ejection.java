@@ -108,7 +108,8 @@ final class Ejection {
    */
   void dequeued(long bytes, long cap) {
     if (saturated && bytes < cap / 2) saturated = false;
-    if (keepsBacklog() && !asking && bytes < cap / 2) {
+    // Not while the proxy stops or this forwarder leaves: its metrics are being handed on then.
+    if (keepsBacklog() && !asking && bytes < cap / 2 && mayEject.getAsBoolean()) {
       LOG.info("{}: drained its backlog below half of max_queued_bytes_per_destination ({} bytes); asking the"
           + " ring to re-admit it", destination, bytes);
       askBackIn();

@@ -130,11 +130,12 @@ public final class RingVerticle extends VerticleBase {
       String tag = dest;
       if (h.healthy()) {
         ctx.metrics().counter("forward.readmissions", "destination", tag).inc();
-        LOG.info("re-admitted {} to {}: it answers again", dest, r.label());
+        LOG.info("re-admitted {} to {}: its forwarder asked, as logged just before (it answers again, or"
+            + " drained its backlog)", dest, r.label());
       } else {
         ctx.metrics().counter("forward.ejections", "destination", tag).inc();
         LOG.warn("ejected {} from {} (its forwarder found it failing, slow or saturated, as logged just "
-            + "before); its keys go to the others until it answers again", dest, r.label());
+            + "before); its keys go to the others until it is re-admitted", dest, r.label());
       }
       publish(r);
     }

@@ -176,6 +176,18 @@ class EjectionTest {
   }
 
   @Test
+  void aGlobalThatDrainsWhileTheProxyStopsOrItLeavesIsNotAskedBackIn() {
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    mayEject = false;
+    ejection.dequeued(0, 1_000);
+    assertEquals(List.of(false), reports, "leaving or stopping: its metrics are handed on, not taken back");
+    mayEject = true;
+    ejection.dequeued(0, 1_000);
+    assertEquals(List.of(false, true), reports);
+  }
+
+  @Test
   void outForAFullQueueThenFailingHandsItsBacklogOn() {
     ejectAfter = 3;
     ejection.queued(1_000, 1_000, () -> true);
