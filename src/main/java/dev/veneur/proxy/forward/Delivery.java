@@ -167,7 +167,9 @@ final class Delivery {
         if (!struck) ejection.strike(what);
         logs.warn("fail", "forward of " + batch.metrics + " metrics to " + url + " failed (attempt "
             + batch.attempts + "): " + what);
-        if (ejection.excluded() || host.leaving()) host.handBack(batch);
+        // Out of the ring: to the new owners; but one that keeps its backlog while the proxy stops
+        // retries like any global until the shutdown deadline (the others are stopping too).
+        if ((ejection.excluded() && !(ejection.keepsBacklog() && ctx.stopping())) || host.leaving()) host.handBack(batch);
         else retryOrDrop(batch, what);
       }
     }

@@ -67,13 +67,15 @@ final class Ejection {
   void strike(String why) {
     strikes++;
     int after = ejectAfter.getAsInt();
-    if (keepsBacklog() && after > 0 && strikes >= after) {
-      // Out for a full queue and now failing too: what it holds is no longer safer here than
-      // anywhere else. From here on a failing global's rules: the backlog goes to the others.
+    if (reportedDown && downForSaturation && after > 0 && strikes >= after && mayEject.getAsBoolean()) {
+      // Reported for a full queue and now failing too: what it holds is no longer safer here than
+      // anywhere else. From here on a failing global's rules: out, the backlog goes to the others;
+      // kept by the ring, one trial POST at a time. (Not while stopping: its batches are posted
+      // until the shutdown deadline, as every global's are.)
       downForSaturation = false;
-      LOG.warn("{}: out for a full queue, now failing too ({} failed or slow forwards in a row, last: {});"
-          + " handing its backlog to the other globals", destination, strikes, why);
-      listener.exclusion(true);
+      LOG.warn("{}: reported for a full queue, now failing too ({} failed or slow forwards in a row, last: {}){}",
+          destination, strikes, why, excluded ? "; handing its backlog to the other globals" : "");
+      listener.exclusion(excluded);
       return;
     }
     if (!reportedDown && after > 0 && strikes >= after && mayEject.getAsBoolean()) {
@@ -108,8 +110,10 @@ final class Ejection {
    */
   void dequeued(long bytes, long cap) {
     if (saturated && bytes < cap / 2) saturated = false;
-    // Not while the proxy stops or this forwarder leaves: its metrics are being handed on then.
-    if (keepsBacklog() && !asking && bytes < cap / 2 && mayEject.getAsBoolean()) {
+    // Out, or taken back by the ring on its own while still reported (every other member went
+    // out too): either way the report is withdrawn once it drained. Not while the proxy stops or
+    // this forwarder leaves: its metrics are being handed on then.
+    if (reportedDown && downForSaturation && !asking && bytes < cap / 2 && mayEject.getAsBoolean()) {
       LOG.info("{}: drained its backlog below half of max_queued_bytes_per_destination ({} bytes); asking the"
           + " ring to re-admit it", destination, bytes);
       askBackIn();
@@ -135,6 +139,9 @@ final class Ejection {
   private void reportDown(String why, boolean saturation) {
     reportedDown = true;
     downForSaturation = saturation;
+    // Going out for a full queue starts a new count: a saturated global's answers are slow, and
+    // strikes from before would hand its backlog on after a single slow answer while it drains.
+    if (saturation) strikes = 0;
     LOG.warn("{}: {}; asking the ring to eject it", destination, why);
     ring.report(false).onComplete(ar -> {
       boolean out = ar.succeeded() && ar.result();
@@ -180,7 +187,8 @@ final class Ejection {
 
   /** Failing, but the ring keeps it: one trial POST at a time, and expired batches are dropped. */
   boolean trialOnly() {
-    return reportedDown && !excluded;
+    // A saturated global the ring keeps answers: fewer POSTs would only drain it slower.
+    return reportedDown && !excluded && !downForSaturation;
   }
 
   int strikes() {

@@ -188,6 +188,61 @@ class EjectionTest {
   }
 
   @Test
+  void aSaturatedGlobalTheRingTakesBackOnItsOwnKeepsItsWindowAndWithdrawsOnceDrained() {
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    // Every other member went out too: the ring routes to all again and says so.
+    ejection.apply(false);
+    assertFalse(ejection.excluded());
+    assertFalse(ejection.trialOnly(), "it answers: one POST at a time would only drain it slower");
+    ejection.healthyAnswer();
+    assertEquals(List.of(false), reports, "a full queue is not cured by good answers");
+    ejection.dequeued(499, 1_000);
+    assertEquals(List.of(false, true), reports, "drained: the report is withdrawn");
+    lastAsk().complete(false);
+    assertFalse(ejection.trialOnly());
+    ejection.dequeued(0, 1_000);
+    assertEquals(2, reports.size());
+  }
+
+  @Test
+  void aSaturatedGlobalTheRingKeepsThatFailsIsTrialOnly() {
+    ejectAfter = 2;
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    ejection.apply(false);
+    ejection.strike("a");
+    ejection.strike("b");
+    assertTrue(ejection.trialOnly(), "failing now: one trial POST at a time");
+    assertEquals(List.of("out", "in", "in"), heard);
+    ejection.healthyAnswer();
+    assertEquals(List.of(false, true), reports, "its first good answer asks it back in full");
+  }
+
+  @Test
+  void strikesFromBeforeASaturationEjectionDoNotCountWhileItDrains() {
+    ejectAfter = 3;
+    ejection.strike("slow");
+    ejection.strike("slow");
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    ejection.strike("slow while draining");
+    assertTrue(ejection.keepsBacklog(), "a new count from the ejection on");
+    assertEquals(List.of("out"), heard);
+  }
+
+  @Test
+  void whileStoppingAFailingSaturatedGlobalKeepsItsBacklog() {
+    ejectAfter = 1;
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+    mayEject = false;
+    ejection.strike("a failure during the shutdown");
+    assertTrue(ejection.keepsBacklog(), "posted until the shutdown deadline, not handed to stopping globals");
+    assertEquals(List.of("out"), heard);
+  }
+
+  @Test
   void outForAFullQueueThenFailingHandsItsBacklogOn() {
     ejectAfter = 3;
     ejection.queued(1_000, 1_000, () -> true);
