@@ -185,6 +185,11 @@ public final class ForwarderVerticle extends VerticleBase {
       state.queuedMetrics.addAndGet(-c.count);
       state.queuedBytes.addAndGet(-c.bytes());
     }
+    queueShrank();
+  }
+
+  /** The queue's size to {@link Ejection#dequeued}: a global out for a full queue asks back in once drained. */
+  private void queueShrank() {
     ejection.dequeued(state.queuedBytes.get(), ctx.config().maxQueuedBytesPerDestination);
   }
 
@@ -226,7 +231,7 @@ public final class ForwarderVerticle extends VerticleBase {
       // (Ejection#dequeued); no probe, its own answers say whether it is alive. It may have
       // drained that far while the ring was being asked.
       probe.stop();
-      ejection.dequeued(state.queuedBytes.get(), ctx.config().maxQueuedBytesPerDestination);
+      queueShrank();
     } else if (out) {
       handBackAllQueued();
       if (!leaving) probe.start(System.nanoTime());

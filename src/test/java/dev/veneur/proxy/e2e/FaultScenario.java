@@ -268,6 +268,7 @@ final class FaultScenario {
       JsonObject state = settled[0] != null ? settled[0] : m.last;
       r.finalState = state;
       r.faultUrl = f.url();
+      r.figures.append("  F handed back ").append(r.faultHandedBack()).append(" metrics to be routed again\n");
       evaluate(r, load, dests, l1, l2, lf, lfConfirmed, h1, h2, f, state, primed, drainProblem);
 
       // Refusals and throughput while F misbehaves.

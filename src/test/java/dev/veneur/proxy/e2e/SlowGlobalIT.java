@@ -95,7 +95,6 @@ class SlowGlobalIT {
     // on a snapshot from before it left come back, not its backlog (512 KiB of compressed chunks,
     // some 10,000 metrics, each of which would cost a scan and a deflate again).
     long handedBack = r.faultHandedBack();
-    r.figures.append("  F handed back ").append(handedBack).append(" metrics to be routed again\n");
     r.check(handedBack >= 0 && handedBack < 3_000, "F handed back " + handedBack + " metrics to be routed again:"
         + " out for a full queue alone, it should drain its own backlog");
     FaultScenario.assertHeld(r);
@@ -127,7 +126,6 @@ class SlowGlobalIT {
         java.util.Map.of("eject_slow_after", "0s", "max_queued_bytes_per_destination", "512KiB",
             "forward_timeout", "10s"));
     long handedBack = r.faultHandedBack();
-    r.figures.append("  F handed back ").append(handedBack).append(" metrics to be routed again\n");
     r.check(handedBack > 2_000, "F handed back only " + handedBack + " metrics: hanging while out for a full"
         + " queue, its backlog should have gone to the others");
     FaultScenario.assertHeld(r);

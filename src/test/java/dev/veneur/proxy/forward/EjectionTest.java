@@ -44,6 +44,12 @@ class EjectionTest {
     return answers.get(answers.size() - 1);
   }
 
+  /** Its queue reached the cap, worse than its peers', and the ring took it out. */
+  private void ejectedForAFullQueue() {
+    ejection.queued(1_000, 1_000, () -> true);
+    lastAsk().complete(true);
+  }
+
   @Test
   void asksToBeTakenOutAfterStrikesInARowThenBackIn() {
     ejection.strike("a");
@@ -165,8 +171,7 @@ class EjectionTest {
 
   @Test
   void anUnheardAskLetsTheNextDequeueAskAgain() {
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     ejection.dequeued(10, 1_000);
     lastAsk().fail("no ring");
     assertEquals(List.of("out", "readmission unheard"), heard);
@@ -177,8 +182,7 @@ class EjectionTest {
 
   @Test
   void aGlobalThatDrainsWhileTheProxyStopsOrItLeavesIsNotAskedBackIn() {
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     mayEject = false;
     ejection.dequeued(0, 1_000);
     assertEquals(List.of(false), reports, "leaving or stopping: its metrics are handed on, not taken back");
@@ -189,8 +193,7 @@ class EjectionTest {
 
   @Test
   void aSaturatedGlobalTheRingTakesBackOnItsOwnKeepsItsWindowAndWithdrawsOnceDrained() {
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     // Every other member went out too: the ring routes to all again and says so.
     ejection.apply(false);
     assertFalse(ejection.excluded());
@@ -208,8 +211,7 @@ class EjectionTest {
   @Test
   void aSaturatedGlobalTheRingKeepsThatFailsIsTrialOnly() {
     ejectAfter = 2;
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     ejection.apply(false);
     ejection.strike("a");
     ejection.strike("b");
@@ -224,8 +226,7 @@ class EjectionTest {
     ejectAfter = 3;
     ejection.strike("slow");
     ejection.strike("slow");
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     ejection.strike("slow while draining");
     assertTrue(ejection.keepsBacklog(), "a new count from the ejection on");
     assertEquals(List.of("out"), heard);
@@ -234,8 +235,7 @@ class EjectionTest {
   @Test
   void whileStoppingAFailingSaturatedGlobalKeepsItsBacklog() {
     ejectAfter = 1;
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     mayEject = false;
     ejection.strike("a failure during the shutdown");
     assertTrue(ejection.keepsBacklog(), "posted until the shutdown deadline, not handed to stopping globals");
@@ -245,8 +245,7 @@ class EjectionTest {
   @Test
   void outForAFullQueueThenFailingHandsItsBacklogOn() {
     ejectAfter = 3;
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     ejection.strike("a");
     ejection.strike("b");
     assertEquals(List.of("out"), heard, "a strike or two while it drains: still its backlog");
@@ -266,8 +265,7 @@ class EjectionTest {
   @Test
   void aGoodAnswerBetweenStrikesKeepsTheBacklogWhereItIs() {
     ejectAfter = 2;
-    ejection.queued(1_000, 1_000, () -> true);
-    lastAsk().complete(true);
+    ejectedForAFullQueue();
     ejection.strike("slow");
     ejection.healthyAnswer();
     ejection.strike("slow");
