@@ -106,6 +106,12 @@ public final class GoJsonScanner {
    * {@link #keyHash}. Empty (the usual case): the key is hashed from the spans, nothing built.
    */
   public dev.veneur.proxy.config.IgnoreTags ignore = dev.veneur.proxy.config.IgnoreTags.NONE;
+
+  /**
+   * False when every key has the same owner (one way to split): {@link #keyHash} is then left 0
+   * and no key is hashed.
+   */
+  public boolean hashKeys = true;
   /** Why the global would refuse it, when {@link #REFUSED}; a constant, for logs. */
   public String refusal;
   /** Elements seen so far (metric objects and nulls). */
@@ -318,6 +324,8 @@ public final class GoJsonScanner {
       verdict = INCOMPLETE;
     } else {
       verdict = VALID;
+      keyHash = 0;
+      if (!hashKeys) return i;
       crc.reset();
       name.crcInto(crc);
       type.crcInto(crc);

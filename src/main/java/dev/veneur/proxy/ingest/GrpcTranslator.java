@@ -37,10 +37,15 @@ public final class GrpcTranslator {
   /** Per ring slot, whether its member is reached by gRPC; null when none is (nothing is spliced). */
   private final boolean[] grpcSlot;
   private final ProtoChunkWriter[] writers;
-  private final java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+  private final V14Key.Hasher keys = new V14Key.Hasher();
   private final MemoryBudget budget;
   private int spliced;
   private int splicedBytes;
+  /**
+   * A whole {@code MetricList} that goes to the one member there is, a gRPC global, as it came
+   * (see {@link #addList}); null otherwise.
+   */
+  private byte[] wholeList;
   private int valid;
   private int scopeLost;
   private final Map<String, Integer> dropped = new LinkedHashMap<>();
@@ -82,6 +87,10 @@ public final class GrpcTranslator {
    * @return false if the list's framing does not parse (nothing of it was added)
    */
   public boolean addList(byte[] b, int off, int len) {
+    if (grpcSlot != null && grpcSlot.length == 1 && spliced == 0 && valid == 0 && dropped.isEmpty()
+        && passThrough(b, off, len)) {
+      return true;
+    }
     // Framing first: a message that does not parse is refused whole, with nothing half-added.
     MetricPb.ListReader check = new MetricPb.ListReader(b, off, len);
     while (check.next()) {
@@ -93,6 +102,31 @@ public final class GrpcTranslator {
     return true;
   }
 
+  /**
+   * With one member, a gRPC global, every metric goes to it: when every one of them is one a v14
+   * global reads, and the list is nothing but its metrics each framed as this proxy frames them
+   * (field 1, the shortest length), the list's bytes already are the chunk the member's {@code
+   * MetricList} is joined from. They are kept as they came (issue 19: no key hashed, nothing
+   * copied a metric at a time). Anything else (a metric to leave out, another field, a longer
+   * length varint) takes the metric-by-metric path.
+   */
+  private boolean passThrough(byte[] b, int off, int len) {
+    MetricPb.ListReader r = new MetricPb.ListReader(b, off, len);
+    int n = 0;
+    long framed = 0;
+    while (r.next()) {
+      if (!MetricPb.scan(b, r.metricOff, r.metricLen, fields)) return false;
+      if (fields.start != r.metricOff || fields.end != r.metricOff + r.metricLen) return false;
+      n++;
+      framed += 1 + MetricPb.varintSize(r.metricLen) + r.metricLen;
+    }
+    if (r.malformed || n == 0 || framed != len) return false;
+    wholeList = off == 0 && len == b.length ? b : java.util.Arrays.copyOfRange(b, off, off + len);
+    spliced = n;
+    splicedBytes = len;
+    return true;
+  }
+
   /** Adds one {@code Metric} (a {@code SendMetricsV2} message). */
   public void addMetric(byte[] b, int off, int len) {
     if (!MetricPb.scan(b, off, len, fields)) {
@@ -101,7 +135,8 @@ public final class GrpcTranslator {
       return;
     }
     if (grpcSlot != null) {
-      int slot = routing.ownerIndex(V14Key.hash(b, fields, routing.keyIgnore(), crc));
+      // One member owns every key: no key to hash.
+      int slot = grpcSlot.length == 1 ? 0 : routing.ownerIndex(keys.hash(b, fields, routing.keyIgnore()));
       if (grpcSlot[slot]) {
         ProtoChunkWriter w = writers[slot];
         if (w == null) w = writers[slot] = new ProtoChunkWriter(budget);
@@ -139,6 +174,12 @@ public final class GrpcTranslator {
   public MetricChunk[] protoChunks(RequestTrace trace) {
     if (spliced == 0) return null;
     MetricChunk[] out = new MetricChunk[writers.length];
+    if (wholeList != null) {
+      budget.reserve(wholeList.length);
+      out[0] = MetricChunk.protobuf(wholeList, spliced, trace);
+      wholeList = null;
+      return out;
+    }
     for (int d = 0; d < writers.length; d++) if (writers[d] != null) out[d] = writers[d].finish(trace);
     return out;
   }

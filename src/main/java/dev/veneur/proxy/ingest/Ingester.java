@@ -316,6 +316,7 @@ public final class Ingester {
     scanner.reset();
     router = task.router();
     scanner.ignore = router.keyIgnore();
+    scanner.hashKeys = router.ways() > 1;
     result = new Result(router.ways());
     // Tasks that may pass through never merge (mergeKey null), so no group is open here.
     passing = task.mayPassThrough() && router.ways() == 1 && group.isEmpty();

@@ -561,6 +561,16 @@ public final class MetricPb {
     fixed64(out, Double.doubleToRawLongBits(v));
   }
 
+  /** Bytes of {@code v} as the shortest varint, as {@link #varint} writes it. */
+  public static int varintSize(long v) {
+    int n = 1;
+    while ((v & ~0x7fL) != 0) {
+      n++;
+      v >>>= 7;
+    }
+    return n;
+  }
+
   static void varint(ByteArrayOutputStream out, long v) {
     while ((v & ~0x7fL) != 0) {
       out.write((int) ((v & 0x7f) | 0x80));

@@ -39,7 +39,7 @@ public class WireBench {
   private byte[] list;
   public int metrics;
   private final MetricPb.Fields fields = new MetricPb.Fields();
-  private final CRC32 crc = new CRC32();
+  private final dev.veneur.proxy.routing.V14Key.Hasher hasher = new dev.veneur.proxy.routing.V14Key.Hasher();
   private final ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 20);
   private final IgnoreTags ignore = IgnoreTags.of(List.of(new IgnoreTags.Rule("prefix", "host:")));
 
@@ -66,7 +66,7 @@ public class WireBench {
     MetricPb.ListReader r = new MetricPb.ListReader(list, 0, list.length);
     int h = 0;
     while (r.next()) {
-      if (MetricPb.scan(list, r.metricOff, r.metricLen, fields)) h ^= V14Key.hash(list, fields, IgnoreTags.NONE, crc);
+      if (MetricPb.scan(list, r.metricOff, r.metricLen, fields)) h ^= hasher.hash(list, fields, IgnoreTags.NONE);
     }
     return h;
   }
@@ -76,7 +76,7 @@ public class WireBench {
     MetricPb.ListReader r = new MetricPb.ListReader(list, 0, list.length);
     int h = 0;
     while (r.next()) {
-      if (MetricPb.scan(list, r.metricOff, r.metricLen, fields)) h ^= V14Key.hash(list, fields, ignore, crc);
+      if (MetricPb.scan(list, r.metricOff, r.metricLen, fields)) h ^= hasher.hash(list, fields, ignore);
     }
     return h;
   }

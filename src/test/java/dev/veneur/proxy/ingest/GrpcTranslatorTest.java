@@ -142,6 +142,71 @@ class GrpcTranslatorTest {
     assertTrue(spliced > 0 && json.size() > 0, "both kinds of global get some: " + spliced + "/" + json.size());
   }
 
+  /**
+   * One member, a gRPC global: a list whose every metric goes is kept as it came, the same array
+   * (nothing copied, no key hashed), reserved in the budget.
+   */
+  @Test
+  void withOneGrpcGlobalAWholeValidListIsKeptAsItCame() throws Exception {
+    byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
+    dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
+    GrpcTranslator t = new GrpcTranslator(pb.length,
+        dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+    assertTrue(t.addList(pb, 0, pb.length));
+    assertEquals(55, t.spliced());
+    assertEquals(0, t.valid());
+    assertEquals(1 + pb.length, t.size(), "the JSON side's [ and the list");
+    dev.veneur.proxy.bus.MetricChunk[] chunks = t.protoChunks(null);
+    assertEquals(1, chunks.length);
+    assertTrue(chunks[0].proto);
+    assertTrue(chunks[0].payload == pb, "the message's own bytes");
+    assertEquals(55, chunks[0].count);
+    assertEquals(pb.length, budget.used());
+    assertEquals("[]", new String(t.finish(), StandardCharsets.UTF_8));
+  }
+
+  /**
+   * The same one gRPC global, lists that are not kept whole: a metric a global would refuse, a
+   * field other than the metrics, a length written longer than it needs. Each goes metric by
+   * metric, and what the global gets is exactly the valid metrics, framed the shortest way.
+   */
+  @Test
+  void withOneGrpcGlobalAListWithAnythingElseGoesMetricByMetric() {
+    byte[] a = MetricPb.metric("a", List.of("x:1"), MetricPb.COUNTER, MetricPb.MIXED, MetricPb.F_COUNTER,
+        MetricPb.counterValue(3));
+    byte[] b = MetricPb.metric("b", List.of(), MetricPb.GAUGE, MetricPb.GLOBAL, MetricPb.F_GAUGE,
+        MetricPb.gaugeValue(2.5));
+    byte[] local = MetricPb.metric("local", List.of(), MetricPb.GAUGE, MetricPb.LOCAL, MetricPb.F_GAUGE,
+        MetricPb.gaugeValue(1.5));
+    byte[] expected = list(a, b);
+
+    byte[] withBad = list(a, local, b);
+    // Field 2 (a string) after the metrics: a Go server skips an unknown field, so may this proxy.
+    byte[] withField = java.util.Arrays.copyOf(expected, expected.length + 3);
+    withField[expected.length] = 0x12;
+    withField[expected.length + 1] = 1;
+    withField[expected.length + 2] = 'z';
+    // Metric a's length as a two-byte varint (0x80 | len, 0x00): legal protobuf, not our framing.
+    byte[] longVarint = new byte[expected.length + 1];
+    longVarint[0] = 0x0a;
+    longVarint[1] = (byte) (0x80 | a.length);
+    longVarint[2] = 0;
+    System.arraycopy(a, 0, longVarint, 3, a.length);
+    System.arraycopy(expected, 2 + a.length, longVarint, 3 + a.length, expected.length - 2 - a.length);
+
+    for (byte[] l : new byte[][] {withBad, withField, longVarint}) {
+      dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
+      GrpcTranslator t = new GrpcTranslator(l.length,
+          dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+      assertTrue(t.addList(l, 0, l.length));
+      assertEquals(2, t.spliced());
+      dev.veneur.proxy.bus.MetricChunk c = t.protoChunks(null)[0];
+      assertFalse(c.payload == l, "not the message's bytes");
+      assertEquals(java.util.Arrays.toString(expected), java.util.Arrays.toString(c.payload));
+      assertEquals(l == withBad ? Map.of("local_scope", 1) : Map.of(), t.dropped());
+    }
+  }
+
   /** A protobuf chunk in two by position: two ranges of its bytes, the spill record shared. */
   @Test
   void aProtobufChunkSplitsIntoTwoRangesOfItsBytes() {

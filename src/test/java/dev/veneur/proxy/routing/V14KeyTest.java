@@ -24,7 +24,7 @@ class V14KeyTest {
     byte[] list = Files.readAllBytes(Path.of("src/test/resources/fixtures/veneur-v14.2.0/grpc-single-small.pb"));
     MetricPb.ListReader r = new MetricPb.ListReader(list, 0, list.length);
     MetricPb.Fields f = new MetricPb.Fields();
-    CRC32 crc = new CRC32();
+    V14Key.Hasher hasher = new V14Key.Hasher();
     int n = 0;
     int differ = 0;
     while (r.next()) {
@@ -34,7 +34,7 @@ class V14KeyTest {
       String type = MetricPb.typeName(f.type);
       for (IgnoreTags ig : List.of(IgnoreTags.NONE, HOSTS)) {
         String key = V14Key.key(f.name(list), type, tags, ig);
-        assertEquals(HashRing.hashKey(key), V14Key.hash(list, f, ig, crc), key);
+        assertEquals(HashRing.hashKey(key), hasher.hash(list, f, ig), key);
       }
       String all = V14Key.key(f.name(list), type, tags, IgnoreTags.NONE);
       assertEquals(f.name(list) + type + String.join(",", tags), all);
@@ -56,5 +56,22 @@ class V14KeyTest {
     assertNotEquals(HashRing.hashKey("api.hitscounteraz:a"), HashRing.hashKey("api.hitscounteraz:a,host:i-1"));
     var e = assertThrows(IllegalArgumentException.class, () -> IgnoreTags.of(List.of(new IgnoreTags.Rule("glob", "*"))));
     assertTrue(e.getMessage().contains("glob"));
+  }
+
+  /** Keys longer than the hasher's first array (and a short one after them) hash as their strings do. */
+  @Test
+  void longKeysGrowTheGatheringArray() {
+    V14Key.Hasher hasher = new V14Key.Hasher();
+    MetricPb.Fields f = new MetricPb.Fields();
+    for (int tagCount : new int[] {40, 0, 3, 200}) {
+      List<String> tags = new ArrayList<>();
+      for (int i = 0; i < tagCount; i++) tags.add("tag" + i + ":" + "v".repeat(20 + i % 7));
+      byte[] m = MetricPb.metric("n".repeat(300), tags, MetricPb.GAUGE, MetricPb.MIXED, MetricPb.F_GAUGE,
+          MetricPb.gaugeValue(1));
+      assertTrue(MetricPb.scan(m, 0, m.length, f));
+      for (IgnoreTags ig : List.of(IgnoreTags.NONE, HOSTS)) {
+        assertEquals(HashRing.hashKey(V14Key.key("n".repeat(300), "gauge", tags, ig)), hasher.hash(m, f, ig), tagCount + " tags");
+      }
+    }
   }
 }
