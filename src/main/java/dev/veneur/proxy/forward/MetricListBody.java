@@ -38,6 +38,22 @@ final class MetricListBody {
   private MetricListBody() {}
 
   static Built of(List<MetricChunk> chunks) {
+    boolean allProto = !chunks.isEmpty();
+    for (MetricChunk c : chunks) allProto &= c.proto;
+    if (allProto) {
+      // gRPC in, gRPC out: the list is the chunks' bytes one after another. They are wrapped, not
+      // copied: vertx-grpc copies the message once more behind its 5-byte prefix anyway, and a
+      // copy here cost an array as large as the batch (allocated, zeroed, filled) on every POST.
+      // Chunks are never mutated once built (MetricChunk), so the wrapper shares them safely.
+      byte[][] parts = new byte[chunks.size()][];
+      int metrics = 0;
+      for (int i = 0; i < parts.length; i++) {
+        parts[i] = chunks.get(i).payload;
+        metrics += chunks.get(i).count;
+      }
+      return new Built(io.vertx.core.internal.buffer.BufferInternal.buffer(io.netty.buffer.Unpooled.wrappedBuffer(parts)),
+          metrics, Map.of(), null);
+    }
     long raw = 0;
     for (MetricChunk c : chunks) raw += c.rawLength;
     // Protobuf is a little smaller than the JSON it comes from (base64 values, quoted keys).

@@ -22,6 +22,10 @@ import java.nio.charset.StandardCharsets;
  * the bytes left before it is used.
  */
 public final class MetricPb {
+  /** Eight bytes of an array as a little-endian long (protobuf's fixed64 and double). */
+  static final java.lang.invoke.VarHandle LONG_LE =
+      java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+
   private MetricPb() {}
 
   public static final int COUNTER = 0;
@@ -631,8 +635,7 @@ public final class MetricPb {
         bad = true;
         return 0;
       }
-      long v = 0;
-      for (int i = 7; i >= 0; i--) v = (v << 8) | (b[pos + i] & 0xff);
+      long v = (long) LONG_LE.get(b, pos);
       pos += 8;
       return Double.longBitsToDouble(v);
     }
@@ -662,6 +665,8 @@ public final class MetricPb {
     static boolean valid(byte[] b, int off, int len) {
       int i = off;
       int end = off + len;
+      // Names and tags are nearly always ASCII: eight bytes at a time while no byte has its top bit.
+      while (end - i >= 8 && ((long) LONG_LE.get(b, i) & 0x8080808080808080L) == 0) i += 8;
       while (i < end) {
         int c = b[i] & 0xff;
         if (c < 0x80) {

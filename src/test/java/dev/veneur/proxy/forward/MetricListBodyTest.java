@@ -79,6 +79,35 @@ class MetricListBodyTest {
     assertEquals(java.util.Arrays.toString(framed), java.util.Arrays.toString(java.util.Arrays.copyOf(body, framed.length)));
   }
 
+  /**
+   * A batch of protobuf chunks only (gRPC in and out) is the chunks' bytes one after another,
+   * wrapped, not copied: the body reads through to the chunks' own arrays, and the chunks are
+   * left as they were.
+   */
+  @Test
+  void protobufChunksOnlyAreJoinedWithoutACopy() throws Exception {
+    Metric a = Metric.newBuilder().setName("a").setType(Type.Counter).setScope(Scope.Mixed)
+        .setCounter(metricpb.MetricOuterClass.CounterValue.newBuilder().setValue(1)).build();
+    Metric b = Metric.newBuilder().setName("b").addTags("x:y").setType(Type.Counter).setScope(Scope.Global)
+        .setCounter(metricpb.MetricOuterClass.CounterValue.newBuilder().setValue(7)).build();
+    byte[] first = MetricList.newBuilder().addMetrics(a).build().toByteArray();
+    byte[] second = MetricList.newBuilder().addMetrics(b).addMetrics(a).build().toByteArray();
+    byte[] firstBefore = first.clone();
+    MetricListBody.Built built = MetricListBody.of(List.of(MetricChunk.protobuf(first, 1, null),
+        MetricChunk.protobuf(second, 2, null), MetricChunk.protobuf(first, 1, null)));
+    assertEquals(3 + 1, built.metrics());
+    assertEquals(0, built.left());
+    assertEquals(2 * first.length + second.length, built.body().length());
+    List<Metric> ms = MetricList.parseFrom(built.body().getBytes()).getMetricsList();
+    assertEquals(List.of(a, b, a, a), ms);
+    io.netty.buffer.ByteBuf buf = ((io.vertx.core.internal.buffer.BufferInternal) built.body()).getByteBuf();
+    // Written through the chunk's array, seen in the body: shared, not copied.
+    first[first.length - 1] ^= 1;
+    assertEquals(first[first.length - 1], buf.getByte(first.length - 1));
+    first[first.length - 1] ^= 1;
+    assertEquals(java.util.Arrays.toString(firstBefore), java.util.Arrays.toString(first), "the chunk is untouched");
+  }
+
   @Test
   void anEmptyBatchIsAnEmptyList() throws Exception {
     MetricListBody.Built b = MetricListBody.of(List.of());

@@ -170,4 +170,46 @@ class MetricPbTest {
     assertFalse(lr.next());
     assertTrue(lr.malformed);
   }
+
+  /**
+   * The UTF-8 check (eight ASCII bytes at a time, then byte by byte) against the JDK's strict
+   * decoder, which refuses what Go's protobuf runtime refuses (overlong forms, surrogates, above
+   * U+10FFFF, cut sequences): seeded inputs of mostly ASCII with a non-ASCII byte or sequence
+   * anywhere, at every offset and length around the eight-byte steps.
+   */
+  @Test
+  void utf8CheckAgreesWithAStrictDecoder() {
+    java.util.Random r = new java.util.Random(19);
+    byte[][] odd = {{(byte) 0xc3, (byte) 0xa9}, {(byte) 0xe2, (byte) 0x82, (byte) 0xac},
+        {(byte) 0xf0, (byte) 0x9f, (byte) 0x98, (byte) 0x80}, {(byte) 0xc0, (byte) 0x80},
+        {(byte) 0xed, (byte) 0xa0, (byte) 0x80}, {(byte) 0xf4, (byte) 0x90, (byte) 0x80, (byte) 0x80},
+        {(byte) 0x80}, {(byte) 0xff}, {(byte) 0xe2, (byte) 0x82}, {(byte) 0xc3}};
+    int valid = 0;
+    int invalid = 0;
+    for (int n = 0; n < 20000; n++) {
+      byte[] b = new byte[1 + r.nextInt(40)];
+      for (int i = 0; i < b.length; i++) b[i] = (byte) (0x20 + r.nextInt(0x5f));
+      if (r.nextInt(4) > 0) {
+        byte[] o = odd[r.nextInt(odd.length)];
+        int at = r.nextInt(b.length);
+        System.arraycopy(o, 0, b, at, Math.min(o.length, b.length - at));
+      }
+      int off = r.nextInt(b.length);
+      int len = r.nextInt(b.length - off + 1);
+      boolean want;
+      try {
+        java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+            .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+            .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+            .decode(java.nio.ByteBuffer.wrap(b, off, len));
+        want = true;
+      } catch (java.nio.charset.CharacterCodingException e) {
+        want = false;
+      }
+      assertEquals(want, MetricPb.Utf8.valid(b, off, len), java.util.Arrays.toString(java.util.Arrays.copyOfRange(b, off, off + len)));
+      if (want) valid++;
+      else invalid++;
+    }
+    assertTrue(valid > 5000 && invalid > 2000, valid + " valid, " + invalid + " invalid");
+  }
 }
