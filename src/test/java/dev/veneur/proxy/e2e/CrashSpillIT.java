@@ -111,6 +111,113 @@ class CrashSpillIT {
     }
   }
 
+  /**
+   * {@code kill -9} while a global is out of the ring for a full queue and keeps its backlog
+   * (draining it where it is, see Ejection): that backlog lives in the proxy's memory and in
+   * {@code spill_dir}, and the next start must deliver it, to the global itself (back in health)
+   * or to another, with everything else answered 202.
+   */
+  @Test
+  void killMinus9WhileAGlobalIsOutForAFullQueueLosesNothing(Vertx vertx, @TempDir Path dir) throws Exception {
+    TestGlobal h1 = TestGlobal.start(vertx);
+    TestGlobal h2 = TestGlobal.start(vertx);
+    TestGlobal f = TestGlobal.start(vertx);
+    f.delayMs.set(2500); // answers, but far slower than its share arrives: its queue fills
+    int port = TestProxy.freePort();
+    Path spill = dir.resolve("spill");
+    Path yaml = dir.resolve("proxy.yaml");
+    Files.writeString(yaml, String.join("\n",
+        "http_address: \"127.0.0.1:" + port + "\"",
+        "forward_addresses:",
+        "  - \"" + h1.url() + "\"",
+        "  - \"" + h2.url() + "\"",
+        "  - \"" + f.url() + "\"",
+        "spill_dir: \"" + spill + "\"",
+        "batch_max_metrics: 1000",
+        "batch_linger: \"10ms\"",
+        // Only the saturation rule may take F out (not its slowness), with a cap it reaches quickly.
+        "eject_slow_after: \"0s\"",
+        "max_queued_bytes_per_destination: \"256KiB\"",
+        "forward_timeout: \"10s\"", ""));
+    HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    Set<String> sent = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    java.util.concurrent.atomic.AtomicInteger bodies = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+    long heldByF;
+    ProxyProcess first = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
+    java.util.concurrent.ExecutorService senders = java.util.concurrent.Executors.newFixedThreadPool(4);
+    try {
+      Await.until("first proxy up", Duration.ofSeconds(60), () -> get(http, port, "/healthcheck") != null);
+      for (int t = 0; t < 4; t++) {
+        senders.submit(() -> {
+          while (!stop.get()) {
+            int b = bodies.getAndIncrement();
+            if (b >= 150) return null;
+            JsonArray body = Bodies.generate("sat" + b, PER_BODY, b);
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/import"))
+                .header("Content-Encoding", "deflate")
+                .POST(HttpRequest.BodyPublishers.ofByteArray(Bodies.deflate(Bodies.utf8(body.encode())))).build(),
+                HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() == 202) {
+              for (Object o : body) sent.add(((JsonObject) o).getString("name"));
+            }
+          }
+          return null;
+        });
+      }
+      long[] held = {0};
+      Await.until("F out of the ring for its full queue, holding a backlog", Duration.ofSeconds(60), () -> {
+        JsonObject s = DebugState.get(port);
+        if (s == null || !s.getJsonArray("ejected", new JsonArray()).contains(f.url())) return false;
+        held[0] = s.getJsonObject("destinations").getJsonObject(f.url()).getLong("queued_metrics");
+        return held[0] > 0;
+      });
+      heldByF = held[0];
+      assertTrue(first.logged("asking the ring to eject it"), "F went out for its queue:\n" + first.log());
+    } finally {
+      // kill -9 with the senders still posting: what was answered 202 is in sent.
+      first.kill();
+      first.process.waitFor();
+      stop.set(true);
+      senders.shutdown();
+      senders.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
+    }
+    try (Stream<Path> files = Files.list(spill)) {
+      assertTrue(files.anyMatch(p -> p.toString().endsWith(".spill")), "the crash left spill files");
+    }
+    f.delayMs.set(0);
+
+    ProxyProcess second = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
+    try {
+      Await.until("second proxy up", Duration.ofSeconds(60), () -> get(http, port, "/healthcheck") != null);
+      Await.until("every metric answered 202 delivered", Duration.ofSeconds(90), () -> {
+        Set<String> seen = new HashSet<>();
+        for (TestGlobal g : java.util.List.of(h1, h2, f)) for (JsonObject m : g.metrics) seen.add(m.getString("name"));
+        return seen.containsAll(sent);
+      });
+      Await.until("the replay settled", Duration.ofSeconds(60), () -> {
+        JsonObject s = DebugState.get(port);
+        return s != null && s.getJsonObject("counters").getLong("queued") == 0;
+      });
+      JsonObject counters = DebugState.get(port).getJsonObject("counters");
+      assertEquals(counters.getLong("received"), counters.getLong("forwarded"), "all of the replay forwarded: " + counters);
+      assertTrue(counters.getLong("received") >= heldByF, "the replay holds at least what F held: " + counters);
+      Await.until("settled spill files deleted", () -> {
+        try (Stream<Path> files = Files.list(spill)) {
+          return files.noneMatch(p -> p.toString().endsWith(".spill"));
+        } catch (java.io.IOException e) {
+          return false;
+        }
+      });
+      System.out.printf("kill -9 with F out for a full queue (holding %d metrics): %d metrics answered 202 in %d bodies, "
+          + "%d replayed by the next start, all delivered%n", heldByF, sent.size(), sent.size() / PER_BODY,
+          counters.getLong("received"));
+      assertEquals(0, second.terminate(), second.log());
+    } finally {
+      second.kill();
+    }
+  }
+
   @Test
   void whatAStopCouldNotDeliverIsSentByTheNextStart(Vertx vertx, @TempDir Path dir) {
     TestGlobal hung = TestGlobal.start(vertx);

@@ -119,9 +119,7 @@ final class FaultScenario {
     String base = String.join("\n",
         "http_address: \"127.0.0.1:" + port + "\"",
         "forward_addresses:",
-        "  - \"" + destinations.get(0) + "\"",
-        "  - \"" + destinations.get(1) + "\"",
-        "  - \"" + destinations.get(2) + "\"",
+        destinations.stream().map(d -> "  - \"" + d + "\"").collect(java.util.stream.Collectors.joining("\n")),
         "forward_timeout: \"3s\"",
         "eject_slow_after: \"1s\"",
         "eject_after_failures: 3",
@@ -190,6 +188,26 @@ final class FaultScenario {
   /** A run with some of the proxy's config keys set otherwise (see {@link #yaml(int, List, Map)}). */
   static Result run(Vertx vertx, Path dir, String label, FaultyGlobal.Mode faultMode,
       Consumer<FaultyGlobal> tune, Map<String, String> configOverrides) throws Exception {
+    return run(vertx, dir, label, faultMode, tune, configOverrides, null);
+  }
+
+  /** What an operator does once F is out of the ring, under the load (a config rewrite, say). */
+  interface WhileOut {
+    /**
+     * @param yaml the proxy's config file
+     * @param port its HTTP port
+     * @param dests H1, H2 and F's URLs, in that order
+     * @return what was done, for the figures
+     */
+    String act(Path yaml, int port, List<String> dests) throws Exception;
+  }
+
+  /**
+   * A run in which {@code whileOut} acts once, as soon as F is first seen ejected while the load
+   * runs (the load goes on meanwhile; the checks afterwards are the same).
+   */
+  static Result run(Vertx vertx, Path dir, String label, FaultyGlobal.Mode faultMode,
+      Consumer<FaultyGlobal> tune, Map<String, String> configOverrides, WhileOut whileOut) throws Exception {
     Result r = new Result(label);
     boolean faulty = faultMode != FaultyGlobal.Mode.HEALTHY;
     Ledger l1 = new Ledger();
@@ -237,7 +255,22 @@ final class FaultScenario {
       long refusedAtFault = load.refused.get();
       long requestsAtFault = load.requests();
       f.mode.set(faultMode);
-      java.util.concurrent.locks.LockSupport.parkNanos(LOAD.toNanos());
+      if (whileOut == null) {
+        java.util.concurrent.locks.LockSupport.parkNanos(LOAD.toNanos());
+      } else {
+        boolean acted = false;
+        while (System.nanoTime() - faultStart < LOAD.toNanos()) {
+          if (!acted && mon.firstEjectedNanos.containsKey(f.url())) {
+            acted = true;
+            long t = System.nanoTime();
+            String what = whileOut.act(yaml, port, dests);
+            r.figures.append(String.format("  while F was out (%.1f s after it turned bad): %s, in %d ms%n",
+                (t - faultStart) / 1e9, what, (System.nanoTime() - t) / 1_000_000));
+          }
+          java.util.concurrent.locks.LockSupport.parkNanos(java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(50));
+        }
+        r.check(acted, "F was never seen out of the ring while the load ran, so the operator's step never happened");
+      }
       load.stop();
       double loadSeconds = load.seconds();
       double faultSeconds = (System.nanoTime() - faultStart) / 1e9;

@@ -130,4 +130,33 @@ class SlowGlobalIT {
         + " queue, its backlog should have gone to the others");
     FaultScenario.assertHeld(r);
   }
+
+  /**
+   * The same saturated F, taken out of {@code forward_addresses} by a config rewrite while it is
+   * out for its full queue, the load going on: the reload is applied under load, F's forwarder
+   * leaves and what it still held (its backlog, kept for it while it drained) goes to H1 and H2.
+   * The run's checks then say that nothing accepted was lost, that no metric F confirmed was
+   * delivered again elsewhere, and that H1's and H2's own keys stayed where they were.
+   */
+  @Test
+  @Order(6)
+  void aSaturatedGlobalRemovedFromTheConfigWhileOutHandsItsBacklogOn(Vertx vertx) throws Exception {
+    java.util.Map<String, String> keys = java.util.Map.of("eject_slow_after", "0s",
+        "max_queued_bytes_per_destination", "512KiB", "forward_timeout", "10s");
+    FaultScenario.Result r = FaultScenario.run(vertx, dir, "F saturated, then removed by a config rewrite while out",
+        Mode.SLOW, g -> g.slowMs = 2500, keys, (yaml, port, dests) -> {
+          String f = dests.get(2);
+          io.vertx.core.json.JsonObject before = dev.veneur.proxy.support.DebugState.get(port);
+          long queuedForF = before == null ? -1 : before.getJsonObject("destinations").getJsonObject(f)
+              .getLong("queued_metrics", -1L);
+          java.nio.file.Files.writeString(yaml, FaultScenario.yaml(port, dests.subList(0, 2), keys));
+          dev.veneur.proxy.support.Await.until("the rewrite applied: F gone from /debug/state",
+              java.time.Duration.ofSeconds(20), java.time.Duration.ofMillis(100), () -> {
+                io.vertx.core.json.JsonObject s = dev.veneur.proxy.support.DebugState.get(port);
+                return s != null && !s.getJsonObject("destinations").containsKey(f);
+              });
+          return "forward_addresses rewritten without F (F held " + queuedForF + " metrics)";
+        });
+    FaultScenario.assertHeld(r);
+  }
 }
