@@ -37,6 +37,8 @@ public final class GrpcTranslator {
   /** Per ring slot, whether its member is reached by gRPC; null when none is (nothing is spliced). */
   private final boolean[] grpcSlot;
   private final ProtoChunkWriter[] writers;
+  /** About one writer's share of the part: the part's bytes split evenly, and a quarter more. */
+  private final int writerBytes;
   private final V14Key.Hasher keys = new V14Key.Hasher();
   private final MemoryBudget budget;
   private int spliced;
@@ -57,7 +59,7 @@ public final class GrpcTranslator {
   }
 
   /**
-   * @param initialBytes about how much the part will hold (a unary call's message size)
+   * @param initialBytes about how many protobuf bytes the part will hold (a unary call's message size)
    * @param routing the ring snapshot the part's metrics are placed on
    * @param budget where spliced chunks are reserved (null: nothing is spliced)
    */
@@ -76,8 +78,10 @@ public final class GrpcTranslator {
     }
     grpcSlot = grpc;
     writers = grpc == null ? null : new ProtoChunkWriter[grpc.length];
+    writerBytes = grpc == null ? 0 : (int) Math.min(1 << 20, (long) initialBytes * 5 / 4 / grpc.length);
     // When metrics may be spliced, the JSON side is usually small: let it grow if it is not.
-    json = new dev.veneur.proxy.wire.FastBytes(grpc == null ? Math.max(64, initialBytes) : 256);
+    // As JSON (base64 values, quoted keys) a metric takes about twice its protobuf bytes.
+    json = new dev.veneur.proxy.wire.FastBytes(grpc == null ? Math.max(64, initialBytes * 2) : 256);
     json.write('[');
   }
 
@@ -139,7 +143,7 @@ public final class GrpcTranslator {
       int slot = grpcSlot.length == 1 ? 0 : routing.ownerIndex(keys.hash(b, fields, routing.keyIgnore()));
       if (grpcSlot[slot]) {
         ProtoChunkWriter w = writers[slot];
-        if (w == null) w = writers[slot] = new ProtoChunkWriter(budget);
+        if (w == null) w = writers[slot] = new ProtoChunkWriter(budget, writerBytes);
         w.add(b, fields.start, fields.end - fields.start);
         spliced++;
         splicedBytes += fields.end - fields.start + 5;

@@ -14,11 +14,16 @@ import dev.veneur.proxy.wire.MetricPb;
  */
 final class ProtoChunkWriter {
   private final MemoryBudget budget;
-  private final FastBytes out = new FastBytes(1024);
+  private final FastBytes out;
   private int count;
 
-  ProtoChunkWriter(MemoryBudget budget) {
+  /**
+   * @param expectBytes about how many bytes this writer's share of the message is: its buffer
+   *     starts there rather than growing to it by doubling (a copy of its bytes at every step)
+   */
+  ProtoChunkWriter(MemoryBudget budget, int expectBytes) {
     this.budget = budget;
+    this.out = new FastBytes(Math.max(1024, expectBytes));
   }
 
   /** Adds the metric {@code b[off, off + len)}, already checked as a v14 global reads it. */

@@ -113,7 +113,7 @@ final class CallIntake {
       if (answered) return;
       messages++;
       byte[] b = msg.getBytes();
-      if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length * 2, ring.get(), ctx.budget());
+      if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length, ring.get(), ctx.budget());
       if (stream) {
         part.addMetric(b, 0, b.length);
       } else if (!part.addList(b, 0, b.length)) {
