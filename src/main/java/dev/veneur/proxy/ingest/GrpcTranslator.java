@@ -48,6 +48,7 @@ public final class GrpcTranslator {
    * (see {@link #addList}); null otherwise.
    */
   private byte[] wholeList;
+  private int wholeCount;
   private int valid;
   private int scopeLost;
   private final Map<String, Integer> dropped = new LinkedHashMap<>();
@@ -126,6 +127,7 @@ public final class GrpcTranslator {
     }
     if (r.malformed || n == 0 || framed != len) return false;
     wholeList = off == 0 && len == b.length ? b : java.util.Arrays.copyOfRange(b, off, off + len);
+    wholeCount = n;
     spliced = n;
     splicedBytes = len;
     return true;
@@ -178,14 +180,22 @@ public final class GrpcTranslator {
   public MetricChunk[] protoChunks(RequestTrace trace) {
     if (spliced == 0) return null;
     MetricChunk[] out = new MetricChunk[writers.length];
+    for (int d = 0; d < writers.length; d++) if (writers[d] != null) out[d] = writers[d].finish(trace);
     if (wholeList != null) {
       budget.reserve(wholeList.length);
-      out[0] = MetricChunk.protobuf(wholeList, spliced, trace);
+      MetricChunk whole = MetricChunk.protobuf(wholeList, wholeCount, trace);
+      // A second message in the same part (a unary call that carries two) went metric by metric.
+      out[0] = out[0] == null ? whole : MetricChunk.protobuf(join(whole.payload, out[0].payload),
+          whole.count + out[0].count, trace);
       wholeList = null;
-      return out;
     }
-    for (int d = 0; d < writers.length; d++) if (writers[d] != null) out[d] = writers[d].finish(trace);
     return out;
+  }
+
+  private static byte[] join(byte[] a, byte[] b) {
+    byte[] j = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, j, a.length, b.length);
+    return j;
   }
 
   /** Global-scope histograms and timers that JSON can only carry as mixed (README: the bridge's one loss). */

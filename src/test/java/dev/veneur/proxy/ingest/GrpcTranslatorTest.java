@@ -165,6 +165,32 @@ class GrpcTranslatorTest {
     assertEquals("[]", new String(t.finish(), StandardCharsets.UTF_8));
   }
 
+  /** A unary call that carries two lists (a client may send them): both reach the one chunk. */
+  @Test
+  void withOneGrpcGlobalASecondListJoinsTheFirst() throws Exception {
+    byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
+    byte[] local = MetricPb.metric("local", List.of(), MetricPb.GAUGE, MetricPb.LOCAL, MetricPb.F_GAUGE,
+        MetricPb.gaugeValue(1.5));
+    byte[] second = java.util.Arrays.copyOf(pb, pb.length + local.length + 2);
+    // The second list: the real one with a metric a global refuses after it.
+    second[pb.length] = 0x0a;
+    second[pb.length + 1] = (byte) local.length;
+    System.arraycopy(local, 0, second, pb.length + 2, local.length);
+    dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
+    GrpcTranslator t = new GrpcTranslator(pb.length,
+        dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+    assertTrue(t.addList(pb, 0, pb.length));
+    assertTrue(t.addList(second, 0, second.length));
+    assertEquals(110, t.spliced());
+    dev.veneur.proxy.bus.MetricChunk c = t.protoChunks(null)[0];
+    assertEquals(110, c.count);
+    byte[] both = java.util.Arrays.copyOf(pb, 2 * pb.length);
+    System.arraycopy(pb, 0, both, pb.length, pb.length);
+    assertEquals(java.util.Arrays.toString(both), java.util.Arrays.toString(c.payload));
+    assertEquals(both.length, budget.used(), "reserved once, whole");
+    assertEquals(Map.of("local_scope", 1), t.dropped());
+  }
+
   /**
    * The same one gRPC global, lists that are not kept whole: a metric a global would refuse, a
    * field other than the metrics, a length written longer than it needs. Each goes metric by
