@@ -106,7 +106,9 @@ final class Delivery {
       batch.deadlineNanos = System.nanoTime() + cfg.forwardRetryBudget.toNanos();
     }
     fm.bodyBytes.update(body.length());
-    // The body is a copy of the chunks for the time of the POST: it counts in the budget too.
+    // The body is a copy of the chunks for the time of the POST (JSON: the body built here; gRPC:
+    // the copy vertx-grpc makes behind its 5-byte prefix of a list that wraps the chunks): it
+    // counts in the budget too.
     long held = body.length();
     ctx.budget().reserve(held);
     batch.attempts++;

@@ -64,6 +64,42 @@ class GrpcEgressTest {
         + String.join(",", m.getTagsList())));
   }
 
+  /**
+   * One gRPC global: a valid list goes on as the local's bytes (kept whole), a list with a metric
+   * a global refuses goes metric by metric without it; either way the global gets every valid
+   * metric exactly as sent, and the counts add up.
+   */
+  @Test
+  void toTheOneGrpcGlobalListsArriveAsSent(Vertx vertx) throws Exception {
+    GrpcGlobal g = GrpcGlobal.start(vertx);
+    int grpcPort = TestProxy.freePort();
+    proxy = TestProxy.start(vertx, new JsonObject()
+        .put("grpc_forward_address", g.member())
+        .put("grpc_address", "127.0.0.1:" + grpcPort));
+    client = GrpcClient.client(vertx);
+    ForwardGrpcClient local = ForwardGrpcClient.create(client, SocketAddress.inetSocketAddress(grpcPort, "127.0.0.1"));
+    MetricList whole = flush();
+    Metric localScope = Metric.newBuilder().setName("only.local").setType(metricpb.MetricOuterClass.Type.Gauge)
+        .setScope(Scope.Local).setGauge(metricpb.MetricOuterClass.GaugeValue.newBuilder().setValue(1)).build();
+    MetricList withBad = whole.toBuilder().addMetrics(7, localScope).build();
+    java.util.List<Metric> want = new java.util.ArrayList<>();
+    for (MetricList l : List.of(whole, withBad, whole)) {
+      assertEquals(Empty.getDefaultInstance(), local.sendMetrics(l).await());
+      for (Metric m : l.getMetricsList()) if (!m.getName().equals("only.local")) want.add(m);
+    }
+    Await.until("every valid metric delivered", () -> g.metrics.size() >= want.size());
+    proxy.awaitSettled();
+    // Batches may overlap on the way, so compared as a multiset: each metric as sent, as often.
+    Map<Metric, Long> wantCounts = want.stream().collect(java.util.stream.Collectors.groupingBy(m -> m,
+        java.util.stream.Collectors.counting()));
+    Map<Metric, Long> gotCounts = g.metrics.stream().collect(java.util.stream.Collectors.groupingBy(m -> m,
+        java.util.stream.Collectors.counting()));
+    assertEquals(wantCounts, gotCounts, "every valid metric as sent, as often as sent");
+    assertEquals(3 * 55 + 1, proxy.metrics().received());
+    assertEquals(3 * 55, proxy.metrics().forwarded());
+    assertEquals(1, proxy.metrics().dropped("local_scope"));
+  }
+
   @Test
   void aV14FlushByJsonOrByGrpcReachesGrpcGlobalsAsTheLocalWouldHaveSentIt(Vertx vertx) throws Exception {
     GrpcGlobal g1 = GrpcGlobal.start(vertx);

@@ -233,4 +233,22 @@ class GrpcIngestTest {
       own.close().await();
     }
   }
+
+  /**
+   * CallIntake keeps a message's bytes as the queued chunk (one gRPC global): Vert.x's
+   * Buffer.getBytes must give a new array, for a slice of a larger buffer too (how vertx-grpc's
+   * deframer hands a message on), never the buffer's own.
+   */
+  @Test
+  void aMessagesBytesAreACopyNotVertxsBuffer() {
+    Buffer frames = Buffer.buffer(new byte[] {0, 0, 0, 0, 3, 10, 1, 65, 9, 9});
+    Buffer message = frames.slice(5, 8);
+    byte[] b = message.getBytes();
+    assertTrue(b != message.getBytes(), "a new array each time");
+    b[2] = 66;
+    assertEquals(65, message.getByte(2));
+    assertEquals(65, frames.getByte(7));
+    frames.setByte(7, (byte) 67);
+    assertEquals(66, b[2], "a later write to the buffer does not reach the copy");
+  }
 }

@@ -112,6 +112,8 @@ final class CallIntake {
     void onMessage(Buffer msg) {
       if (answered) return;
       messages++;
+      // A copy of the message (Buffer.getBytes makes a new array; GrpcIngestTest pins it): with one
+      // gRPC global these very bytes become the queued chunk, so they must be no buffer's of Vert.x.
       byte[] b = msg.getBytes();
       if (part == null) part = new GrpcTranslator(stream ? 4096 : b.length, ring.get(), ctx.budget());
       if (stream) {
