@@ -140,7 +140,7 @@ final class CallIntake {
       if (t.droppedTotal() > 0) {
         refusals.warn("refused_metric", "dropped " + t.droppedTotal() + " metric(s) from a gRPC call of "
             + req.connection().remoteAddress() + " that a v14 global would refuse (" + t.firstProblem()
-            + "); forwarded the other " + t.valid());
+            + "); forwarded the other " + (t.valid() + t.spliced()));
       }
       if (t.scopeLost() > 0) metrics.registry().counter("grpc.scope_lost_total").inc(t.scopeLost());
       // Metrics a v14 global would refuse are received too, for v14's proxy.metrics_total.
