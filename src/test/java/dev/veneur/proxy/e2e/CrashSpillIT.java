@@ -71,38 +71,23 @@ class CrashSpillIT {
       first.process.waitFor();
     }
     long confirmedBefore = 0; // the global answers after 3 s: nothing was confirmed before the kill
-    try (Stream<Path> files = Files.list(spill)) {
-      assertTrue(files.anyMatch(p -> p.toString().endsWith(".spill")), "the crash left spill files");
-    }
+    assertTrue(spillFiles(spill) > 0, "the crash left spill files");
     global.delayMs.set(0);
 
     ProxyProcess second = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
     try {
       Await.until("second proxy up", Duration.ofSeconds(60), () -> get(http, port, "/healthcheck") != null);
-      Await.until("every metric answered 202 delivered", Duration.ofSeconds(60), () -> {
-        Set<String> seen = new HashSet<>();
-        for (JsonObject m : global.metrics) seen.add(m.getString("name"));
-        return seen.containsAll(sent);
-      });
+      Await.until("every metric answered 202 delivered", Duration.ofSeconds(60), () -> allSeen(sent, global));
       Map<String, Integer> deliveries = new HashMap<>();
       for (JsonObject m : global.metrics) deliveries.merge(m.getString("name"), 1, Integer::sum);
       long twice = deliveries.values().stream().filter(n -> n > 1).count();
-      Await.until("the replay settled", () -> {
-        JsonObject s = DebugState.get(port);
-        return s != null && s.getJsonObject("counters").getLong("queued") == 0;
-      });
+      Await.until("the replay settled", () -> nothingQueued(port));
       JsonObject counters = DebugState.get(port).getJsonObject("counters");
       long received = counters.getLong("received");
       assertTrue(received > 0 && received <= (long) BODIES * PER_BODY - confirmedBefore,
           "the second run received only the replayed backlog: " + counters);
       assertEquals(received, counters.getLong("forwarded"), "all of it forwarded: " + counters);
-      Await.until("settled spill files deleted", () -> {
-        try (Stream<Path> files = Files.list(spill)) {
-          return files.noneMatch(p -> p.toString().endsWith(".spill"));
-        } catch (java.io.IOException e) {
-          return false;
-        }
-      });
+      Await.until("settled spill files deleted", () -> spillFiles(spill) == 0);
       System.out.printf("kill -9 with spill_dir: %d metrics answered 202, %d replayed by the next start, "
           + "all delivered; %d delivered twice (in flight at the kill)%n", sent.size(), received, twice);
       assertEquals(0, second.terminate(), second.log());
@@ -182,33 +167,18 @@ class CrashSpillIT {
       senders.shutdown();
       senders.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
     }
-    try (Stream<Path> files = Files.list(spill)) {
-      assertTrue(files.anyMatch(p -> p.toString().endsWith(".spill")), "the crash left spill files");
-    }
+    assertTrue(spillFiles(spill) > 0, "the crash left spill files");
     f.delayMs.set(0);
 
     ProxyProcess second = ProxyProcess.start(yaml, Map.of(), "-Xmx256m");
     try {
       Await.until("second proxy up", Duration.ofSeconds(60), () -> get(http, port, "/healthcheck") != null);
-      Await.until("every metric answered 202 delivered", Duration.ofSeconds(90), () -> {
-        Set<String> seen = new HashSet<>();
-        for (TestGlobal g : java.util.List.of(h1, h2, f)) for (JsonObject m : g.metrics) seen.add(m.getString("name"));
-        return seen.containsAll(sent);
-      });
-      Await.until("the replay settled", Duration.ofSeconds(60), () -> {
-        JsonObject s = DebugState.get(port);
-        return s != null && s.getJsonObject("counters").getLong("queued") == 0;
-      });
+      Await.until("every metric answered 202 delivered", Duration.ofSeconds(90), () -> allSeen(sent, h1, h2, f));
+      Await.until("the replay settled", Duration.ofSeconds(60), () -> nothingQueued(port));
       JsonObject counters = DebugState.get(port).getJsonObject("counters");
       assertEquals(counters.getLong("received"), counters.getLong("forwarded"), "all of the replay forwarded: " + counters);
       assertTrue(counters.getLong("received") >= heldByF, "the replay holds at least what F held: " + counters);
-      Await.until("settled spill files deleted", () -> {
-        try (Stream<Path> files = Files.list(spill)) {
-          return files.noneMatch(p -> p.toString().endsWith(".spill"));
-        } catch (java.io.IOException e) {
-          return false;
-        }
-      });
+      Await.until("settled spill files deleted", () -> spillFiles(spill) == 0);
       System.out.printf("kill -9 with F out for a full queue (holding %d metrics): %d metrics answered 202 in %d bodies, "
           + "%d replayed by the next start, all delivered%n", heldByF, sent.size(), sent.size() / PER_BODY,
           counters.getLong("received"));
@@ -299,6 +269,27 @@ class CrashSpillIT {
       second.stop();
       good.stop();
     }
+  }
+
+  /** The {@code .spill} files in {@code dir} (-1 if it cannot be listed). */
+  private static long spillFiles(Path dir) {
+    try (Stream<Path> files = Files.list(dir)) {
+      return files.filter(p -> p.toString().endsWith(".spill")).count();
+    } catch (java.io.IOException e) {
+      return -1;
+    }
+  }
+
+  /** Whether every name in {@code sent} reached one of {@code globals} at least once. */
+  private static boolean allSeen(Set<String> sent, TestGlobal... globals) {
+    Set<String> seen = new HashSet<>();
+    for (TestGlobal g : globals) for (JsonObject m : g.metrics) seen.add(m.getString("name"));
+    return seen.containsAll(sent);
+  }
+
+  private static boolean nothingQueued(int port) {
+    JsonObject s = DebugState.get(port);
+    return s != null && s.getJsonObject("counters").getLong("queued") == 0;
   }
 
   private static HttpResponse<String> get(HttpClient http, int port, String path) {

@@ -24,6 +24,11 @@ class GrpcTranslatorTest {
     return out.toByteArray();
   }
 
+  /** A translator for a ring of one member, a gRPC global. */
+  private static GrpcTranslator toOneGrpcGlobal(int bytes, dev.veneur.proxy.memory.MemoryBudget budget) {
+    return new GrpcTranslator(bytes, dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+  }
+
   @Test
   void aRealFlushBecomesOneJsonArrayOfEveryMetric() throws Exception {
     byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
@@ -150,8 +155,7 @@ class GrpcTranslatorTest {
   void withOneGrpcGlobalAWholeValidListIsKeptAsItCame() throws Exception {
     byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
     dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
-    GrpcTranslator t = new GrpcTranslator(pb.length,
-        dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+    GrpcTranslator t = toOneGrpcGlobal(pb.length, budget);
     assertTrue(t.addList(pb, 0, pb.length));
     assertEquals(55, t.spliced());
     assertEquals(0, t.valid());
@@ -171,14 +175,12 @@ class GrpcTranslatorTest {
     byte[] pb = Files.readAllBytes(V14.resolve("grpc-single-small.pb"));
     byte[] local = MetricPb.metric("local", List.of(), MetricPb.GAUGE, MetricPb.LOCAL, MetricPb.F_GAUGE,
         MetricPb.gaugeValue(1.5));
-    byte[] second = java.util.Arrays.copyOf(pb, pb.length + local.length + 2);
     // The second list: the real one with a metric a global refuses after it.
-    second[pb.length] = 0x0a;
-    second[pb.length + 1] = (byte) local.length;
-    System.arraycopy(local, 0, second, pb.length + 2, local.length);
+    byte[] tail = list(local);
+    byte[] second = java.util.Arrays.copyOf(pb, pb.length + tail.length);
+    System.arraycopy(tail, 0, second, pb.length, tail.length);
     dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
-    GrpcTranslator t = new GrpcTranslator(pb.length,
-        dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+    GrpcTranslator t = toOneGrpcGlobal(pb.length, budget);
     assertTrue(t.addList(pb, 0, pb.length));
     assertTrue(t.addList(second, 0, second.length));
     assertEquals(110, t.spliced());
@@ -222,8 +224,7 @@ class GrpcTranslatorTest {
 
     for (byte[] l : new byte[][] {withBad, withField, longVarint}) {
       dev.veneur.proxy.memory.MemoryBudget budget = new dev.veneur.proxy.memory.MemoryBudget(() -> 1L << 30);
-      GrpcTranslator t = new GrpcTranslator(l.length,
-          dev.veneur.proxy.routing.HashRing.of(List.of("127.0.0.1:9001")), budget);
+      GrpcTranslator t = toOneGrpcGlobal(l.length, budget);
       assertTrue(t.addList(l, 0, l.length));
       assertEquals(2, t.spliced());
       dev.veneur.proxy.bus.MetricChunk c = t.protoChunks(null)[0];
