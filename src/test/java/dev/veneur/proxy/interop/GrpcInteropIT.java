@@ -59,6 +59,15 @@ class GrpcInteropIT {
     through(dir, "grpc-stream-v14", "grpc-stream", Version.V14_2_0);
   }
 
+  /**
+   * gRPC in, gRPC out to one v14.2.0 global: the proxy forwards each of the local's MetricLists as
+   * it came (issue 19), and the global must read every series, scope included, as the local sent it.
+   */
+  @Test
+  void grpcSingleLocalThroughTheProxyToOneV14GlobalByGrpc(@TempDir Path dir) throws Exception {
+    through(dir, "grpc-single-grpc-one-v14", "grpc-single", Version.V14_2_0, true, 1);
+  }
+
   /** gRPC in, gRPC out: two v14.2.0 globals reached by SendMetrics, each series on its v14 owner. */
   @Test
   void grpcSingleLocalThroughTheProxyToV14GlobalsByGrpc(@TempDir Path dir) throws Exception {
