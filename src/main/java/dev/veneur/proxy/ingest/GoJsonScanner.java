@@ -127,6 +127,8 @@ public final class GoJsonScanner {
   private int keyLen;
   private boolean keyOverflow;
   private final CRC32 crc = new CRC32();
+  /** Where a key is gathered to be hashed in one call; keys longer than this are hashed part by part. */
+  private final byte[] gather = new byte[1024];
   /** Whether tags / value end up non-nil: the last occurrence decides (null makes them nil). */
   private boolean tagsSet;
   private boolean valueSet;
@@ -327,10 +329,20 @@ public final class GoJsonScanner {
       keyHash = 0;
       if (!hashKeys) return i;
       crc.reset();
-      name.crcInto(crc);
-      type.crcInto(crc);
-      if (ignore.isEmpty()) tagstring.crcInto(crc);
-      else tagstring.crcIntoWithout(crc, ignore);
+      int n = name.length + type.length + tagstring.length;
+      if (ignore.isEmpty() && n <= gather.length) {
+        // One CRC-32 call over the key gathered: each call of the JDK's intrinsic pays a
+        // byte-at-a-time head and tail and a final reduction, which for keys of ~150 bytes cost
+        // more than the bytes between (perf, 3 globals: 8% of the proxy's CPU in three calls).
+        tagstring.copyTo(gather, type.copyTo(gather, name.copyTo(gather, 0)));
+        crc.update(gather, 0, n);
+      } else {
+        // Longer keys (rare, hostile ones among them) part by part: the same CRC, no scratch grown.
+        name.crcInto(crc);
+        type.crcInto(crc);
+        if (ignore.isEmpty()) tagstring.crcInto(crc);
+        else tagstring.crcIntoWithout(crc, ignore);
+      }
       keyHash = (int) crc.getValue();
     }
     return i;
@@ -975,6 +987,13 @@ public final class GoJsonScanner {
       ensure(n);
       System.arraycopy(src, spanStart, bytes, 0, n);
       length = n;
+    }
+
+    /** Copies the value to {@code dst} at {@code at}; returns where it ends there. */
+    int copyTo(byte[] dst, int at) {
+      if (span != null) System.arraycopy(span, spanStart, dst, at, length);
+      else System.arraycopy(bytes, 0, dst, at, length);
+      return at + length;
     }
 
     void crcInto(CRC32 crc) {

@@ -157,6 +157,30 @@ class GoJsonScannerTest {
     assertEquals(HashRing.hashKey(name + "timer" + "a:b"), seen.get(0).hash());
   }
 
+  /**
+   * Keys are hashed in one call over the three fields gathered into a 1 KiB scratch, and part by
+   * part when longer: both give the CRC-32 of the whole key, at every length around the bound,
+   * from spans of the body and from fields decoded out of escapes alike.
+   */
+  @Test
+  void keysShorterAndLongerThanTheGatherHashTheSame() {
+    GoJsonScanner scanner = new GoJsonScanner(1 << 20);
+    for (int tags : new int[] {0, 1, 900, 1010, 1013, 1014, 1015, 1016, 1100, 5000}) {
+      String tagstring = "t".repeat(tags);
+      for (boolean escaped : new boolean[] {false, true}) {
+        String sent = escaped && tags > 0 ? "\\u0074" + tagstring.substring(1) : tagstring;
+        String body = "[{\"name\":\"svc.requests\",\"type\":\"counter\",\"tagstring\":\"" + sent
+            + "\",\"value\":\"AQAAAAAAAAA=\"},{\"name\":\"" + "n".repeat(tags) + "\",\"type\":\"gauge\",\"value\":\"AAAAAAAA8D8=\"}]";
+        for (int window : WINDOWS) {
+          List<Seen> seen = scan(scanner, Bodies.utf8(body), window);
+          String at = tags + " tag bytes, escaped " + escaped + ", window " + window;
+          assertEquals(HashRing.hashKey("svc.requests" + "counter" + tagstring), seen.get(0).hash(), at);
+          assertEquals(HashRing.hashKey("n".repeat(tags) + "gauge"), seen.get(1).hash(), at);
+        }
+      }
+    }
+  }
+
   /** v14's ignore_tags: the tagstring's matched parts are left out of the key, the rest rejoined. */
   @Test
   void ignoredTagsAreLeftOutOfTheKeyOnly() {
