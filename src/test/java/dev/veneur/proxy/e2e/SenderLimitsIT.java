@@ -78,26 +78,10 @@ class SenderLimitsIT {
       for (int i = 0; i < 3; i++) {
         Socket s = new Socket("127.0.0.1", proxy.port);
         s.setSoTimeout(20_000);
-        String status;
-        try {
-          s.getOutputStream().write(HEALTHCHECK);
-          status = new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
-        } catch (java.net.SocketException reset) {
-          // Seen once in CI (2026-12-07, not reproduced in 4 runs since): one of these first three
-          // connections reset. Say what the proxy counted then, and try that connection once more
-          // once the count is what this test holds; a second reset fails the test.
-          String counted = "connections gauge " + gauge(proxy) + ", refused too_many_connections "
-              + proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections");
-          System.out.println("connection " + i + " below the cap was reset (" + reset + "); " + counted);
-          s.close();
-          int heldNow = held.size();
-          Await.until("the gauge back to the connections held", () -> gauge(proxy) == heldNow);
-          s = new Socket("127.0.0.1", proxy.port);
-          s.setSoTimeout(20_000);
-          s.getOutputStream().write(HEALTHCHECK);
-          status = new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
-        }
         held.add(s);
+        s.getOutputStream().write(HEALTHCHECK);
+        // A reset here was the proxy's own connection still counted (aProxyThatHasStartedHasEverySlotOfItsCapFree).
+        String status = new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
         assertEquals("HTTP/1.1 200", status);
       }
       Await.until("three connections counted", () -> gauge(proxy) == 3);
@@ -122,6 +106,42 @@ class SenderLimitsIT {
     } finally {
       for (Socket s : held) s.close();
       proxy.stop();
+    }
+  }
+
+  /**
+   * The proxy connects to each of its listeners once as it starts (to install the accept gate);
+   * that connection must be gone before the start is reported, or it holds a slot of the cap from
+   * the first senders. Before it was, one of the first three connections below a cap of 3 was
+   * reset now and then (once in CI, L15): the proxy's own connections, one per HTTP verticle,
+   * were still counted. Twenty fresh proxies, each filled to its cap the moment it has started.
+   */
+  @Test
+  void aProxyThatHasStartedHasEverySlotOfItsCapFree(Vertx vertx) throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    for (int round = 0; round < 20; round++) {
+      TestProxy proxy = TestProxy.start(vertx, new JsonObject()
+          .put("forward_address", global.url())
+          .put("http_instances", 2)
+          .put("http_max_connections", 3)
+          .put("http_max_connections_per_client", 0));
+      List<Socket> held = new ArrayList<>();
+      try {
+        assertEquals(0, gauge(proxy), "round " + round + ": connections counted as the start is reported");
+        for (int i = 0; i < 3; i++) {
+          Socket s = new Socket("127.0.0.1", proxy.port);
+          held.add(s);
+          s.setSoTimeout(20_000);
+          s.getOutputStream().write(HEALTHCHECK);
+          assertEquals("HTTP/1.1 200", new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII),
+              "round " + round + ", connection " + i + " of 3");
+        }
+        assertEquals(0, proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections"),
+            "round " + round);
+      } finally {
+        for (Socket s : held) s.close();
+        proxy.stop();
+      }
     }
   }
 

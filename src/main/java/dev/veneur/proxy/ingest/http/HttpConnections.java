@@ -3,11 +3,16 @@ package dev.veneur.proxy.ingest.http;
 import dev.veneur.proxy.config.ProxyConfig;
 import dev.veneur.proxy.core.ProxyContext;
 import dev.veneur.proxy.ingest.Refusals;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpConnection;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.core.net.PemKeyCertOptions;
+import io.vertx.core.net.SocketAddress;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -18,6 +23,16 @@ import org.slf4j.LoggerFactory;
  */
 final class HttpConnections {
   private static final Logger LOG = LoggerFactory.getLogger(HttpConnections.class);
+
+  /** Longest a start waits for its connection to itself to be gone (it closes at once). */
+  private static final long SELF_CLOSE_WAIT_MS = 2_000;
+  /**
+   * The proxy's connections to itself still open, by {@link #selfKey}, each completed when the
+   * listener's end has closed and been uncounted. Shared by every verticle and proxy in the JVM:
+   * Vert.x hands an accepted connection to any of a listener's verticles, not to the one that
+   * made it.
+   */
+  private static final Map<Long, Promise<Void>> SELF = new ConcurrentHashMap<>();
 
   private final Vertx vertx;
   private final ProxyContext ctx;
@@ -37,7 +52,11 @@ final class HttpConnections {
       AcceptGate.install(ch, ctx, r -> refusals.refused(r.cause(),
           "closed a connection from " + r.from() + " at accept: " + r.detail()));
     }
-    conn.closeHandler(v -> ctx.connections().decrementAndGet());
+    conn.closeHandler(v -> {
+      ctx.connections().decrementAndGet();
+      Promise<Void> self = SELF.remove(selfKey(conn.localAddress(), conn.remoteAddress()));
+      if (self != null) self.tryComplete();
+    });
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
     conn.exceptionHandler(e -> LOG.debug("connection from {}: {}", conn.remoteAddress(), e.toString()));
@@ -77,9 +96,17 @@ final class HttpConnections {
    * Vert.x shows the listening channel only through a connection it accepted, and the accept gate
    * is installed from there: so the proxy connects to itself once, right after listening, and a
    * burst arriving before any other connection already meets the gate. The connection closes at
-   * once; it sends nothing and is counted nowhere but in the gate's install.
+   * once and sends nothing; but it is counted like any other until the listener sees it close, so
+   * the future completes then (at most {@link #SELF_CLOSE_WAIT_MS} later, or at once if it could
+   * not connect) and the proxy reports itself started with every slot of the cap free. Before,
+   * the first senders of a proxy with a small cap could find one slot per HTTP verticle taken.
    */
-  void installAcceptGate(int port) {
+  Future<Void> installAcceptGate(int port) {
+    Promise<Void> gone = Promise.promise();
+    long wait = vertx.setTimer(SELF_CLOSE_WAIT_MS, t -> {
+      if (gone.tryComplete()) LOG.debug("the listener had not seen its own connection close after {} ms", SELF_CLOSE_WAIT_MS);
+    });
+    gone.future().onComplete(ar -> vertx.cancelTimer(wait));
     ProxyConfig cfg = ctx.config();
     String host = cfg.httpHost;
     String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
@@ -93,8 +120,24 @@ final class HttpConnections {
     }
     NetClient client = vertx.createNetClient(o);
     client.connect(port, self)
-        .onSuccess(sock -> sock.close())
-        .onFailure(e -> LOG.debug("could not connect to the listener to install the accept gate: {}", e.toString()))
+        .onSuccess(sock -> {
+          // Known before the close is sent, so before the listener's end can see it.
+          long key = selfKey(sock.remoteAddress(), sock.localAddress());
+          SELF.put(key, gone);
+          gone.future().onComplete(ar -> SELF.remove(key));
+          sock.close();
+        })
+        .onFailure(e -> {
+          LOG.debug("could not connect to the listener to install the accept gate: {}", e.toString());
+          gone.tryComplete();
+        })
         .onComplete(ar -> client.close());
+    return gone.future();
+  }
+
+  /** A connection by the listener's port and the client's port (both ends on this host). */
+  private static long selfKey(SocketAddress listener, SocketAddress client) {
+    if (listener == null || client == null) return -1;
+    return ((long) listener.port() << 16) | (client.port() & 0xFFFF);
   }
 }

@@ -112,7 +112,7 @@ public final class ImportVerticle extends VerticleBase {
         // proxy's listeners (http_address, admin_address) could not be had.
         .compose(v -> server.listen().recover(e -> Future.failedFuture(new IOException(
             "http_address " + cfg.httpHost + ":" + cfg.httpPort + ": " + e.getMessage(), e))))
-        .onSuccess(s -> connections.installAcceptGate(s.actualPort()));
+        .compose(s -> connections.installAcceptGate(s.actualPort()));
   }
 
   private static HttpServerOptions serverOptions(ProxyConfig cfg) {
