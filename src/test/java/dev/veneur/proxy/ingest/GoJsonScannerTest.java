@@ -165,7 +165,11 @@ class GoJsonScannerTest {
   @Test
   void keysShorterAndLongerThanTheGatherHashTheSame() {
     GoJsonScanner scanner = new GoJsonScanner(1 << 20);
-    for (int tags : new int[] {0, 1, 900, 1010, 1013, 1014, 1015, 1016, 1100, 5000}) {
+    // Where each metric's key is exactly 1024 bytes: name + type + tagstring, and name + "gauge".
+    int counterRoom = 1024 - "svc.requests".length() - "counter".length();
+    int gaugeRoom = 1024 - "gauge".length();
+    for (int tags : new int[] {0, 1, 900, counterRoom - 1, counterRoom, counterRoom + 1,
+        gaugeRoom - 1, gaugeRoom, gaugeRoom + 1, 5000}) {
       String tagstring = "t".repeat(tags);
       for (boolean escaped : new boolean[] {false, true}) {
         String sent = escaped && tags > 0 ? "\\u0074" + tagstring.substring(1) : tagstring;

@@ -36,6 +36,11 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
   private final Consumer<Refusal> refused;
   /** Accepted here, not yet counted by a verticle. */
   private final AtomicInteger pending = new AtomicInteger();
+  /**
+   * Set once the listener's own thread has run {@link #handlerAdded}: Netty passes connections by
+   * a handler added from another thread until then (it is installed from an event loop).
+   */
+  private volatile boolean inForce;
 
   private AcceptGate(ProxyContext ctx, Consumer<Refusal> refused) {
     this.ctx = ctx;
@@ -53,10 +58,26 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
     }
   }
 
-  /** A verticle counts {@code child} now (or it closed): it is no longer pending here. */
-  static void taken(Channel child) {
+  /** Whether a gate is in front of {@code listener} and already sees the connections it accepts. */
+  static boolean inForce(Channel listener) {
+    ChannelHandler h = listener.pipeline().get(NAME);
+    return h instanceof AcceptGate && ((AcceptGate) h).inForce;
+  }
+
+  @Override
+  public void handlerAdded(ChannelHandlerContext c) {
+    inForce = true;
+  }
+
+  /**
+   * A verticle counts {@code child} now (or it closed): it is no longer pending here. Returns
+   * whether it was (false once a verticle took it).
+   */
+  static boolean taken(Channel child) {
     AcceptGate g = child.attr(PENDING).getAndSet(null);
-    if (g != null) g.pending.decrementAndGet();
+    if (g == null) return false;
+    g.pending.decrementAndGet();
+    return true;
   }
 
   @Override
@@ -64,6 +85,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
     if (msg instanceof Channel) {
       Channel child = (Channel) msg;
       Object from = child.remoteAddress();
+      long self = HttpConnections.selfKey(child);
       String ip = from instanceof InetSocketAddress
           ? ((InetSocketAddress) from).getAddress().getHostAddress() : String.valueOf(from);
       // One client (one remote IP) may not take every slot: the others and the health checks keep
@@ -72,7 +94,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       int fromClient = ctx.clientOpened(ip);
       int perClient = ctx.perClientCap();
       if (perClient > 0 && fromClient > perClient) {
-        refuse(child, ip, new Refusal("too_many_connections_per_client", from,
+        refuse(child, ip, self, new Refusal("too_many_connections_per_client", from,
             "that client has " + (fromClient - 1) + " connections open (http_max_connections_per_client "
                 + perClient + ")"));
         return;
@@ -80,14 +102,14 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       Descriptors plan = ctx.descriptors();
       int open = plan.tight() ? Descriptors.openRecently() : -1;
       if (!plan.acceptsAt(open)) {
-        refuse(child, ip, new Refusal("too_many_connections", from, open + " of " + plan.nofile()
+        refuse(child, ip, self, new Refusal("too_many_connections", from, open + " of " + plan.nofile()
             + " file descriptors are open: the last " + Descriptors.ACCEPT_HEADROOM
             + " are kept for connections to globals"));
         return;
       }
       int cap = plan.inboundCap();
       if (ctx.connections().get() + pending.get() >= cap) {
-        refuse(child, ip, new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
+        refuse(child, ip, self, new Refusal("too_many_connections", from, "the cap in force (" + cap + ") is reached"
             + (cap < ctx.config().httpMaxConnections ? ", http_max_connections lowered for file descriptors" : "")));
         return;
       }
@@ -95,7 +117,9 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       Descriptors.accepted();
       child.attr(PENDING).set(this);
       child.closeFuture().addListener(f -> {
-        taken(child);
+        // Closed before a verticle counted it: uncounted now. (One a verticle took is uncounted
+        // by the verticle's close handler, which may run after this.)
+        if (taken(child)) HttpConnections.selfGone(self);
         ctx.clientClosed(ip);
       });
     }
@@ -103,13 +127,16 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
   }
 
   /** Closes {@code child} at accept, its refusal counted before the close: whoever sees the close finds it counted. */
-  private void refuse(Channel child, String ip, Refusal r) {
+  private void refuse(Channel child, String ip, long self, Refusal r) {
     ctx.clientClosed(ip);
     try {
       refused.accept(r);
     } finally {
       // Whatever counting does, the connection it refused must not stay open.
       child.unsafe().closeForcibly();
+      // The proxy's own connection, refused here (its cap reached, say), holds no slot: a start
+      // waiting for it to be gone need not wait longer.
+      HttpConnections.selfGone(self);
     }
   }
 

@@ -52,10 +52,11 @@ final class HttpConnections {
       AcceptGate.install(ch, ctx, r -> refusals.refused(r.cause(),
           "closed a connection from " + r.from() + " at accept: " + r.detail()));
     }
+    // Keyed now: a closed connection's addresses are not promised.
+    long key = selfKey(conn.localAddress(), conn.remoteAddress());
     conn.closeHandler(v -> {
       ctx.connections().decrementAndGet();
-      Promise<Void> self = SELF.remove(selfKey(conn.localAddress(), conn.remoteAddress()));
-      if (self != null) self.tryComplete();
+      selfGone(key);
     });
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
@@ -103,14 +104,10 @@ final class HttpConnections {
    */
   Future<Void> installAcceptGate(int port) {
     Promise<Void> gone = Promise.promise();
-    long wait = vertx.setTimer(SELF_CLOSE_WAIT_MS, t -> {
-      if (gone.tryComplete()) LOG.debug("the listener had not seen its own connection close after {} ms", SELF_CLOSE_WAIT_MS);
-    });
-    gone.future().onComplete(ar -> vertx.cancelTimer(wait));
     ProxyConfig cfg = ctx.config();
     String host = cfg.httpHost;
     String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
-    NetClientOptions o = new NetClientOptions();
+    NetClientOptions o = new NetClientOptions().setConnectTimeout((int) SELF_CLOSE_WAIT_MS);
     if (cfg.httpTls) {
       // The gate goes in when a connection reaches the verticle, after its handshake: this one
       // presents the listener's own certificate, which a CA that signs both ends accepts. If the
@@ -121,10 +118,21 @@ final class HttpConnections {
     NetClient client = vertx.createNetClient(o);
     client.connect(port, self)
         .onSuccess(sock -> {
-          // Known before the close is sent, so before the listener's end can see it.
+          // Registered before this end closes it. The listener may close it first (refused at
+          // accept, or its TLS handshake rejected after this end's): the gate then says so
+          // (AcceptGate.refuse), or, past the gate, the wait below ends it.
           long key = selfKey(sock.remoteAddress(), sock.localAddress());
           SELF.put(key, gone);
-          gone.future().onComplete(ar -> SELF.remove(key));
+          long wait = vertx.setTimer(SELF_CLOSE_WAIT_MS, t -> {
+            if (gone.tryComplete()) {
+              LOG.info("started without seeing the listener's end of its own connection close within {} ms"
+                  + " (it holds one slot of http_max_connections until it does)", SELF_CLOSE_WAIT_MS);
+            }
+          });
+          gone.future().onComplete(ar -> {
+            vertx.cancelTimer(wait);
+            SELF.remove(key);
+          });
           sock.close();
         })
         .onFailure(e -> {
@@ -135,9 +143,37 @@ final class HttpConnections {
     return gone.future();
   }
 
-  /** A connection by the listener's port and the client's port (both ends on this host). */
+  /** {@link #selfKey} of a connection the accept gate sees (read at accept: a closed channel's addresses are not promised). */
+  static long selfKey(io.netty.channel.Channel child) {
+    if (child.localAddress() instanceof java.net.InetSocketAddress
+        && child.remoteAddress() instanceof java.net.InetSocketAddress) {
+      return selfKey(((java.net.InetSocketAddress) child.localAddress()).getPort(),
+          ((java.net.InetSocketAddress) child.remoteAddress()).getPort());
+    }
+    return -1;
+  }
+
+  /**
+   * The connection {@code key} is gone, uncounted: if it was the proxy's own, the start waiting
+   * for it goes on. Called by a verticle's close handler, and by the accept gate for one it
+   * refused or that closed before any verticle counted it.
+   */
+  static void selfGone(long key) {
+    if (SELF.isEmpty()) return;
+    Promise<Void> self = SELF.remove(key);
+    if (self != null) self.tryComplete();
+  }
+
+  /**
+   * A connection by the listener's port and the client's port (both ends on this host; a sender
+   * elsewhere with the same port closing in the same milliseconds would only end the wait early).
+   */
   private static long selfKey(SocketAddress listener, SocketAddress client) {
     if (listener == null || client == null) return -1;
-    return ((long) listener.port() << 16) | (client.port() & 0xFFFF);
+    return selfKey(listener.port(), client.port());
+  }
+
+  private static long selfKey(int listenerPort, int clientPort) {
+    return ((long) listenerPort << 16) | (clientPort & 0xFFFF);
   }
 }

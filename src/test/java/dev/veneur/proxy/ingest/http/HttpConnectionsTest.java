@@ -53,6 +53,9 @@ class HttpConnectionsTest {
   /** Whether each connection the handler saw had a guard after onConnection. */
   private final List<Boolean> guarded = new java.util.concurrent.CopyOnWriteArrayList<>();
   private final AtomicBoolean gateSeen = new AtomicBoolean();
+  /** The listening channel, as the first connection shows it. */
+  private final java.util.concurrent.atomic.AtomicReference<io.netty.channel.Channel> listener =
+      new java.util.concurrent.atomic.AtomicReference<>();
   private final List<Socket> sockets = new ArrayList<>();
 
   @BeforeAll
@@ -80,6 +83,7 @@ class HttpConnectionsTest {
       connections.onConnection(conn);
       guarded.add(ConnectionGuard.of(conn) != null);
       io.netty.channel.Channel ch = ((io.vertx.core.net.impl.ConnectionBase) conn).channel();
+      if (ch.parent() != null) listener.set(ch.parent());
       if (ch.parent() != null && ch.parent().pipeline().get(AcceptGate.NAME) != null) {
         gateSeen.set(true);
         if (withoutGate) ch.parent().pipeline().remove(AcceptGate.NAME);
@@ -150,6 +154,9 @@ class HttpConnectionsTest {
     Socket b = connect();
     awaitEq("two open", 2, () -> ctx.connections().get());
     assertTrue(gateSeen.get(), "onConnection installed the accept gate");
+    // Installed from an event loop, the gate sees accepts once the listener's thread has added it
+    // (CI L19: the third connection, a moment sooner, went past it to onConnection).
+    Await.until("the gate in force", WAIT, () -> AcceptGate.inForce(listener.get()));
     Socket c = connect();
     assertClosed(c);
     awaitEq("too_many_connections counted once", 1L, () -> counted("too_many_connections"));
