@@ -145,6 +145,75 @@ class SenderLimitsIT {
     }
   }
 
+  /**
+   * The same wait under a connection flood that holds the cap from the moment the proxy listens:
+   * the proxy's own connection is then refused at accept, often before its connect completes at
+   * the proxy's end, and the start must still go on at once. Attacked with the real jar first
+   * (2026-12-07): each start waited the full 2 s bound until refusals seen before the connect
+   * were remembered.
+   */
+  @Test
+  void aProxyStartedIntoAConnectionFloodDoesNotWaitOutItsOwnConnection(Vertx vertx) throws Exception {
+    TestGlobal global = TestGlobal.start(vertx);
+    // A first start in this JVM loads the proxy's classes (1.8 s once in a fresh JVM): not timed.
+    TestProxy.start(vertx, new JsonObject().put("forward_address", global.url())).stop();
+    for (int round = 0; round < 5; round++) {
+      int port = TestProxy.freePort();
+      java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+      java.util.concurrent.atomic.AtomicInteger opened = new java.util.concurrent.atomic.AtomicInteger();
+      Thread flood = new Thread(() -> {
+        java.util.ArrayDeque<Socket> held = new java.util.ArrayDeque<>();
+        while (!stop.get()) {
+          try {
+            Socket s = new Socket();
+            s.connect(new java.net.InetSocketAddress("127.0.0.1", port), 500);
+            held.add(s);
+            opened.incrementAndGet();
+          } catch (java.io.IOException notYet) {
+            Thread.onSpinWait();
+          }
+          while (held.size() > 40) {
+            try {
+              held.poll().close();
+            } catch (java.io.IOException ignored) {
+              // closing a socket the proxy refused
+            }
+          }
+        }
+        for (Socket s : held) {
+          try {
+            s.close();
+          } catch (java.io.IOException ignored) {
+            // as above
+          }
+        }
+      }, "flood");
+      flood.start();
+      TestProxy proxy = null;
+      try {
+        long t0 = System.nanoTime();
+        proxy = TestProxy.start(vertx, new JsonObject()
+            .put("http_address", "127.0.0.1:" + port)
+            .put("forward_address", global.url())
+            .put("http_instances", 2)
+            // Held by the flood from the first moments, so the proxy's own connections are refused.
+            .put("http_max_connections", 2)
+            .put("http_max_connections_per_client", 0));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        System.out.println("round " + round + ": started in " + ms + " ms under a flood of " + opened.get()
+            + " connections so far");
+        assertTrue(ms < 2_000, "round " + round + ": the start took " + ms + " ms, its own connection waited out");
+        TestProxy p = proxy;
+        Await.until("the flood refused at accept", () ->
+            p.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections") > 0);
+      } finally {
+        stop.set(true);
+        flood.join();
+        if (proxy != null) proxy.stop();
+      }
+    }
+  }
+
   @Test
   void aKeptAliveConnectionGetsAFreshDeadlinePerRequestAndSlowHeadersAfterAnAnswerAre408(Vertx vertx)
       throws Exception {

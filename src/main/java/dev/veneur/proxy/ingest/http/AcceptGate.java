@@ -85,7 +85,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
     if (msg instanceof Channel) {
       Channel child = (Channel) msg;
       Object from = child.remoteAddress();
-      long self = HttpConnections.selfKey(child);
+      long self = OwnConnections.key(child);
       String ip = from instanceof InetSocketAddress
           ? ((InetSocketAddress) from).getAddress().getHostAddress() : String.valueOf(from);
       // One client (one remote IP) may not take every slot: the others and the health checks keep
@@ -119,7 +119,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       child.closeFuture().addListener(f -> {
         // Closed before a verticle counted it: uncounted now. (One a verticle took is uncounted
         // by the verticle's close handler, which may run after this.)
-        if (taken(child)) HttpConnections.selfGone(self);
+        if (taken(child)) OwnConnections.SHARED.gone(self);
         ctx.clientClosed(ip);
       });
     }
@@ -136,7 +136,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
       child.unsafe().closeForcibly();
       // The proxy's own connection, refused here (its cap reached, say), holds no slot: a start
       // waiting for it to be gone need not wait longer.
-      HttpConnections.selfGone(self);
+      OwnConnections.SHARED.gone(self);
     }
   }
 

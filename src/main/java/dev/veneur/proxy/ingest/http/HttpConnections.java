@@ -10,9 +10,6 @@ import io.vertx.core.http.HttpConnection;
 import io.vertx.core.net.NetClient;
 import io.vertx.core.net.NetClientOptions;
 import io.vertx.core.net.PemKeyCertOptions;
-import io.vertx.core.net.SocketAddress;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,14 +23,6 @@ final class HttpConnections {
 
   /** Longest a start waits for its connection to itself to be gone (it closes at once). */
   private static final long SELF_CLOSE_WAIT_MS = 2_000;
-  /**
-   * The proxy's connections to itself still open, by {@link #selfKey}, each completed when the
-   * listener's end has closed and been uncounted. Shared by every verticle and proxy in the JVM:
-   * Vert.x hands an accepted connection to any of a listener's verticles, not to the one that
-   * made it.
-   */
-  private static final Map<Long, Promise<Void>> SELF = new ConcurrentHashMap<>();
-
   private final Vertx vertx;
   private final ProxyContext ctx;
   private final Refusals refusals;
@@ -53,10 +42,10 @@ final class HttpConnections {
           "closed a connection from " + r.from() + " at accept: " + r.detail()));
     }
     // Keyed now: a closed connection's addresses are not promised.
-    long key = selfKey(conn.localAddress(), conn.remoteAddress());
+    long key = OwnConnections.key(conn.localAddress(), conn.remoteAddress());
     conn.closeHandler(v -> {
       ctx.connections().decrementAndGet();
-      selfGone(key);
+      OwnConnections.SHARED.gone(key);
     });
     // A sender resetting its connection is its business (a request in progress is abandoned
     // and counted there); Vert.x would log each one at ERROR.
@@ -103,7 +92,7 @@ final class HttpConnections {
    * the first senders of a proxy with a small cap could find one slot per HTTP verticle taken.
    */
   Future<Void> installAcceptGate(int port) {
-    Promise<Void> gone = Promise.promise();
+    Promise<Void> gone = OwnConnections.SHARED.expect();
     ProxyConfig cfg = ctx.config();
     String host = cfg.httpHost;
     String self = host.isEmpty() || host.equals("0.0.0.0") ? "127.0.0.1" : host.equals("::") ? "::1" : host;
@@ -118,21 +107,17 @@ final class HttpConnections {
     NetClient client = vertx.createNetClient(o);
     client.connect(port, self)
         .onSuccess(sock -> {
-          // Registered before this end closes it. The listener may close it first (refused at
-          // accept, or its TLS handshake rejected after this end's): the gate then says so
-          // (AcceptGate.refuse), or, past the gate, the wait below ends it.
-          long key = selfKey(sock.remoteAddress(), sock.localAddress());
-          SELF.put(key, gone);
+          // The listener's end goes when this end closes it, or went already (refused at accept
+          // by a flood holding the cap, a TLS handshake rejected after this end's); anything
+          // else ends with the wait below.
+          OwnConnections.SHARED.connected(OwnConnections.key(sock.remoteAddress(), sock.localAddress()), gone);
           long wait = vertx.setTimer(SELF_CLOSE_WAIT_MS, t -> {
             if (gone.tryComplete()) {
               LOG.info("started without seeing the listener's end of its own connection close within {} ms"
                   + " (it holds one slot of http_max_connections until it does)", SELF_CLOSE_WAIT_MS);
             }
           });
-          gone.future().onComplete(ar -> {
-            vertx.cancelTimer(wait);
-            SELF.remove(key);
-          });
+          gone.future().onComplete(ar -> vertx.cancelTimer(wait));
           sock.close();
         })
         .onFailure(e -> {
@@ -141,39 +126,5 @@ final class HttpConnections {
         })
         .onComplete(ar -> client.close());
     return gone.future();
-  }
-
-  /** {@link #selfKey} of a connection the accept gate sees (read at accept: a closed channel's addresses are not promised). */
-  static long selfKey(io.netty.channel.Channel child) {
-    if (child.localAddress() instanceof java.net.InetSocketAddress
-        && child.remoteAddress() instanceof java.net.InetSocketAddress) {
-      return selfKey(((java.net.InetSocketAddress) child.localAddress()).getPort(),
-          ((java.net.InetSocketAddress) child.remoteAddress()).getPort());
-    }
-    return -1;
-  }
-
-  /**
-   * The connection {@code key} is gone, uncounted: if it was the proxy's own, the start waiting
-   * for it goes on. Called by a verticle's close handler, and by the accept gate for one it
-   * refused or that closed before any verticle counted it.
-   */
-  static void selfGone(long key) {
-    if (SELF.isEmpty()) return;
-    Promise<Void> self = SELF.remove(key);
-    if (self != null) self.tryComplete();
-  }
-
-  /**
-   * A connection by the listener's port and the client's port (both ends on this host; a sender
-   * elsewhere with the same port closing in the same milliseconds would only end the wait early).
-   */
-  private static long selfKey(SocketAddress listener, SocketAddress client) {
-    if (listener == null || client == null) return -1;
-    return selfKey(listener.port(), client.port());
-  }
-
-  private static long selfKey(int listenerPort, int clientPort) {
-    return ((long) listenerPort << 16) | (clientPort & 0xFFFF);
   }
 }
