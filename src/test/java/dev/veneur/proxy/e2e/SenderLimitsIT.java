@@ -11,12 +11,17 @@ import dev.veneur.proxy.telemetry.ProxyMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.json.JsonObject;
 import io.vertx.junit5.VertxExtension;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -76,13 +81,8 @@ class SenderLimitsIT {
     try {
       // Keep-alive connections, each having made one request.
       for (int i = 0; i < 3; i++) {
-        Socket s = new Socket("127.0.0.1", proxy.port);
-        s.setSoTimeout(20_000);
-        held.add(s);
-        s.getOutputStream().write(HEALTHCHECK);
         // A reset here was the proxy's own connection still counted (aProxyThatHasStartedHasEverySlotOfItsCapFree).
-        String status = new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
-        assertEquals("HTTP/1.1 200", status);
+        assertEquals("HTTP/1.1 200", healthcheckOnHeld(proxy.port, held));
       }
       Await.until("three connections counted", () -> gauge(proxy) == 3);
       try (Socket extra = new Socket("127.0.0.1", proxy.port)) {
@@ -129,12 +129,7 @@ class SenderLimitsIT {
       try {
         assertEquals(0, gauge(proxy), "round " + round + ": connections counted as the start is reported");
         for (int i = 0; i < 3; i++) {
-          Socket s = new Socket("127.0.0.1", proxy.port);
-          held.add(s);
-          s.setSoTimeout(20_000);
-          s.getOutputStream().write(HEALTHCHECK);
-          assertEquals("HTTP/1.1 200", new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII),
-              "round " + round + ", connection " + i + " of 3");
+          assertEquals("HTTP/1.1 200", healthcheckOnHeld(proxy.port, held), "round " + round + ", connection " + i + " of 3");
         }
         assertEquals(0, proxy.metrics().count(ProxyMetrics.IMPORT_ERRORS, "cause", "too_many_connections"),
             "round " + round);
@@ -159,23 +154,23 @@ class SenderLimitsIT {
     TestProxy.start(vertx, new JsonObject().put("forward_address", global.url())).stop();
     for (int round = 0; round < 5; round++) {
       int port = TestProxy.freePort();
-      java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
-      java.util.concurrent.atomic.AtomicInteger opened = new java.util.concurrent.atomic.AtomicInteger();
+      AtomicBoolean stop = new AtomicBoolean();
+      AtomicInteger opened = new AtomicInteger();
       Thread flood = new Thread(() -> {
-        java.util.ArrayDeque<Socket> held = new java.util.ArrayDeque<>();
+        ArrayDeque<Socket> held = new ArrayDeque<>();
         while (!stop.get()) {
           try {
             Socket s = new Socket();
-            s.connect(new java.net.InetSocketAddress("127.0.0.1", port), 500);
+            s.connect(new InetSocketAddress("127.0.0.1", port), 500);
             held.add(s);
             opened.incrementAndGet();
-          } catch (java.io.IOException notYet) {
+          } catch (IOException notYet) {
             Thread.onSpinWait();
           }
           while (held.size() > 40) {
             try {
               held.poll().close();
-            } catch (java.io.IOException ignored) {
+            } catch (IOException ignored) {
               // closing a socket the proxy refused
             }
           }
@@ -183,7 +178,7 @@ class SenderLimitsIT {
         for (Socket s : held) {
           try {
             s.close();
-          } catch (java.io.IOException ignored) {
+          } catch (IOException ignored) {
             // as above
           }
         }
@@ -379,6 +374,18 @@ class SenderLimitsIT {
     int i = h.indexOf("content-length:");
     int n = i < 0 ? 0 : Integer.parseInt(h.substring(i + 15, h.indexOf('\r', i)).trim());
     in.readNBytes(n);
+  }
+
+  /**
+   * Opens a connection kept alive in {@code held} (so it is closed whatever happens) and asks it
+   * for /healthcheck; returns the status line's first 12 bytes.
+   */
+  private static String healthcheckOnHeld(int port, List<Socket> held) throws IOException {
+    Socket s = new Socket("127.0.0.1", port);
+    held.add(s);
+    s.setSoTimeout(20_000);
+    s.getOutputStream().write(HEALTHCHECK);
+    return new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
   }
 
   private static final byte[] HEALTHCHECK =
