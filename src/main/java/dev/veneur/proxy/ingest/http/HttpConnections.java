@@ -41,8 +41,8 @@ final class HttpConnections {
       AcceptGate.install(ch, ctx, r -> refusals.refused(r.cause(),
           "closed a connection from " + r.from() + " at accept: " + r.detail()));
     }
-    // Keyed now: a closed connection's addresses are not promised.
-    long key = OwnConnections.key(conn.localAddress(), conn.remoteAddress());
+    // Keyed now (a closed connection's addresses are not promised), and only while a start waits.
+    long key = OwnConnections.SHARED.anyWaiting() ? OwnConnections.key(conn.localAddress(), conn.remoteAddress()) : -1;
     conn.closeHandler(v -> {
       ctx.connections().decrementAndGet();
       OwnConnections.SHARED.gone(key);

@@ -58,9 +58,17 @@ final class OwnConnections {
     if (gone.remove(key)) done.tryComplete();
   }
 
-  /** The listener's end of connection {@code key} is gone and uncounted. */
+  /**
+   * Whether a start waits: only then is a connection's key worth reading (its own connection is
+   * accepted after its start began to wait).
+   */
+  boolean anyWaiting() {
+    return expecting.get() > 0;
+  }
+
+  /** The listener's end of connection {@code key} is gone and uncounted (-1: not followed). */
   void gone(long key) {
-    if (expecting.get() == 0) return;
+    if (key < 0 || expecting.get() == 0) return;
     if (gone.size() < goneMax) gone.add(key);
     Promise<Void> done = waiting.remove(key);
     if (done != null) done.tryComplete();

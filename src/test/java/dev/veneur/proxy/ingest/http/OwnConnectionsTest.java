@@ -78,6 +78,21 @@ class OwnConnectionsTest {
     assertEquals(1, own.remembered());
   }
 
+  /** -1 (a connection accepted while no start waited, or with an address unknown) is never followed. */
+  @Test
+  void anUnfollowedConnectionEndsNoWait() {
+    OwnConnections own = new OwnConnections(100);
+    assertFalse(own.anyWaiting());
+    Promise<Void> wait = own.expect();
+    assertTrue(own.anyWaiting());
+    own.gone(-1);
+    own.connected(-1, wait);
+    assertFalse(wait.future().isComplete());
+    assertEquals(0, own.remembered());
+    wait.complete();
+    assertFalse(own.anyWaiting());
+  }
+
   @Test
   void keysTellListenersAndClientPortsApart() {
     assertNotEquals(OwnConnections.key(8127, 1), OwnConnections.key(8128, 1));
