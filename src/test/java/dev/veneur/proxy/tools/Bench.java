@@ -1267,14 +1267,32 @@ public final class Bench {
         double rate = medianOf(results, c, Result::deliveredPerSec);
         if (sb.length() == 0) sb.append("\nratios (medians of the runs, same cells):\n");
         sb.append(String.format(Locale.ROOT, "  %s, %s, %d globals, %d %s: CPU per metric %s / %s = %.2f / %.2f = %.1fx less;"
-                + " delivered/s %.1fx%s%n",
+                + " delivered/s %.1fx%s%s%n",
             c.flow(), c.mode(), c.globals(), c.senders(), c.burst() ? "locals" : "senders", proxyLabel(o, go.proxy()),
             proxyLabel(o, c.proxy()), goCpu, cpu, goCpu / cpu, rate / goRate,
             Double.isNaN(floor) || c.grpcIn() || c.grpcOut() ? ""
-                : String.format(Locale.ROOT, "; zlib floor %.2f, %s at %.1fx it", floor, proxyLabel(o, c.proxy()), cpu / floor)));
+                : String.format(Locale.ROOT, "; zlib floor %.2f, %s at %.1fx it", floor, proxyLabel(o, c.proxy()), cpu / floor),
+            pairedRatios(results, go, c)));
       }
     }
     return sb.toString();
+  }
+
+  /**
+   * The CPU ratio of each run of {@code go} to the run of {@code c} with the same number, which the
+   * interleaving ran next to it in time: "; run by run 9.6x, 9.8x, 10.2x". A median can sit on either
+   * side of a target while the runs straddle it; this shows how they spread. Empty with one run.
+   */
+  static String pairedRatios(List<Result> results, Cell go, Cell c) {
+    List<String> each = new ArrayList<>();
+    for (Result g : results) {
+      if (!g.ok() || !g.cell().equals(go) || Double.isNaN(g.cpuPerM())) continue;
+      results.stream()
+          .filter(r -> r.ok() && r.cell().equals(c) && r.run() == g.run() && !Double.isNaN(r.cpuPerM()) && r.cpuPerM() > 0)
+          .findFirst()
+          .ifPresent(r -> each.add(String.format(Locale.ROOT, "%.1fx", g.cpuPerM() / r.cpuPerM())));
+    }
+    return each.size() < 2 ? "" : "; run by run " + String.join(", ", each);
   }
 
   private static double medianOf(List<Result> results, Cell c, ToDoubleFunction<Result> f) {
