@@ -56,7 +56,15 @@ public final class ConsulDouble {
   private String rawAnswer;
   /** When positive, every answer is this many bytes of valid JSON, streamed (chunked), never held. */
   private long hugeAnswerBytes;
-  /** Bytes of huge answers actually written (the proxy may close the connection well before the end). */
+  /**
+   * The most bytes of any one huge answer that reached the socket (writes that succeeded; the
+   * proxy may close the connection well before the end). Counted on each write's success, not as it
+   * is handed over. Writes to a connection the proxy has already closed fail at once while
+   * {@code closed()} still reads false (the close is not yet processed on this event loop), so a
+   * pump that counted what it handed over, and kept going while the write queue was not full, once
+   * counted all 200 MiB of an answer (CI L24); printed outcomes showed the first failed write
+   * with {@code closed()} false. The pump stops at the first failed write.
+   */
   public final java.util.concurrent.atomic.AtomicLong hugeBytesWritten = new java.util.concurrent.atomic.AtomicLong();
   private final List<Runnable> blocked = new ArrayList<>();
   public final AtomicInteger requests = new AtomicInteger();
@@ -204,21 +212,29 @@ public final class ConsulDouble {
     while (block.length() < 64 * 1024) block.append(one);
     io.vertx.core.buffer.Buffer chunk = io.vertx.core.buffer.Buffer.buffer(block.toString());
     long[] written = {0};
+    java.util.concurrent.atomic.AtomicLong reached = new java.util.concurrent.atomic.AtomicLong();
+    boolean[] broken = {false};
+    io.vertx.core.Handler<io.vertx.core.AsyncResult<Void>> counted = ar -> {
+      if (ar.failed()) broken[0] = true;
+    };
     Runnable[] pump = new Runnable[1];
     pump[0] = () -> {
-      while (!resp.closed() && !resp.ended() && !resp.writeQueueFull()) {
+      while (!broken[0] && !resp.closed() && !resp.ended() && !resp.writeQueueFull()) {
+        io.vertx.core.buffer.Buffer next;
         if (written[0] == 0) {
-          io.vertx.core.buffer.Buffer h = io.vertx.core.buffer.Buffer.buffer(head.toString());
-          resp.write(h);
-          written[0] += h.length();
+          next = io.vertx.core.buffer.Buffer.buffer(head.toString());
         } else if (written[0] + chunk.length() < size) {
-          resp.write(chunk);
-          written[0] += chunk.length();
+          next = chunk;
         } else {
           resp.end(entry(Instance.passing("filler", "192.0.2.1", 9)).encode() + "]");
           break;
         }
-        hugeBytesWritten.set(written[0]);
+        int n = next.length();
+        written[0] += n;
+        resp.write(next).onComplete(ar -> {
+          counted.handle(ar);
+          if (ar.succeeded()) hugeBytesWritten.accumulateAndGet(reached.addAndGet(n), Math::max);
+        });
       }
     };
     resp.drainHandler(v -> pump[0].run());
