@@ -214,9 +214,6 @@ public final class ConsulDouble {
     long[] written = {0};
     java.util.concurrent.atomic.AtomicLong reached = new java.util.concurrent.atomic.AtomicLong();
     boolean[] broken = {false};
-    io.vertx.core.Handler<io.vertx.core.AsyncResult<Void>> counted = ar -> {
-      if (ar.failed()) broken[0] = true;
-    };
     Runnable[] pump = new Runnable[1];
     pump[0] = () -> {
       while (!broken[0] && !resp.closed() && !resp.ended() && !resp.writeQueueFull()) {
@@ -232,8 +229,8 @@ public final class ConsulDouble {
         int n = next.length();
         written[0] += n;
         resp.write(next).onComplete(ar -> {
-          counted.handle(ar);
-          if (ar.succeeded()) hugeBytesWritten.accumulateAndGet(reached.addAndGet(n), Math::max);
+          if (ar.failed()) broken[0] = true;
+          else hugeBytesWritten.accumulateAndGet(reached.addAndGet(n), Math::max);
         });
       }
     };
