@@ -85,7 +85,7 @@ final class AcceptGate extends ChannelInboundHandlerAdapter {
     if (msg instanceof Channel) {
       Channel child = (Channel) msg;
       Object from = child.remoteAddress();
-      long self = OwnConnections.SHARED.anyWaiting() ? OwnConnections.key(child) : -1;
+      long self = OwnConnections.SHARED.followed(child);
       String ip = from instanceof InetSocketAddress
           ? ((InetSocketAddress) from).getAddress().getHostAddress() : String.valueOf(from);
       // One client (one remote IP) may not take every slot: the others and the health checks keep

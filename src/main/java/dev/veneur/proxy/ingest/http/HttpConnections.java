@@ -42,7 +42,7 @@ final class HttpConnections {
           "closed a connection from " + r.from() + " at accept: " + r.detail()));
     }
     // Keyed now (a closed connection's addresses are not promised), and only while a start waits.
-    long key = OwnConnections.SHARED.anyWaiting() ? OwnConnections.key(conn.localAddress(), conn.remoteAddress()) : -1;
+    long key = OwnConnections.SHARED.followed(conn.localAddress(), conn.remoteAddress());
     conn.closeHandler(v -> {
       ctx.connections().decrementAndGet();
       OwnConnections.SHARED.gone(key);

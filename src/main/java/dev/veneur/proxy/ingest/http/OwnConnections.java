@@ -66,6 +66,16 @@ final class OwnConnections {
     return expecting.get() > 0;
   }
 
+  /** {@link #key} of a channel the accept gate sees, or -1 (not followed) while no start waits. */
+  long followed(io.netty.channel.Channel child) {
+    return anyWaiting() ? key(child) : -1;
+  }
+
+  /** {@link #key} of a connection a verticle counts, or -1 (not followed) while no start waits. */
+  long followed(SocketAddress listener, SocketAddress client) {
+    return anyWaiting() ? key(listener, client) : -1;
+  }
+
   /** The listener's end of connection {@code key} is gone and uncounted (-1: not followed). */
   void gone(long key) {
     if (key < 0 || expecting.get() == 0) return;

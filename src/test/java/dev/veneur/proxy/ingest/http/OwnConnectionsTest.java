@@ -93,6 +93,19 @@ class OwnConnectionsTest {
     assertFalse(own.anyWaiting());
   }
 
+  /** A connection's key is read only while a start waits; before and after, it is not followed. */
+  @Test
+  void connectionsAreFollowedOnlyWhileAStartWaits() {
+    OwnConnections own = new OwnConnections(100);
+    io.vertx.core.net.SocketAddress listener = io.vertx.core.net.SocketAddress.inetSocketAddress(8127, "127.0.0.1");
+    io.vertx.core.net.SocketAddress client = io.vertx.core.net.SocketAddress.inetSocketAddress(40001, "127.0.0.1");
+    assertEquals(-1, own.followed(listener, client));
+    Promise<Void> wait = own.expect();
+    assertEquals(K, own.followed(listener, client));
+    wait.complete();
+    assertEquals(-1, own.followed(listener, client));
+  }
+
   @Test
   void keysTellListenersAndClientPortsApart() {
     assertNotEquals(OwnConnections.key(8127, 1), OwnConnections.key(8128, 1));
