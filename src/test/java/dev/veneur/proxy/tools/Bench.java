@@ -140,7 +140,8 @@ public final class Bench {
       double cpuPerMWhole, double p50, double p99,
       long requests, long refused, long otherErrors, double peakRssMiB, boolean peakSinceReset, long sentMetrics,
       long acceptedMetrics, long deliveredMetrics, double proxyCores, double globalsCores, double benchCores,
-      double deliverMs, String notes, double deliveryP50, double deliveryP99, long probesLost) {
+      double deliverMs, String notes, double deliveryP50, double deliveryP99, long probesLost, double jitShare,
+      double gcShare) {
     boolean ok() {
       return error == null;
     }
@@ -406,7 +407,7 @@ public final class Bench {
       System.out.println("   run failed: " + why);
       return new Result(cell, run, why, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, 0, 0, 0,
           Double.NaN, false,
-          0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "", Double.NaN, Double.NaN, 0);
+          0, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, "", Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN);
     } finally {
       if (rig != null) {
         try {
@@ -441,12 +442,14 @@ public final class Bench {
       // and just after the senders' counters, so all figures cover the same stretch of time.
       long delivered0 = rig.delivered();
       Cpu c0 = Cpu.read(rig);
+      var jvm0 = rig.jvmThreads();
       long[] w0 = load.window(true);
       long t0 = System.nanoTime();
       waitFor(t0 + o.seconds * 1_000_000_000L, rig);
       long[] w1 = load.window(false);
       long[] lat = load.latencies();
       Cpu c1 = Cpu.read(rig);
+      var jvm1 = rig.jvmThreads();
       long delivered1 = rig.delivered();
       long requests = w1[0] - w0[0];
       long refused = w1[1] - w0[1];
@@ -469,13 +472,16 @@ public final class Bench {
           pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
           load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
           c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig), pct(delivery.sortedNanos(), 0.50),
-          pct(delivery.sortedNanos(), 0.99), delivery.lost());
+          pct(delivery.sortedNanos(), 0.99), delivery.lost(), share(jvm0, jvm1, c1.proxy - c0.proxy, ProxyRig.JvmThread.Role.JIT),
+          share(jvm0, jvm1, c1.proxy - c0.proxy, ProxyRig.JvmThread.Role.GC));
       System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s (accepted %.0f/s); proxy %.2f CPU-s per M (whole run %.2f) (%.2f cores busy; globals %s,"
-              + " bench %.2f); %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
+              + " bench %.2f)%s; %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
               + " other %d; delivery (202 to the global) p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d probes, %d"
               + " probes lost; peak RSS %.0f MiB; whole run: sent %d, accepted %d, delivered %d metrics in %d %s (%.0f"
               + " each)%s%n",
           r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.proxyCores(), cores(r.globalsCores()), r.benchCores(),
+          Double.isNaN(r.jitShare()) ? "" : String.format(Locale.ROOT, "; of the proxy's CPU the JIT compilers %.1f%%, GC and VM threads %.1f%%",
+              100 * r.jitShare(), 100 * r.gcShare()),
           cell.grpcIn() ? "SendMetrics" : "/import", r.p50(), r.p99(),
           lat.length == 0 ? 0 : lat[lat.length - 1] / 1e6, requests, refused,
           cell.grpcIn() ? "UNAVAILABLE or RESOURCE_EXHAUSTED" : "503", errors, r.deliveryP50(), r.deliveryP99(),
@@ -487,6 +493,16 @@ public final class Bench {
     } finally {
       poster.close().await();
     }
+  }
+
+  /**
+   * The share of the proxy's {@code proxyTicks} in a window that the JVM's threads of {@code role}
+   * took; NaN when the proxy is not a HotSpot JVM (no such threads) or spent nothing.
+   */
+  private static double share(java.util.Map<Long, ProxyRig.JvmThread> before, java.util.Map<Long, ProxyRig.JvmThread> after,
+      long proxyTicks, ProxyRig.JvmThread.Role role) {
+    if (after.isEmpty() || proxyTicks <= 0) return Double.NaN;
+    return ProxyRig.JvmThread.spent(before, after)[role.ordinal()] / (double) proxyTicks;
   }
 
   /** CPU ticks of the proxy, the globals' process (-1 when in this JVM) and this JVM, read together. */
@@ -667,7 +683,7 @@ public final class Bench {
           cpuProxy / (delivered / 1e6),
           pct(lat, 0.5), pct(lat, 0.99), requests, refused, other, hwm, reset, sent, accepted, delivered,
           cpuProxy / elapsed, c1.globalsCores(c0, elapsed), c1.benchCores(c0, elapsed), worstDeliver, logNotes(rig),
-          Double.NaN, Double.NaN, 0);
+          Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN);
       System.out.printf(Locale.ROOT, "   burst overall: %d locals x %d rounds every %s: %d requests, accepted %d,"
               + " refused %d (503), other %d; metrics sent %d, accepted %d, delivered %d, lost %d;"
               + " slowest round delivered in %s; proxy peak RSS %.0f MiB (%s); %.2f CPU-s per M%s%n",
@@ -1178,8 +1194,8 @@ public final class Bench {
     StringBuilder sb = new StringBuilder();
     sb.append("| proxy | in → out | mode | globals | senders | delivered/s | accepted/s | proxy CPU-s per M | CPU-s per M, whole run | p50 ms | p99 ms | refused"
         + " | other errors | delivery p50 / p99 ms | peak RSS MiB | sent / accepted / delivered | lost | burst delivered in"
-        + " | cores: proxy / globals / bench | runs |\n");
-    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        + " | cores: proxy / globals / bench | proxy CPU in JIT / GC % | runs |\n");
+    sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (Map.Entry<Cell, List<Result>> e : byCell.entrySet()) {
       Cell c = e.getKey();
       List<Result> ok = e.getValue().stream().filter(Result::ok).collect(Collectors.toList());
@@ -1214,7 +1230,8 @@ public final class Bench {
       long probesLost = ok.stream().mapToLong(Result::probesLost).sum();
       String delivery = c.burst() ? "" : stat(ok, Result::deliveryP50, "%.0f") + " / " + stat(ok, Result::deliveryP99, "%.0f")
           + (probesLost == 0 ? "" : " (" + probesLost + " probes lost)");
-      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
+      String jvm = c.burst() || c.go() ? "" : median(ok, r -> 100 * r.jitShare(), "%.1f") + " / " + median(ok, r -> 100 * r.gcShare(), "%.1f");
+      sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |%n",
           proxyLabel(o, c.proxy()), c.flow(), c.mode(), c.globals(), senders,
           stat(ok, Result::deliveredPerSec, "%,.0f"),
           stat(ok, Result::acceptedPerSec, "%,.0f"),
@@ -1230,6 +1247,7 @@ public final class Bench {
           lost,
           c.burst() ? deliverStat(ok) : "",
           cores,
+          jvm,
           ok.size(),
           (failedRuns > 0 ? ", " + failedRuns + " failed" : "") + (notes.isEmpty() ? "" : "; " + notes)));
     }
@@ -1240,7 +1258,9 @@ public final class Bench {
           + " the end of the drain over every metric delivered, which holds when it queues. sent / accepted / delivered over whole runs (warm-up and drain"
           + " included), summed over runs; lost = accepted (202, gRPC OK) but never delivered; refused = 503 from"
           + " /import, UNAVAILABLE or RESOURCE_EXHAUSTED from gRPC. A Go proxy answers gRPC before it forwards: its"
-          + " accepted is what it was sent, not what it delivered.\n");
+          + " accepted is what it was sent, not what it delivered. proxy CPU in JIT / GC % = the share of the proxy's CPU in the"
+          + " window spent by the JVM's compiler threads and by its GC and VM threads (medians): a JIT share of more than a few"
+          + " per cent means the window was not yet steady state (give a longer --warmup).\n");
     }
     if (cells.stream().anyMatch(Cell::burst)) {
       sb.append(cells.stream().allMatch(Cell::burst) ? "\n" : "").append("burst rows: delivered/s = metrics delivered / (rounds x interval); \"burst delivered in\" = the"
@@ -1333,15 +1353,15 @@ public final class Bench {
   private static void writeCsv(Path file, List<Result> results) throws IOException {
     StringBuilder sb = new StringBuilder("proxy,in,out,mode,globals,senders,run,error,delivered_per_s,accepted_per_s,cpu_s_per_m,cpu_s_per_m_whole_run,p50_ms,p99_ms,"
         + "requests,refused_503,other_errors,peak_rss_mib,sent,accepted,delivered,lost,proxy_cores,globals_cores,"
-        + "bench_cores,burst_deliver_ms,delivery_p50_ms,delivery_p99_ms,probes_lost\n");
+        + "bench_cores,burst_deliver_ms,delivery_p50_ms,delivery_p99_ms,probes_lost,jit_share,gc_share\n");
     for (Result r : results) {
-      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f,%.1f,%.1f,%d%n",
+      sb.append(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%d,%s,%.0f,%.0f,%.3f,%.3f,%.1f,%.1f,%d,%d,%d,%.0f,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.0f,%.1f,%.1f,%d,%.4f,%.4f%n",
           r.cell().proxy(), r.cell().grpcIn() ? "grpc" : "json", r.cell().grpcOut() ? "grpc" : "http",
           r.cell().mode(), r.cell().globals(), r.cell().senders(), r.run(),
           r.error() == null ? "" : '"' + r.error().replace('"', '\'').replace('\n', ' ') + '"',
           r.deliveredPerSec(), r.acceptedPerSec(), r.cpuPerM(), r.cpuPerMWhole(), r.p50(), r.p99(), r.requests(), r.refused(), r.otherErrors(),
           r.peakRssMiB(), r.sentMetrics(), r.acceptedMetrics(), r.deliveredMetrics(), r.lost(), r.proxyCores(),
-          r.globalsCores(), r.benchCores(), r.deliverMs(), r.deliveryP50(), r.deliveryP99(), r.probesLost()));
+          r.globalsCores(), r.benchCores(), r.deliverMs(), r.deliveryP50(), r.deliveryP99(), r.probesLost(), r.jitShare(), r.gcShare()));
     }
     if (file.getParent() != null) Files.createDirectories(file.getParent());
     Files.writeString(file, sb);

@@ -13,7 +13,7 @@ class BenchRatiosTest {
 
   private static Bench.Result run(Bench.Cell cell, int run, double cpuPerM, String error) {
     return new Bench.Result(cell, run, error, 1, 1, cpuPerM, cpuPerM, 1, 1, 1, 0, 0, 1, false, 1, 1, 1, 1, 1, 1,
-        Double.NaN, "", Double.NaN, Double.NaN, 0);
+        Double.NaN, "", Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN);
   }
 
   @Test

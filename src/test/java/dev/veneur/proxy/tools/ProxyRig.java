@@ -234,6 +234,59 @@ final class ProxyRig implements AutoCloseable {
     }
   }
 
+  /**
+   * The CPU ticks of the proxy's threads that are the JVM's own (its JIT compilers, its garbage
+   * collector and VM thread), by thread id, over its processes: the part of the proxy's CPU that
+   * is not the proxy's work, which is how a run shows whether its window was steady state (a JVM
+   * still compiling is not). Threads are told by their names ({@code /proc/PID/task/TID/comm}):
+   * HotSpot's are fixed. Empty for a process that is not a HotSpot JVM (a Go proxy).
+   */
+  java.util.Map<Long, JvmThread> jvmThreads() {
+    java.util.Map<Long, JvmThread> threads = new java.util.HashMap<>();
+    for (long pid : pids()) {
+      try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+        for (Path task : (Iterable<Path>) tasks::iterator) {
+          try {
+            JvmThread.Role role = JvmThread.role(Files.readString(task.resolve("comm")).trim());
+            if (role == null) continue;
+            long tid = Long.parseLong(task.getFileName().toString());
+            threads.put(tid, new JvmThread(role, cpuTicks(pid + "/task/" + tid)));
+          } catch (IOException | NumberFormatException e) {
+            // A thread that ended while being read: not counted (nor are threads that end in a window).
+          }
+        }
+      } catch (IOException | java.io.UncheckedIOException e) {
+        // A launched JVM that just ended.
+      }
+    }
+    return threads;
+  }
+
+  /** One JVM thread of the proxy's and its CPU ticks so far. */
+  record JvmThread(Role role, long ticks) {
+    enum Role { JIT, GC }
+
+    /** HotSpot's thread names (as comm truncates them to 15 bytes); null for any other thread. */
+    static Role role(String comm) {
+      if (comm.startsWith("C1 CompilerThre") || comm.startsWith("C2 CompilerThre")) return Role.JIT;
+      if (comm.startsWith("GC Thread#") || comm.startsWith("G1 ") || comm.equals("VM Thread")) return Role.GC;
+      return null;
+    }
+
+    /**
+     * Ticks each role spent between two readings: threads in the later one, from 0 for a thread
+     * that started in between. Index {@code Role.ordinal()}.
+     */
+    static long[] spent(java.util.Map<Long, JvmThread> before, java.util.Map<Long, JvmThread> after) {
+      long[] spent = new long[Role.values().length];
+      after.forEach((tid, t) -> {
+        JvmThread b = before.get(tid);
+        spent[t.role().ordinal()] += t.ticks() - (b == null || b.role() != t.role() ? 0 : b.ticks());
+      });
+      return spent;
+    }
+  }
+
   /** User + system CPU time of a process ({@code "self"} for this one), in clock ticks. */
   static long cpuTicks(String pid) throws IOException {
     String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
