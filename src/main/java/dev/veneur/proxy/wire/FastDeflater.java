@@ -21,8 +21,8 @@ import java.util.Objects;
  * it finds it, so that work fills the time the matcher spends waiting on memory, and no tokens
  * are stored (a first version that stored them, counted them, then built exact codes took 1.3
  * to 1.4 times as long, for output 1.5-5% smaller). That needs the codes before the block is
- * parsed, so they are built from the symbol counts of the block before, this call's or the
- * previous call's: JSON from the same source changes little from one block to the next. A
+ * parsed, so they are built from the symbol counts of an earlier block, this call's or an
+ * earlier call's: JSON from the same source changes little from one block to the next. A
  * deflater with no counts yet (new, or {@link #reset}) starts with a short block in the fixed
  * Huffman codes, counting. Fixed codes are also used when the counts promise them fewer bits (a
  * small input), and a block that comes out bigger than stored is rewritten as a stored block.
@@ -160,18 +160,26 @@ public final class FastDeflater {
    */
   int next = WINDOW + 1;
 
-  /** Symbol counts of the block being parsed. */
+  /** Symbol counts of the block being parsed, when {@link #counting}. */
   private int[] litCount = new int[L_CODES];
   private int[] distCount = new int[D_CODES];
   /**
-   * The counts dynamic codes are built from: those of the last block that parsed at least
-   * {@link #FIRST_BLOCK} bytes, this call's or an earlier one's (a call's output may depend on
+   * The counts dynamic codes are built from: those of the last block that counted (see {@link
+   * #counting}) and parsed at least {@link #FIRST_BLOCK} bytes, this call's or an earlier one's (a call's output may depend on
    * the calls before it, never refer to their data; {@link #reset} forgets them). {@link
    * #statBytes} is how many input bytes they cover, 0 for none.
    */
   private int[] litStats = new int[L_CODES];
   private int[] distStats = new int[D_CODES];
   private int statBytes;
+  /**
+   * Whether the block being parsed counts its symbols. Counting costs a load and a store per
+   * literal and per match, and counts only matter to the next build of codes, which happens
+   * every {@link #REUSE_BYTES} of input: so a block counts when the codes it is written with are
+   * fixed (the counts decide whether dynamic ones pay), when it may be the last block before
+   * codes are built again, or when the statistics cover too little input to go by.
+   */
+  private boolean counting = true;
 
   // The dynamic codes of the current block, and scratch to build them, reused from block to block.
   private final int[] litWeights = new int[L_CODES];
@@ -303,7 +311,9 @@ public final class FastDeflater {
     // Where a stored block would end: the matcher gives up once its output passes this.
     int limit = pos + (int) ((nbits + storedBits + 7) >>> 3);
     boolean fits;
-    if (!learn && prepareDynamic(n, storedBits)) {
+    boolean dynamic = !learn && prepareDynamic(n, storedBits);
+    counting = !dynamic || reuseLeft < BLOCK || statBytes < BLOCK / 2;
+    if (dynamic) {
       putBits(2 << 1, 3); // BFINAL 0, BTYPE 10
       putBits(L_CODES - 257, 5);
       putBits(D_CODES - 1, 5);
@@ -426,8 +436,9 @@ public final class FastDeflater {
 
   /**
    * LZ77 parse of {@code in[start, end)}, writing each literal and match with the given codes as
-   * it goes and counting symbols into {@link #litCount}/{@link #distCount}, which become the
-   * statistics if the block parsed enough (see {@link #counted}). Matches may start
+   * it goes and, when {@link #counting}, counting symbols into {@link #litCount}/{@link
+   * #distCount}, which become the statistics if the block parsed enough (see {@link #counted}).
+   * Matches may start
    * anywhere from {@code base} (the call's first byte) but end within the block. Snappy's
    * scheme: look up the hash of each position; after 32 misses in a row, look at every second
    * position, then every third... so incompressible data is skipped quickly; after a match, try
@@ -449,8 +460,11 @@ public final class FastDeflater {
     long bits = this.bits;
     int nbits = this.nbits;
     int pos = this.pos;
-    Arrays.fill(litCount, 0);
-    Arrays.fill(distCount, 0);
+    boolean counting = this.counting;
+    if (counting) {
+      Arrays.fill(litCount, 0);
+      Arrays.fill(distCount, 0);
+    }
     int emit = start;
     // The last position whose 8 bytes can be read for a hash.
     int last = end - 8;
@@ -484,7 +498,7 @@ public final class FastDeflater {
         while (s > emit && s - dist > base && in[s - 1] == in[s - 1 - dist]) s--;
         for (; emit < s; emit++) {
           int b = in[emit] & 0xFF;
-          litCount[b]++;
+          if (counting) litCount[b]++;
           int c = litCodes[b];
           bits |= (long) (c & 0xFFFF) << nbits;
           nbits += c >>> 16;
@@ -514,8 +528,10 @@ public final class FastDeflater {
           }
           int d = dist - 1;
           int dc = d < 256 ? DIST_CODE[d] : DIST_CODE[256 + (d >>> 7)];
-          litCount[LITERALS + 1 + LEN_CODE[len - 3]]++;
-          distCount[dc]++;
+          if (counting) {
+            litCount[LITERALS + 1 + LEN_CODE[len - 3]]++;
+            distCount[dc]++;
+          }
           LONG.set(out, pos, bits);
           pos += nbits >>> 3;
           bits >>>= nbits & ~7;
@@ -554,7 +570,7 @@ public final class FastDeflater {
     }
     for (; emit < end; emit++) {
       int b = in[emit] & 0xFF;
-      litCount[b]++;
+      if (counting) litCount[b]++;
       int c = litCodes[b];
       bits |= (long) (c & 0xFFFF) << nbits;
       nbits += c >>> 16;
@@ -584,7 +600,7 @@ public final class FastDeflater {
    * too few to go by (a small call, the tail of a big one): then the statistics stay.
    */
   private void counted(int bytes) {
-    if (bytes < FIRST_BLOCK) return;
+    if (!counting || bytes < FIRST_BLOCK) return;
     int[] t = litStats;
     litStats = litCount;
     litCount = t;
