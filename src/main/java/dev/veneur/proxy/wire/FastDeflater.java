@@ -165,19 +165,22 @@ public final class FastDeflater {
   private int[] distCount = new int[D_CODES];
   /**
    * The counts dynamic codes are built from: those of the last block that counted (see {@link
-   * #counting}) and parsed at least {@link #FIRST_BLOCK} bytes, this call's or an earlier one's (a call's output may depend on
-   * the calls before it, never refer to their data; {@link #reset} forgets them). {@link
-   * #statBytes} is how many input bytes they cover, 0 for none.
+   * #counting}) and parsed at least {@link #FIRST_BLOCK} bytes, this call's or an earlier one's
+   * (a call's output may depend on the calls before it, never refer to their data; {@link
+   * #reset} forgets them). {@link #statBytes} is how many input bytes they cover, 0 for none.
    */
   private int[] litStats = new int[L_CODES];
   private int[] distStats = new int[D_CODES];
   private int statBytes;
   /**
    * Whether the block being parsed counts its symbols. Counting costs a load and a store per
-   * literal and per match, and counts only matter to the next build of codes, which happens
+   * literal and two per match, and counts only matter to the next build of codes, which happens
    * every {@link #REUSE_BYTES} of input: so a block counts when the codes it is written with are
    * fixed (the counts decide whether dynamic ones pay), when it may be the last block before
-   * codes are built again, or when the statistics cover too little input to go by.
+   * codes are built again (under {@link #BLOCK} bytes of the reuse span left), or when the
+   * statistics cover under half a block. A counting block under {@link #FIRST_BLOCK} bytes (a
+   * small call, a tail) leaves the statistics as they were, so codes may be rebuilt from an
+   * older block's counts: that costs ratio, never correctness (every symbol has a code).
    */
   private boolean counting = true;
 
@@ -438,11 +441,10 @@ public final class FastDeflater {
    * LZ77 parse of {@code in[start, end)}, writing each literal and match with the given codes as
    * it goes and, when {@link #counting}, counting symbols into {@link #litCount}/{@link
    * #distCount}, which become the statistics if the block parsed enough (see {@link #counted}).
-   * Matches may start
-   * anywhere from {@code base} (the call's first byte) but end within the block. Snappy's
-   * scheme: look up the hash of each position; after 32 misses in a row, look at every second
-   * position, then every third... so incompressible data is skipped quickly; after a match, try
-   * again right at its end.
+   * Matches may start anywhere from {@code base} (the call's first byte) but end within the
+   * block. Snappy's scheme: look up the hash of each position; after 32 misses in a row, look at
+   * every second position, then every third... so incompressible data is skipped quickly; after
+   * a match, try again right at its end.
    *
    * <p>The bit buffer is emptied to at most 7 bits by an 8-byte store before each match, whose
    * up to 48 bits (length code and extra, distance code and extra) then fit; literals (15 bits at
