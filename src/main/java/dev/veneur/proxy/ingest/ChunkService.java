@@ -92,7 +92,7 @@ public final class ChunkService {
         ctx.accounting().replaced(chunk, r.chunks, "no_destination");
         for (int d = 0; d < r.chunks.length; d++) {
           if (r.chunks[d] != null) {
-            Dispatch.toForwarder(vertx.eventBus(), ctx, routing.members().get(d), r.chunks[d], rr.hops());
+            Dispatch.toForwarder(vertx.eventBus(), ctx, routing.member(d), r.chunks[d], rr.hops());
           }
         }
       }

@@ -9,7 +9,6 @@ import dev.veneur.proxy.memory.MemoryBudget;
 import dev.veneur.proxy.routing.HashRing;
 import dev.veneur.proxy.routing.V14Key;
 import java.io.ByteArrayOutputStream;
-import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -69,10 +68,9 @@ public final class GrpcTranslator {
     this.budget = budget;
     boolean[] grpc = null;
     if (budget != null) {
-      List<String> members = routing.members();
-      for (int d = 0; d < members.size(); d++) {
-        if (MemberAddress.isGrpc(members.get(d))) {
-          if (grpc == null) grpc = new boolean[members.size()];
+      for (int d = 0; d < routing.size(); d++) {
+        if (MemberAddress.isGrpc(routing.member(d))) {
+          if (grpc == null) grpc = new boolean[routing.size()];
           grpc[d] = true;
         }
       }

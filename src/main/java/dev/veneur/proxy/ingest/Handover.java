@@ -30,7 +30,7 @@ public final class Handover {
       if (c == null) continue;
       n++;
       ctx.accounting().accepted(c);
-      Dispatch.toForwarder(bus, ctx, routing.members().get(d), c, 0);
+      Dispatch.toForwarder(bus, ctx, routing.member(d), c, 0);
     }
     return n;
   }

@@ -64,7 +64,7 @@ public final class ProtoReroute implements Ingester.Task {
     for (int d = 0; d < ways; d++) {
       if (spliced != null) parts[d] = spliced[d];
       if (translated != null) parts[ways + d] = translated[d];
-      to[d] = to[ways + d] = routing.members().get(d);
+      to[d] = to[ways + d] = routing.member(d);
     }
     onParts.accept(parts, to);
   }

@@ -25,6 +25,16 @@ public final class HashRing {
   private final dev.veneur.proxy.config.IgnoreTags keyIgnore;
 
   private final List<String> members;
+  /**
+   * The members again, as an array, for the hot path ({@link #size}, {@link #member}, {@link
+   * #owner}): {@code List.copyOf} gives a list of another class for 1-2 members than for 3 or
+   * more, so a ring that shrinks from 3 to 2 (a global ejected) changed the receiver class under
+   * every compiled caller of {@code members.size()} or {@code get}, and C2 threw away and
+   * recompiled the ingest path (uncommon traps, {@code class_check}, in {@code Ingester.start}
+   * and {@code finish}, {@code Handover.hand}, {@code ImportTask.passesThrough}: seen with
+   * {@code -XX:+LogCompilation} at each ejection of a saturated global, 2026-12-07).
+   */
+  private final String[] memberArray;
   /** Virtual-node hashes, as unsigned values, ascending. */
   private final long[] points;
   /** For each point, the index of its member in {@link #members}. */
@@ -51,6 +61,7 @@ public final class HashRing {
     int[] own = new int[pts.length];
     for (int i = 0; i < pts.length; i++) own[i] = circle.get(pts[i]);
     this.members = List.copyOf(ordered);
+    this.memberArray = members.toArray(new String[0]);
     this.points = pts;
     this.owners = own;
   }
@@ -87,11 +98,16 @@ public final class HashRing {
   }
 
   public int size() {
-    return members.size();
+    return memberArray.length;
   }
 
   public boolean isEmpty() {
-    return members.isEmpty();
+    return memberArray.length == 0;
+  }
+
+  /** {@code members().get(index)}, without a call on a list whose class depends on the size. */
+  public String member(int index) {
+    return memberArray[index];
   }
 
   /**
@@ -115,7 +131,7 @@ public final class HashRing {
   /** The destination of a key hash, or null on an empty ring. */
   public String owner(int keyHash) {
     int i = ownerIndex(keyHash);
-    return i < 0 ? null : members.get(i);
+    return i < 0 ? null : memberArray[i];
   }
 
   /** The destination of {@code name + type + tagstring}, or null on an empty ring. */

@@ -20,7 +20,7 @@ public interface Owners {
     return dev.veneur.proxy.config.IgnoreTags.NONE;
   }
 
-  /** By the ring: slot {@code i} is {@code ring.members().get(i)}. */
+  /** By the ring: slot {@code i} is {@code ring.member(i)}. */
   static Owners of(HashRing ring) {
     return new Owners() {
       @Override

@@ -1,6 +1,7 @@
 package dev.veneur.proxy.routing;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -48,6 +49,25 @@ class HashRingTest {
     assertEquals(List.of("http://a:1", "http://b:2"), ring.members());
     assertEquals(HashRing.of(List.of("http://a:1", "http://b:2")).route("x", "counter", "t:1"),
         ring.route("x", "counter", "t:1"));
+  }
+
+  @Test
+  void memberAndSizeAgreeWithTheMemberListAtEverySize() {
+    // The hot path reads members by index from an array (see HashRing.memberArray): it must be
+    // the list's order at every size, the 1-2 members List.copyOf gives another class included.
+    List<String> all = List.of("http://a:1", "http://b:2", "http://c:3", "http://d:4");
+    assertEquals(0, HashRing.empty().size());
+    assertTrue(HashRing.empty().isEmpty());
+    for (int n = 1; n <= all.size(); n++) {
+      HashRing ring = HashRing.of(all.subList(0, n));
+      assertEquals(n, ring.size());
+      assertFalse(ring.isEmpty());
+      for (int i = 0; i < n; i++) assertEquals(ring.members().get(i), ring.member(i));
+      for (int k = 0; k < 1000; k++) {
+        int hash = k * 0x9E3779B9;
+        assertEquals(ring.members().get(ring.ownerIndex(hash)), ring.owner(hash));
+      }
+    }
   }
 
   @Test

@@ -141,7 +141,7 @@ final class ImportIntake {
      * re-batched as usual.
      */
     private static boolean passesThrough(ImportRequest request, HashRing routing) {
-      if (routing.members().size() != 1 || dev.veneur.proxy.config.MemberAddress.isGrpc(routing.members().get(0))) return false;
+      if (routing.size() != 1 || dev.veneur.proxy.config.MemberAddress.isGrpc(routing.member(0))) return false;
       String enc = request.req.getHeader("Content-Encoding");
       if (enc == null || !enc.trim().equalsIgnoreCase("deflate")) return false;
       return request.bodyBytes() <= MAX_WHOLE_BYTES && request.startsAsZlib();
