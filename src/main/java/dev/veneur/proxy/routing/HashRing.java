@@ -24,17 +24,18 @@ public final class HashRing {
   /** Tags the ring's keys leave out (v14's {@code ignore_tags}, for a ring of gRPC globals). */
   private final dev.veneur.proxy.config.IgnoreTags keyIgnore;
 
-  private final List<String> members;
   /**
-   * The members again, as an array, for the hot path ({@link #size}, {@link #member}, {@link
-   * #owner}): {@code List.copyOf} gives a list of another class for 1-2 members than for 3 or
-   * more, so a ring that shrinks from 3 to 2 (a global ejected) changed the receiver class under
-   * every compiled caller of {@code members.size()} or {@code get}, and C2 threw away and
-   * recompiled the ingest path (uncommon traps, {@code class_check}, in {@code Ingester.start}
-   * and {@code finish}, {@code Handover.hand}, {@code ImportTask.passesThrough}: seen with
-   * {@code -XX:+LogCompilation} at each ejection of a saturated global, 2026-12-07).
+   * The members, as an array the hot path reads ({@link #size}, {@link #member}, {@link #owner}),
+   * and {@link #members} a read-only view of it, one class at every size. They were a {@code
+   * List.copyOf}, which is one class for 1-2 members and another for 3 or more: a ring that
+   * shrank from 3 to 2 (a global ejected) changed the receiver class under every compiled caller
+   * of {@code members.size()} or {@code get}, and C2 threw away and recompiled the ingest path
+   * (uncommon traps, {@code class_check}, in {@code Ingester.start} and {@code finish}, {@code
+   * Handover.hand}, {@code ImportTask.passesThrough}: seen with {@code -XX:+LogCompilation} at
+   * each ejection of a saturated global, 2026-12-07).
    */
   private final String[] memberArray;
+  private final List<String> members;
   /** Virtual-node hashes, as unsigned values, ascending. */
   private final long[] points;
   /** For each point, the index of its member in {@link #members}. */
@@ -60,8 +61,8 @@ public final class HashRing {
     Arrays.sort(pts);
     int[] own = new int[pts.length];
     for (int i = 0; i < pts.length; i++) own[i] = circle.get(pts[i]);
-    this.members = List.copyOf(ordered);
-    this.memberArray = members.toArray(new String[0]);
+    this.memberArray = ordered.toArray(new String[0]);
+    this.members = java.util.Collections.unmodifiableList(Arrays.asList(memberArray));
     this.points = pts;
     this.owners = own;
   }
@@ -105,7 +106,7 @@ public final class HashRing {
     return memberArray.length == 0;
   }
 
-  /** {@code members().get(index)}, without a call on a list whose class depends on the size. */
+  /** {@code members().get(index)}, read from the array. */
   public String member(int index) {
     return memberArray[index];
   }

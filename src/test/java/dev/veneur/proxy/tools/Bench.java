@@ -449,7 +449,7 @@ public final class Bench {
       long[] w1 = load.window(false);
       long[] lat = load.latencies();
       Cpu c1 = Cpu.read(rig);
-      var jvm1 = rig.jvmThreads();
+      double[] jvmShares = jvmShares(jvm0, rig.jvmThreads(), c1.proxy - c0.proxy);
       long delivered1 = rig.delivered();
       long requests = w1[0] - w0[0];
       long refused = w1[1] - w0[1];
@@ -472,8 +472,8 @@ public final class Bench {
           pct(lat, 0.50), pct(lat, 0.99), requests, refused, errors, hwm, false, load.sentMetrics.get(),
           load.acceptedMetrics.get(), delivered, cpuProxy / elapsed, c1.globalsCores(c0, elapsed),
           c1.benchCores(c0, elapsed), Double.NaN, logNotes(rig), pct(delivery.sortedNanos(), 0.50),
-          pct(delivery.sortedNanos(), 0.99), delivery.lost(), share(jvm0, jvm1, c1.proxy - c0.proxy, ProxyRig.JvmThread.Role.JIT),
-          share(jvm0, jvm1, c1.proxy - c0.proxy, ProxyRig.JvmThread.Role.GC));
+          pct(delivery.sortedNanos(), 0.99), delivery.lost(), jvmShares[ProxyRig.JvmThread.Role.JIT.ordinal()],
+          jvmShares[ProxyRig.JvmThread.Role.GC.ordinal()]);
       System.out.printf(Locale.ROOT, "   delivered %.0f metrics/s (accepted %.0f/s); proxy %.2f CPU-s per M (whole run %.2f) (%.2f cores busy; globals %s,"
               + " bench %.2f)%s; %s p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d requests; refused %d (%s),"
               + " other %d; delivery (202 to the global) p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d probes, %d"
@@ -496,13 +496,18 @@ public final class Bench {
   }
 
   /**
-   * The share of the proxy's {@code proxyTicks} in a window that the JVM's threads of {@code role}
-   * took; NaN when the proxy is not a HotSpot JVM (no such threads) or spent nothing.
+   * The share of the proxy's {@code proxyTicks} in a window that the JVM's threads of each role
+   * took, indexed by {@code Role.ordinal()}; NaN when the proxy is not a HotSpot JVM (no such
+   * threads) or spent nothing.
    */
-  private static double share(java.util.Map<Long, ProxyRig.JvmThread> before, java.util.Map<Long, ProxyRig.JvmThread> after,
-      long proxyTicks, ProxyRig.JvmThread.Role role) {
-    if (after.isEmpty() || proxyTicks <= 0) return Double.NaN;
-    return ProxyRig.JvmThread.spent(before, after)[role.ordinal()] / (double) proxyTicks;
+  private static double[] jvmShares(java.util.Map<Long, ProxyRig.JvmThread> before,
+      java.util.Map<Long, ProxyRig.JvmThread> after, long proxyTicks) {
+    long[] spent = ProxyRig.JvmThread.spent(before, after);
+    double[] shares = new double[spent.length];
+    for (int i = 0; i < spent.length; i++) {
+      shares[i] = after.isEmpty() || proxyTicks <= 0 ? Double.NaN : spent[i] / (double) proxyTicks;
+    }
+    return shares;
   }
 
   /** CPU ticks of the proxy, the globals' process (-1 when in this JVM) and this JVM, read together. */
