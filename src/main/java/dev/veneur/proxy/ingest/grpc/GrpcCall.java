@@ -25,19 +25,24 @@ import io.vertx.core.internal.http.HttpServerRequestWrapper;
  */
 final class GrpcCall extends HttpServerRequestWrapper {
   /**
-   * What a received byte may cost on the heap until its message is whole: Vert.x's deframer
-   * appends frames to one buffer that grows by doubling, so a message in progress can occupy
-   * twice its bytes. Counted at one, 2,000 stalled streams of 256 KiB each filled the 102 MiB
-   * budget with ~200 MiB of heap and a -Xmx256m process died (GrpcAttackIT, on a loaded
+   * What a received byte may cost on the heap until its message is whole: its frames are held
+   * until the message's last byte, then copied into one buffer of its size ({@link MessageGather}),
+   * so for a moment a message occupies twice its bytes. (Before, Vert.x's deframer grew one buffer
+   * by doubling, with the same bound.) Counted at one, 2,000 stalled streams of 256 KiB each filled
+   * the 102 MiB budget with ~200 MiB of heap and a -Xmx256m process died (GrpcAttackIT, on a loaded
    * machine); counted at two, the budget bounds the heap they take.
    */
   static final long GROWTH = 2;
 
   private final Admission admission;
+  private final MessageGather gather;
+  /** The deframer's handler, for what is held when the call ends. */
+  private Handler<Buffer> deframer;
   private boolean pausedByReader;
 
   GrpcCall(HttpServerRequest req, Vertx vertx, Context context, MemoryBudget budget, ProxyConfig cfg) {
     super((HttpServerRequestInternal) req);
+    this.gather = new MessageGather(cfg.grpcMaxMessageBytes);
     this.admission = new Admission(budget, Timers.of(vertx), r -> context.runOnContext(v -> r.run()),
         cfg.memoryWaitTimeout.toNanos(), GROWTH, new Admission.Source() {
           @Override
@@ -60,14 +65,25 @@ final class GrpcCall extends HttpServerRequestWrapper {
 
   @Override
   public HttpServerRequest handler(Handler<Buffer> handler) {
+    deframer = handler;
     if (handler == null) return super.handler(null);
     return super.handler(buf -> {
       // Answered already: what the client still sends is dropped here, never handed to the
       // deframer, where it would pile up uncounted for as long as the client keeps the stream open.
       if (admission.finished()) return;
       admission.arrived(buf.length());
-      handler.handle(buf);
+      gather.accept(buf, handler);
       admission.checkMemory();
+    });
+  }
+
+  @Override
+  public HttpServerRequest endHandler(Handler<Void> handler) {
+    if (handler == null) return super.endHandler(null);
+    return super.endHandler(v -> {
+      // A message cut short by the end of the stream reaches the deframer as it did before.
+      if (deframer != null && !admission.finished()) gather.flush(deframer);
+      handler.handle(v);
     });
   }
 
@@ -104,6 +120,7 @@ final class GrpcCall extends HttpServerRequestWrapper {
 
   /** The call ended (answered, reset or failed): what it still holds goes back. */
   void finish() {
+    gather.release();
     admission.finish();
   }
 
