@@ -140,6 +140,49 @@ class GrpcAttackIT {
       for (Future<String> f : bigCalls) statuses.computeIfAbsent("big " + f.await(60, TimeUnit.SECONDS), k -> new AtomicLong()).incrementAndGet();
       assertEquals(50, statuses.getOrDefault("big 8", new AtomicLong()).get(), "RESOURCE_EXHAUSTED (8) for each: " + statuses);
 
+      // 1b. Tiny frames: 20 calls each declare a 4,000,000-byte message and send it one byte per
+      // DATA frame (one write per event-loop turn, so each goes out as a frame of its own) until
+      // answered. Held as one buffer per frame, a byte would cost ~150 bytes of heap against the 2
+      // the budget counts, and a few million such frames fill a 256 MiB heap: held in staging
+      // buffers, they cost about their bytes.
+      HttpClient tiny = vertx.createHttpClient(new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2)
+          .setHttp2ClearTextUpgrade(false), new PoolOptions().setHttp2MaxSize(4));
+      clients.add(tiny);
+      AtomicLong tinyFrames = new AtomicLong();
+      Buffer oneByte = Buffer.buffer(new byte[] {7});
+      List<Future<String>> tinyCalls = new ArrayList<>();
+      for (int i = 0; i < 20; i++) {
+        tinyCalls.add(tiny.request(HttpMethod.POST, grpc, "127.0.0.1", "/forwardrpc.Forward/SendMetrics").compose(req -> {
+          req.setChunked(true).putHeader("content-type", "application/grpc").putHeader("te", "trailers");
+          req.write(Buffer.buffer().appendByte((byte) 0).appendInt(4_000_000));
+          io.vertx.core.Context here = Vertx.currentContext();
+          AtomicBoolean answered = new AtomicBoolean();
+          Runnable[] pump = new Runnable[1];
+          pump[0] = () -> {
+            if (answered.get()) return;
+            if (req.writeQueueFull()) {
+              req.drainHandler(v -> here.runOnContext(x -> pump[0].run()));
+              return;
+            }
+            req.write(oneByte).onFailure(e -> answered.set(true));
+            tinyFrames.incrementAndGet();
+            here.runOnContext(x -> pump[0].run());
+          };
+          pump[0].run();
+          return answer(req).onComplete(r -> answered.set(true));
+        }).recover(e -> Future.succeededFuture("error " + e)));
+      }
+      for (Future<String> f : tinyCalls) statuses.computeIfAbsent("tiny " + f.await(60, TimeUnit.SECONDS), k -> new AtomicLong()).incrementAndGet();
+      System.out.printf("grpc tiny frames: %d one-byte DATA frames sent, statuses %s%n", tinyFrames.get(), statuses);
+      assertTrue(tinyFrames.get() > 100_000, "the tiny-frame attack sent " + tinyFrames.get() + " frames");
+      // Each is answered DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED; a client that keeps sending after
+      // its answer floods the stream it was reset on, and Netty's HTTP/2 stack may close that
+      // connection (an error here). None is accepted.
+      assertTrue(statuses.getOrDefault("tiny 4", new AtomicLong()).get()
+          + statuses.getOrDefault("tiny 8", new AtomicLong()).get() > 0, "tiny-frame calls answered: " + statuses);
+      assertEquals(0, statuses.getOrDefault("tiny 0", new AtomicLong()).get(), "a tiny-frame call accepted: " + statuses);
+      assertTrue(p.process.isAlive(), "the proxy is up after the tiny frames:\n" + p.log());
+
       // 2. 10,000 streams on 100 connections (100 each, grpc_max_concurrent_streams), each declaring a
       // 4,000,000-byte message and sending 64 KiB of it (one shared zero buffer), then nothing: 40 GB
       // declared and 640 MB sent (1.3 GB in the budget's count, a received byte costing two until its

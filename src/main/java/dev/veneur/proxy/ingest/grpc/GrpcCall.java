@@ -26,9 +26,10 @@ import io.vertx.core.internal.http.HttpServerRequestWrapper;
 final class GrpcCall extends HttpServerRequestWrapper {
   /**
    * What a received byte may cost on the heap until its message is whole: its frames are held
-   * until the message's last byte, then copied into one buffer of its size ({@link MessageGather}),
-   * so for a moment a message occupies twice its bytes. (Before, Vert.x's deframer grew one buffer
-   * by doubling, with the same bound.) Counted at one, 2,000 stalled streams of 256 KiB each filled
+   * until the message's last byte (small pieces copied into staging buffers no larger than what is
+   * held), then copied into one buffer of its size ({@link MessageGather}), so a message occupies
+   * about twice its bytes at most. (Before, Vert.x's deframer grew one buffer by doubling, with the
+   * same bound.) Counted at one, 2,000 stalled streams of 256 KiB each filled
    * the 102 MiB budget with ~200 MiB of heap and a -Xmx256m process died (GrpcAttackIT, on a loaded
    * machine); counted at two, the budget bounds the heap they take.
    */
@@ -36,13 +37,14 @@ final class GrpcCall extends HttpServerRequestWrapper {
 
   private final Admission admission;
   private final MessageGather gather;
-  /** The deframer's handler, for what is held when the call ends. */
-  private Handler<Buffer> deframer;
   private boolean pausedByReader;
 
   GrpcCall(HttpServerRequest req, Vertx vertx, Context context, MemoryBudget budget, ProxyConfig cfg) {
     super((HttpServerRequestInternal) req);
-    this.gather = new MessageGather(cfg.grpcMaxMessageBytes);
+    // grpc-web-text bodies are base64: only binary gRPC framing is gathered.
+    String type = req.getHeader("content-type");
+    this.gather = new MessageGather(cfg.grpcMaxMessageBytes,
+        type != null && type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"));
     this.admission = new Admission(budget, Timers.of(vertx), r -> context.runOnContext(v -> r.run()),
         cfg.memoryWaitTimeout.toNanos(), GROWTH, new Admission.Source() {
           @Override
@@ -65,7 +67,6 @@ final class GrpcCall extends HttpServerRequestWrapper {
 
   @Override
   public HttpServerRequest handler(Handler<Buffer> handler) {
-    deframer = handler;
     if (handler == null) return super.handler(null);
     return super.handler(buf -> {
       // Answered already: what the client still sends is dropped here, never handed to the
@@ -81,8 +82,8 @@ final class GrpcCall extends HttpServerRequestWrapper {
   public HttpServerRequest endHandler(Handler<Void> handler) {
     if (handler == null) return super.endHandler(null);
     return super.endHandler(v -> {
-      // A message cut short by the end of the stream reaches the deframer as it did before.
-      if (deframer != null && !admission.finished()) gather.flush(deframer);
+      // A message cut short by the stream's end is let go: the deframer would drop it too.
+      gather.close();
       handler.handle(v);
     });
   }
@@ -120,7 +121,7 @@ final class GrpcCall extends HttpServerRequestWrapper {
 
   /** The call ended (answered, reset or failed): what it still holds goes back. */
   void finish() {
-    gather.release();
+    gather.close();
     admission.finish();
   }
 
