@@ -42,9 +42,7 @@ final class GrpcCall extends HttpServerRequestWrapper {
   GrpcCall(HttpServerRequest req, Vertx vertx, Context context, MemoryBudget budget, ProxyConfig cfg) {
     super((HttpServerRequestInternal) req);
     // grpc-web-text bodies are base64: only binary gRPC framing is gathered.
-    String type = req.getHeader("content-type");
-    this.gather = new MessageGather(cfg.grpcMaxMessageBytes,
-        type != null && type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"));
+    this.gather = new MessageGather(cfg.grpcMaxMessageBytes, MessageGather.binaryGrpc(req.getHeader("content-type")));
     this.admission = new Admission(budget, Timers.of(vertx), r -> context.runOnContext(v -> r.run()),
         cfg.memoryWaitTimeout.toNanos(), GROWTH, new Admission.Source() {
           @Override

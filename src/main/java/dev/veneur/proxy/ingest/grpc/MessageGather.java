@@ -42,6 +42,8 @@ final class MessageGather {
   /** The staging buffer at the end of {@link #held} with room left, or null. */
   private Buffer stage;
   private int stageRoom;
+  /** Bytes of the arrays held: frames kept as they came, and every staging buffer's size. */
+  private long capacity;
   /** A message over the limit was seen, or the call is not binary gRPC: bytes go on as they arrive. */
   private boolean raw;
   /** The call is over: nothing more is held or handed on. */
@@ -73,16 +75,18 @@ final class MessageGather {
           long l = buf.getUnsignedInt(off + 1);
           if (l > maxMessage) {
             raw = true;
-            out.handle(part(buf, off, len));
+            emit(out, part(buf, off, len));
             return;
           }
           if (len - off - PREFIX >= l) {
             int end = off + PREFIX + (int) l;
-            out.handle(part(buf, off, end));
+            emit(out, part(buf, off, end));
             if (closed) return;
             off = end;
             continue;
           }
+          // Its prefix is here: the rest of this buffer is all its bytes (a whole frame is kept).
+          need = PREFIX + l;
         }
       }
       // A message that does not end in this buffer: its prefix first, then up to its end.
@@ -97,10 +101,10 @@ final class MessageGather {
           List<Buffer> parts = new ArrayList<>(held);
           reset();
           for (Buffer b : parts) {
-            out.handle(b);
+            emit(out, b);
             if (closed) return;
           }
-          if (off < len) out.handle(buf.slice(off, len));
+          if (off < len) emit(out, buf.slice(off, len));
           return;
         }
         need = PREFIX + l;
@@ -109,10 +113,19 @@ final class MessageGather {
         Buffer whole = Buffer.buffer(heldBytes);
         for (Buffer b : held) whole.appendBuffer(b);
         reset();
-        out.handle(whole);
+        emit(out, whole);
         if (closed) return;
       }
     }
+  }
+
+  /**
+   * Whether a request's {@code content-type} is gRPC's binary framing ({@code application/grpc},
+   * {@code +proto}, {@code +json}, ...), not grpc-web's: only that is gathered.
+   */
+  static boolean binaryGrpc(String contentType) {
+    return contentType != null && contentType.startsWith("application/grpc")
+        && !contentType.startsWith("application/grpc-web");
   }
 
   /** The call is over (answered, ended, reset): what is held is let go, and nothing more is taken. */
@@ -131,22 +144,53 @@ final class MessageGather {
     return held.size();
   }
 
+  /** Bytes of the arrays held (for tests: what holding costs against the bytes held). */
+  long heldCapacity() {
+    return capacity;
+  }
+
+  /**
+   * Hands {@code b} on. If the deframer throws (a compressed message with no encoding declared,
+   * which it cannot read), the call's bytes go on as they arrive from then on, as before.
+   */
+  private void emit(Handler<Buffer> out, Buffer b) {
+    try {
+      out.handle(b);
+    } catch (RuntimeException e) {
+      raw = true;
+      reset();
+      throw e;
+    }
+  }
+
   private void hold(Buffer buf, int from, int n) {
     if (from == 0 && n == buf.length() && n >= STAGE) {
       // A whole frame of message bytes: kept as it came, nothing else in it is kept alive.
       held.add(buf);
       stage = null;
-    } else if (stage != null && stageRoom >= n) {
-      stage.appendBuffer(buf, from, n);
-      stageRoom -= n;
+      capacity += n;
     } else {
-      // Room for more small pieces, but never more than is held already (or 64 bytes): a stream
-      // that stops after a byte or two costs a small buffer, not a staging buffer's worth.
-      int cap = Math.max(n, Math.min(STAGE, Math.max(64, heldBytes)));
-      if (need >= 0) cap = (int) Math.min(cap, need - heldBytes);
-      stage = Buffer.buffer(cap).appendBuffer(buf, from, n);
-      stageRoom = cap - n;
-      held.add(stage);
+      // Copied: the staging buffer is filled first, so only the last one has room left.
+      int at = from;
+      int left = n;
+      if (stage != null && stageRoom > 0) {
+        int k = Math.min(left, stageRoom);
+        stage.appendBuffer(buf, at, k);
+        stageRoom -= k;
+        at += k;
+        left -= k;
+      }
+      if (left > 0) {
+        int now = heldBytes + (n - left);
+        // Room for more small pieces, but never more than is held already (or 64 bytes): a
+        // stream that stops after a byte or two costs a small buffer, not a staging buffer's worth.
+        int cap = Math.max(left, Math.min(STAGE, Math.max(64, now)));
+        if (need >= 0) cap = (int) Math.min(cap, need - now);
+        stage = Buffer.buffer(cap).appendBuffer(buf, at, left);
+        stageRoom = cap - left;
+        capacity += cap;
+        held.add(stage);
+      }
     }
     heldBytes += n;
   }
@@ -157,6 +201,7 @@ final class MessageGather {
     need = -1;
     stage = null;
     stageRoom = 0;
+    capacity = 0;
   }
 
   private long heldPrefixLength() {

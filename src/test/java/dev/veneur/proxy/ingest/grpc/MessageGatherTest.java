@@ -61,17 +61,24 @@ class MessageGatherTest {
   void handsOnTheSameBytesOneWholeMessageAtATime() {
     SplittableRandom rnd = new SplittableRandom(7);
     for (int t = 0; t < 3000; t++) {
+      // Small frames and messages, or frames up to HTTP/2's 16 KiB and messages of tens of KB (the
+      // frames held as they came).
+      boolean large = t % 2 == 1;
+      int maxLen = large ? 40_000 : 3000;
       List<byte[]> messages = new ArrayList<>();
       ByteArrayOutputStream body = new ByteArrayOutputStream();
       int count = 1 + rnd.nextInt(6);
       for (int m = 0; m < count; m++) {
-        byte[] msg = message(rnd, rnd.nextInt(4) == 0 ? rnd.nextInt(3) : rnd.nextInt(3000));
+        byte[] msg = message(rnd, rnd.nextInt(4) == 0 ? rnd.nextInt(3) : rnd.nextInt(maxLen));
         messages.add(msg);
         body.writeBytes(msg);
       }
-      MessageGather g = new MessageGather(MAX, true);
+      MessageGather g = new MessageGather(large ? 1 << 20 : MAX, true);
       List<Buffer> handed = new ArrayList<>();
-      for (Buffer f : frames(rnd, body.toByteArray(), 1 + rnd.nextInt(1200))) g.accept(f, handed::add);
+      for (Buffer f : frames(rnd, body.toByteArray(), 1 + rnd.nextInt(large ? 16384 : 1200))) {
+        g.accept(f, handed::add);
+        assertTrue(g.heldCapacity() <= 2L * g.heldBytes() + 64, "held " + g.heldBytes() + " in " + g.heldCapacity());
+      }
       assertEquals(0, g.heldBytes(), "every message ended: nothing is held");
       assertEquals(messages.size(), handed.size(), "one buffer per message");
       for (int m = 0; m < messages.size(); m++) assertArrayEquals(messages.get(m), handed.get(m).getBytes(), "message " + m);
@@ -123,7 +130,28 @@ class MessageGatherTest {
     for (int i = 0; i < sent; i++) g.accept(Buffer.buffer(new byte[] {m[i]}), handed::add);
     assertEquals(sent, g.heldBytes());
     assertTrue(g.heldPieces() <= 16 + sent / MessageGather.STAGE, "held in " + g.heldPieces() + " buffers");
+    assertTrue(g.heldCapacity() <= 2L * sent + 64, "held " + sent + " bytes in " + g.heldCapacity());
     for (int i = sent; i < m.length; i++) g.accept(Buffer.buffer(new byte[] {m[i]}), handed::add);
+    assertEquals(1, handed.size());
+    assertArrayEquals(m, handed.get(0).getBytes());
+  }
+
+  @Test
+  void largeAndTinyFramesInTurnCostAboutTheirBytes() {
+    // The worst case of keeping large frames and staging small ones: each tiny frame after a large
+    // one starts a staging buffer of its own.
+    byte[] m = message(new SplittableRandom(2), 1 << 20);
+    MessageGather g = new MessageGather(4 << 20, true);
+    List<Buffer> handed = new ArrayList<>();
+    int at = 0;
+    while (at < m.length) {
+      int n = Math.min(m.length - at, (at / 7) % 2 == 0 ? MessageGather.STAGE : 1);
+      g.accept(Buffer.buffer().appendBytes(m, at, n), handed::add);
+      at += n;
+      if (at < m.length) {
+        assertTrue(g.heldCapacity() <= 2L * g.heldBytes() + 4096, "held " + g.heldBytes() + " in " + g.heldCapacity());
+      }
+    }
     assertEquals(1, handed.size());
     assertArrayEquals(m, handed.get(0).getBytes());
   }
@@ -214,11 +242,12 @@ class MessageGatherTest {
   void closedTakesNothingMoreEvenInTheMiddleOfAFrame() {
     SplittableRandom rnd = new SplittableRandom(13);
     byte[] a = message(rnd, 100);
-    byte[] b = message(rnd, 5_000);
+    byte[] b = message(rnd, 3_000);
+    byte[] c = message(rnd, 2_000);
+    // The call is refused while its first message is handed on (as CallIntake does for a bad
+    // message): the rest of the frame, the start of b, is not held.
     MessageGather g = new MessageGather(MAX, true);
     List<Buffer> handed = new ArrayList<>();
-    // The call is refused while its first message is handed on (as CallIntake does for a bad
-    // message): the rest of the frame is not held.
     g.accept(Buffer.buffer().appendBytes(a).appendBytes(b, 0, 1000), m -> {
       handed.add(m);
       g.close();
@@ -227,6 +256,61 @@ class MessageGatherTest {
     assertEquals(0, g.heldBytes());
     g.accept(Buffer.buffer().appendBytes(b, 1000, b.length - 1000), handed::add);
     assertEquals(1, handed.size());
+
+    // Refused while a held message, made whole, is handed on: the next message's start, in the
+    // same frame, is not held.
+    MessageGather h = new MessageGather(MAX, true);
+    List<Buffer> handed2 = new ArrayList<>();
+    h.accept(Buffer.buffer().appendBytes(b, 0, 1000), handed2::add);
+    assertEquals(1000, h.heldBytes());
+    h.accept(Buffer.buffer().appendBytes(b, 1000, b.length - 1000).appendBytes(c, 0, 500), m -> {
+      handed2.add(m);
+      h.close();
+    });
+    assertEquals(1, handed2.size());
+    assertArrayEquals(b, handed2.get(0).getBytes());
+    assertEquals(0, h.heldBytes());
+  }
+
+  @Test
+  void onlyBinaryGrpcIsGathered() {
+    assertTrue(MessageGather.binaryGrpc("application/grpc"));
+    assertTrue(MessageGather.binaryGrpc("application/grpc+proto"));
+    assertTrue(MessageGather.binaryGrpc("application/grpc+json"));
+    assertTrue(!MessageGather.binaryGrpc("application/grpc-web"));
+    assertTrue(!MessageGather.binaryGrpc("application/grpc-web-text"));
+    assertTrue(!MessageGather.binaryGrpc("application/grpc-web+proto"));
+    assertTrue(!MessageGather.binaryGrpc("application/json"));
+    assertTrue(!MessageGather.binaryGrpc(null));
+  }
+
+  @Test
+  void whenTheDeframerThrowsTheRestGoesOnAsItArrives() {
+    SplittableRandom rnd = new SplittableRandom(17);
+    byte[] a = message(rnd, 200);
+    a[0] = 1; // compressed, with no encoding declared: Vert.x's deframer throws on it
+    byte[] b = message(rnd, 300);
+    // Where the next frame starts, b's bytes look like a small message's prefix: a gather that had
+    // not given up would cut the frame there.
+    b[100] = 0;
+    b[101] = 0;
+    b[102] = 0;
+    b[103] = 0;
+    b[104] = 10;
+    MessageGather g = new MessageGather(MAX, true);
+    List<Buffer> handed = new ArrayList<>();
+    Buffer frame = Buffer.buffer().appendBytes(a).appendBytes(b, 0, 100);
+    try {
+      g.accept(frame, m -> {
+        throw new UnsupportedOperationException("Handle me");
+      });
+    } catch (UnsupportedOperationException expected) {
+      // as the deframer's own exception reaches Vert.x
+    }
+    Buffer next = Buffer.buffer().appendBytes(b, 100, b.length - 100);
+    g.accept(next, handed::add);
+    assertSame(next, handed.get(0), "as it arrives, after the deframer gave up");
+    assertEquals(0, g.heldBytes());
   }
 
   @Test
