@@ -95,15 +95,15 @@ final class MessageGather {
       hold(buf, off, take);
       off += take;
       if (need < 0 && heldBytes == PREFIX) {
-        long l = heldPrefixLength();
+        // A prefix that came in pieces: each under 5 bytes, so all copied into the one staging
+        // buffer held (64 bytes, filled first).
+        long l = stage.getUnsignedInt(1);
         if (l > maxMessage) {
           raw = true;
-          List<Buffer> parts = new ArrayList<>(held);
+          Buffer prefix = stage;
           reset();
-          for (Buffer b : parts) {
-            emit(out, b);
-            if (closed) return;
-          }
+          emit(out, prefix);
+          if (closed) return;
           if (off < len) emit(out, buf.slice(off, len));
           return;
         }
@@ -202,17 +202,6 @@ final class MessageGather {
     stage = null;
     stageRoom = 0;
     capacity = 0;
-  }
-
-  private long heldPrefixLength() {
-    long l = 0;
-    int at = 0;
-    for (Buffer b : held) {
-      for (int i = 0; i < b.length(); i++, at++) {
-        if (at >= 1 && at < PREFIX) l = (l << 8) | b.getUnsignedByte(i);
-      }
-    }
-    return l;
   }
 
   private static Buffer part(Buffer buf, int from, int to) {
